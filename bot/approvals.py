@@ -1,0 +1,85 @@
+"""Turning a person's decision into an ``ApprovalDecided`` event, or a clear refusal. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.agent import Agent
+from bot.config import Settings
+from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
+from bot.events import ApprovalDecided, ArgumentChange, Via
+from bot.policy import authorize
+from bot.thread import Thread
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """``version: field required; environment: input should be 'staging' or 'production'``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        msg = err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown argument"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def decide(
+    thread: Thread,
+    agent: Agent,
+    approval_id: str,
+    *,
+    approved: bool,
+    user: str | None,
+    via: Via,
+    settings: Settings,
+    comment: str | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> ApprovalDecided:
+    """Validate a decision against the thread and the policy; return the event to append."""
+    request = thread.approval_request(approval_id)
+    if request is None:
+        raise NotWaiting(f"thread {thread.id} has no approval {approval_id}")
+    earlier = thread.decision(approval_id)
+    if earlier is not None:
+        raise AlreadyDecided(earlier.by, earlier.approved)
+    pending = thread.pending
+    if pending is None or pending.approval_id != approval_id:
+        raise NotWaiting(f"approval {approval_id} is no longer pending")
+    authorize(user, pending, via.channel, settings, approving=approved)
+    assert user is not None  # authorize refuses anonymous decisions
+
+    edited: dict[str, Any] | None = None
+    changes: list[ArgumentChange] = []
+    if arguments:
+        if not approved:
+            raise InvalidArguments("edited arguments only apply to an approval")
+        action_type = agent.action(pending.action)
+        if action_type is None:
+            raise InvalidArguments(f"unknown action {pending.action}")
+        merged = {**pending.arguments, **arguments}
+        try:
+            action = action_type.model_validate(merged)
+        except ValidationError as exc:
+            raise InvalidArguments(describe_validation(exc)) from None
+        edited = action.model_dump(mode="json")
+        changes = [
+            ArgumentChange(field=k, old=pending.arguments.get(k), new=v)
+            for k, v in edited.items() if pending.arguments.get(k) != v
+        ]
+        if not changes:
+            edited = None
+        else:
+            # The edited action must still be one this person may approve (e.g. staging -> production).
+            policy = action_type.approval
+            if policy.group != pending.group:
+                raise InvalidArguments("edited arguments would need a different approver group")
+    text = (comment or "").strip() or None
+    if not approved and text is None:
+        text = None  # a rejection without a reason is allowed through the API; channels ask for one
+    return ApprovalDecided(
+        approval_id=approval_id, action_id=pending.action_id, approved=approved, by=user,
+        comment=text, arguments=edited, changes=changes, via=via,
+    )

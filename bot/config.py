@@ -1,0 +1,167 @@
+"""Settings, read once from the environment (pydantic-settings). The only module that looks at os.environ."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+TlsMode = Literal["ssl", "starttls", "none"]
+_GROUP_PREFIX = "OPSGATE_APPROVERS_"
+_IDENTITY = re.compile(r"^([UW][A-Z0-9]{2,}|[^@\s]+@[^@\s]+\.[^@\s]+|[a-z][a-z0-9_.-]*)$")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Every opsgate setting; each field's alias is its environment variable."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # core
+    database_url: str = Field("sqlite+aiosqlite:///./opsgate.db", alias="DATABASE_URL")
+    host: str = Field("127.0.0.1", alias="OPSGATE_HOST")
+    port: int = Field(8080, alias="PORT", ge=1, le=65535)
+    api_token: str | None = Field(None, alias="OPSGATE_API_TOKEN")
+    public_url: str | None = Field(None, alias="OPSGATE_PUBLIC_URL")
+    log_level: str = Field("info", alias="OPSGATE_LOG_LEVEL")
+
+    # model
+    openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    model: str = Field("gpt-4o-mini", alias="OPSGATE_MODEL")
+    model_timeout: float = Field(60.0, alias="OPSGATE_MODEL_TIMEOUT", gt=0)
+    model_retries: int = Field(4, alias="OPSGATE_MODEL_RETRIES", ge=0, le=20)
+
+    # agents and approvals
+    default_agent: str = Field("deploy", alias="OPSGATE_DEFAULT_AGENT")
+    approvers_raw: str | None = Field(None, alias="OPSGATE_APPROVERS")
+    max_steps: int = Field(20, alias="OPSGATE_MAX_STEPS", ge=1)
+    four_eyes: bool = Field(True, alias="OPSGATE_FOUR_EYES")
+
+    # worker
+    worker_concurrency: int = Field(8, alias="OPSGATE_WORKER_CONCURRENCY", ge=1, le=256)
+    poll_interval: float = Field(0.5, alias="OPSGATE_POLL_INTERVAL", gt=0)
+    lease_seconds: float = Field(300.0, alias="OPSGATE_LEASE_SECONDS", gt=0)
+
+    # deploy agent executor
+    deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
+    webhook_secret: str | None = Field(None, alias="OPSGATE_WEBHOOK_SECRET")
+
+    # Slack
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+
+    # email
+    imap_host: str | None = Field(None, alias="IMAP_HOST")
+    imap_port: int | None = Field(None, alias="IMAP_PORT")
+    imap_username: str | None = Field(None, alias="IMAP_USERNAME")
+    imap_password: str | None = Field(None, alias="IMAP_PASSWORD")
+    imap_tls: TlsMode = Field("ssl", alias="IMAP_TLS")
+    imap_mailbox: str = Field("INBOX", alias="IMAP_MAILBOX")
+    email_address: str | None = Field(None, alias="OPSGATE_EMAIL_ADDRESS")
+    email_trusted_authserv_id: str | None = Field(None, alias="OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID")
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int | None = Field(None, alias="SMTP_PORT")
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_tls: TlsMode = Field("starttls", alias="SMTP_TLS")
+
+    # web inbox
+    web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")
+
+    # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
+    approver_groups_raw: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @cached_property
+    def approvers(self) -> list[str]:
+        """Identities allowed to approve any action without a group of its own."""
+        return _split(self.approvers_raw)
+
+    @cached_property
+    def approver_groups(self) -> dict[str, list[str]]:
+        return {name: _split(raw) for name, raw in self.approver_groups_raw.items()}
+
+    @property
+    def open_mode(self) -> bool:
+        """No approvers configured at all: the local inbox user approves everything (first run)."""
+        return not self.approvers and not any(self.approver_groups.values())
+
+    @property
+    def model_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def imap_enabled(self) -> bool:
+        return bool(self.imap_host)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    def check(self) -> None:
+        """Cross-field checks that a single field cannot express; raise ConfigError naming the variable."""
+        for name, members in {"OPSGATE_APPROVERS": self.approvers, **{
+            f"{_GROUP_PREFIX}{g.upper()}": m for g, m in self.approver_groups.items()
+        }}.items():
+            bad = [m for m in members if not _IDENTITY.match(m)]
+            if bad:
+                raise ConfigError(
+                    f"{name}: {', '.join(bad)} is not a Slack user id (U…/W…), an email address or a user name"
+                )
+        if self.deploy_webhook_url and not self.webhook_secret:
+            raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
+        if self.imap_enabled:
+            missing = [v for v, ok in (("IMAP_USERNAME", self.imap_username), ("IMAP_PASSWORD", self.imap_password),
+                                       ("OPSGATE_EMAIL_ADDRESS", self.email_address)) if not ok]
+            if missing:
+                raise ConfigError(f"IMAP_HOST is set but {', '.join(missing)} is missing")
+        if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
+            raise ConfigError("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN is")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment (or a given mapping); raise ConfigError with the variable's name."""
+    env = dict(os.environ if environ is None else environ)
+    groups = {
+        key[len(_GROUP_PREFIX):].lower(): value
+        for key, value in env.items()
+        if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX)
+    }
+    try:
+        if environ is None:
+            settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]
+        else:
+            fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias in env}
+            settings = Settings.model_validate({**fields, "approver_groups_raw": groups, **overrides})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
+            problems.append(f"{alias or field}: {err['msg']}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+    settings.check()
+    return settings

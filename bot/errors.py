@@ -1,0 +1,94 @@
+"""Errors of opsgate, in three families.
+
+- Signals: expected turns of the flow that callers handle (a thread is not waiting for that, a decision came
+  too late, a person may not approve). Channels turn them into a clear answer to the person.
+- Configuration mistakes: found at start-up, naming the variable and what is wrong with it.
+- Runtime failures: something outside us is down (model server, channel, webhook); retried, never lost.
+"""
+
+from __future__ import annotations
+
+
+class OpsgateError(Exception):
+    """Base of every opsgate error."""
+
+
+# --- signals -----------------------------------------------------------------------------------------------
+
+
+class Signal(OpsgateError):
+    """An expected outcome that the caller reports back to the person who caused it."""
+
+
+class ThreadNotFound(Signal):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id} not found")
+        self.thread_id = thread_id
+
+
+class NotWaiting(Signal):
+    """The thread is not waiting for this kind of response (or this approval id)."""
+
+
+class AlreadyDecided(Signal):
+    def __init__(self, by: str, approved: bool) -> None:
+        verb = "approved" if approved else "rejected"
+        super().__init__(f"already decided: {verb} by {by}")
+        self.by = by
+        self.approved = approved
+
+
+class NotAuthorized(Signal):
+    """The person may not make this decision (not an approver, or four-eyes)."""
+
+
+class InvalidArguments(Signal):
+    """Edited or command arguments do not fit the action's schema."""
+
+
+class UnknownAgent(Signal):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown agent {name!r}; known agents: {', '.join(known) or 'none'}")
+        self.name = name
+
+
+class Conflict(Signal):
+    """Another writer appended to the thread first; reload and try again."""
+
+
+# --- configuration -----------------------------------------------------------------------------------------
+
+
+class ConfigError(OpsgateError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+# --- runtime failures --------------------------------------------------------------------------------------
+
+
+class RuntimeFailure(OpsgateError):
+    """Something outside opsgate failed; the work is retried later."""
+
+
+class ModelUnavailable(RuntimeFailure):
+    """The model server could not be reached or kept answering 429/5xx."""
+
+
+class DeliveryRetry(RuntimeFailure):
+    """A channel could not deliver now (4xx mail reply, 429, connection error); try again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(RuntimeFailure):
+    """A channel refused the message for good (5xx mail reply, invalid channel); recorded on the thread."""
+
+
+class ExecutionFailed(RuntimeFailure):
+    """An action's tool failed; the failure is recorded as the action's result."""
+
+
+class DuplicateRef(Signal):
+    """A channel reference (Slack event id, email Message-ID, ...) was already recorded: a retried delivery."""

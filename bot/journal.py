@@ -1,0 +1,67 @@
+"""Committing events: derive status, collect every channel's outbox items, write atomically, log, wake workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from bot.channel import Channel
+from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
+from bot.store import OutboxItem, Ref, Store
+from bot.thread import Thread
+
+log = structlog.get_logger("opsgate.thread")
+
+
+class Journal:
+    """The one place events are written; both the service (people) and the worker (agents) go through it."""
+
+    def __init__(self, store: Store, channels: Sequence[Channel] = ()) -> None:
+        self.store = store
+        self.channels = list(channels)
+        self.wakeup = asyncio.Event()
+
+    def _outbox(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
+        items: list[OutboxItem] = []
+        for channel in self.channels:
+            items.extend(channel.outbound(thread, new))
+        return items
+
+    async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:
+        """Store a new thread with its first events."""
+        await self.store.create_thread(
+            thread, thread.status, refs=refs, outbox=self._outbox(thread, thread.events)
+        )
+        self._after(thread, thread.events)
+        return thread
+
+    async def append(self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = ()) -> Thread:
+        """Append ``new`` to ``thread`` if nobody else appended since it was loaded (else Conflict)."""
+        updated = thread.with_events(list(new))
+        await self.store.append(
+            thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
+            refs=refs, outbox=self._outbox(updated, new),
+        )
+        self._after(updated, new)
+        return updated
+
+    def _after(self, thread: Thread, new: Sequence[Event]) -> None:
+        for event in new:
+            fields: dict[str, object] = {"thread_id": thread.id, "agent": thread.agent, "type": event.type}
+            call = getattr(event, "call", None)
+            if call is not None:
+                fields.update(latency_ms=call.latency_ms, tokens=call.prompt_tokens + call.completion_tokens,
+                              model=call.model, prompt_hash=call.prompt_hash)
+            if isinstance(event, ActionResult):
+                fields.update(latency_ms=event.latency_ms, action=event.name, ok=event.ok)
+            elif isinstance(event, ActionProposed):
+                fields.update(action=event.name, source=event.source)
+            elif isinstance(event, ErrorEvent):
+                fields.update(kind=event.kind, error=event.message)
+            elif isinstance(event, AgentSelected):
+                fields.update(selected=event.agent, reason=event.reason)
+            log.info("thread_event", **fields)
+        if thread.status == "running":
+            self.wakeup.set()

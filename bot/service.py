@@ -1,0 +1,110 @@
+"""What people do, for every channel: start a thread, say something in it, decide an approval, look at it.
+
+HTTP, CLI, Slack, email and the web inbox all call these methods, so the same rules apply everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.agent import Registry
+from bot.approvals import decide
+from bot.config import Settings
+from bot.errors import Conflict, NotWaiting, ThreadNotFound
+from bot.events import AgentSelected, Event, HumanInputReceived, UserMessage, Via, new_id
+from bot.journal import Journal
+from bot.store import Ref, Store, ThreadSummary
+from bot.thread import Thread, ThreadStatus
+
+_CONFLICT_RETRIES = 5
+
+
+class Service:
+    """The application's use cases; holds no per-thread state (factor 12)."""
+
+    def __init__(self, settings: Settings, store: Store, registry: Registry, journal: Journal) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.journal = journal
+
+    async def start_thread(
+        self,
+        text: str,
+        *,
+        user: str | None,
+        via: Via,
+        agent: str | None = None,
+        refs: Sequence[Ref] = (),
+        thread_id: str | None = None,
+    ) -> Thread:
+        """Create a thread from a first message; the worker picks it up. DuplicateRef on a retried delivery."""
+        events: list[Event] = [UserMessage(text=text, user=user, via=via)]
+        if agent is not None:
+            self.registry.get(agent)  # UnknownAgent before anything is stored
+            events.append(AgentSelected(agent=agent, reason=f"chosen via {via.channel}"))
+        elif len(self.registry.names) == 1:
+            events.append(AgentSelected(agent=self.registry.default, reason="only agent"))
+        tid = thread_id or new_id()
+        thread = Thread(id=tid, events=[]).with_events(events)
+        return await self.journal.create(thread, refs=[r.model_copy(update={"thread_id": tid}) for r in refs])
+
+    async def get_thread(self, thread_id: str) -> Thread:
+        thread = await self.store.load_thread(thread_id)
+        if thread is None:
+            raise ThreadNotFound(thread_id)
+        return thread
+
+    async def list_threads(
+        self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ThreadSummary]:
+        return await self.store.list_threads(status, limit, offset)
+
+    async def add_message(
+        self, thread_id: str, text: str, *, user: str | None, via: Via, refs: Sequence[Ref] = ()
+    ) -> Thread:
+        """A person speaks in an existing thread: answers a question, or asks something new in context."""
+        for _ in range(_CONFLICT_RETRIES):
+            thread = await self.get_thread(thread_id)
+            status = thread.status
+            if status == "waiting_for_approval":
+                pending = thread.pending
+                what = pending.action if pending else "an action"
+                raise NotWaiting(f"thread {thread_id} is waiting for an approval decision on {what}")
+            event: Event
+            if status == "waiting_for_human":
+                event = HumanInputReceived(text=text, user=user, via=via)
+            else:
+                event = UserMessage(text=text, user=user, via=via)
+            try:
+                return await self.journal.append(thread, [event], refs=refs)
+            except Conflict:
+                continue
+        raise Conflict(f"thread {thread_id} is busy; try again")
+
+    async def decide(
+        self,
+        thread_id: str,
+        approval_id: str,
+        *,
+        approved: bool,
+        user: str | None,
+        via: Via,
+        comment: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        refs: Sequence[Ref] = (),
+    ) -> Thread:
+        """Record a decision; the first valid one wins, later ones raise AlreadyDecided."""
+        for _ in range(_CONFLICT_RETRIES):
+            thread = await self.get_thread(thread_id)
+            agent = self.registry.get(thread.agent or self.registry.default)
+            event = decide(
+                thread, agent, approval_id, approved=approved, user=user, via=via,
+                settings=self.settings, comment=comment, arguments=arguments,
+            )
+            try:
+                return await self.journal.append(thread, [event], refs=refs)
+            except Conflict:
+                continue  # someone appended first; reload: it may have been another decision
+        raise Conflict(f"thread {thread_id} is busy; try again")

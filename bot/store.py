@@ -1,0 +1,142 @@
+"""The storage interface the core talks to. ``storage/`` implements it on SQL; nothing in bot/ imports SQL.
+
+Everything crossing this boundary is typed: threads and events, channel references, outbox rows, ledger rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from bot.events import Event, utcnow
+from bot.thread import Thread, ThreadStatus
+
+
+class ThreadSummary(BaseModel):
+    """A row of the thread list."""
+
+    id: str
+    agent: str | None
+    status: ThreadStatus
+    title: str
+    requester: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Ref(BaseModel):
+    """A channel's key for a thread (Slack thread ts, email Message-ID, Slack event id for de-duplication)."""
+
+    channel: str
+    key: str
+    thread_id: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class OutboxItem(BaseModel):
+    """A message a channel must deliver, written in the same transaction as the events that caused it."""
+
+    channel: str
+    thread_id: str | None = None
+    payload: dict[str, Any]
+
+
+class OutboxRow(OutboxItem):
+    id: int
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LedgerEntry(BaseModel):
+    """A change executed without an external system: the local deployment ledger."""
+
+    idempotency_key: str
+    action: str
+    service: str
+    environment: str
+    version: str | None = None
+    thread_id: str | None = None
+    action_id: str | None = None
+    approved_by: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class AuditRecord(BaseModel):
+    thread_id: str
+    agent: str | None
+    event: Event
+
+
+class Ledger(Protocol):
+    async def ledger_add(self, entry: LedgerEntry) -> bool:
+        """Record an entry; False when its idempotency key was already recorded (nothing written)."""
+        ...
+
+    async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]: ...
+
+
+class Store(Ledger, Protocol):
+    async def create_thread(
+        self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = ()
+    ) -> None:
+        """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written)."""
+        ...
+
+    async def load_thread(self, thread_id: str) -> Thread | None: ...
+
+    async def append(
+        self,
+        thread_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        status: ThreadStatus,
+        agent: str | None,
+        refs: Sequence[Ref] = (),
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
+        """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref."""
+        ...
+
+    async def list_threads(
+        self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ThreadSummary]: ...
+
+    async def count_threads(self) -> dict[str, int]: ...
+
+    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
+        """Lease one runnable thread to ``owner``; no two owners ever hold the same thread."""
+        ...
+
+    async def release_thread(self, thread_id: str, owner: str, retry_in: float | None = None) -> None:
+        """Give the lease back; ``retry_in`` delays the next attempt (model down) and counts attempts."""
+        ...
+
+    async def thread_attempts(self, thread_id: str) -> int: ...
+
+    async def put_ref(self, ref: Ref) -> bool:
+        """Record a ref on its own; False if it already existed."""
+        ...
+
+    async def get_ref(self, channel: str, key: str) -> Ref | None: ...
+
+    async def claim_outbox(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxRow]: ...
+
+    async def outbox_sent(self, row_id: int) -> None: ...
+
+    async def outbox_retry(self, row_id: int, delay: float, error: str) -> None: ...
+
+    async def outbox_failed(self, row_id: int, error: str) -> None: ...
+
+    async def outbox_pending(self, channel: str | None = None) -> int: ...
+
+    async def get_state(self, key: str) -> Any: ...
+
+    async def set_state(self, key: str, value: Any) -> None: ...
+
+    def audit(self, since: datetime | None, types: Sequence[str]) -> AsyncIterator[AuditRecord]: ...
+
+    async def close(self) -> None: ...

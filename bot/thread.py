@@ -1,0 +1,251 @@
+"""A thread as a value: its events, and everything derived from them (status, pending approval, next work).
+
+Nothing here does I/O. The worker asks ``next_work`` what to do; status is cached in SQL only for queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from bot.events import (
+    ActionProposed,
+    ActionResult,
+    AgentSelected,
+    ApprovalDecided,
+    ApprovalRequested,
+    Done,
+    ErrorEvent,
+    Event,
+    ExecutionStarted,
+    HumanInputReceived,
+    HumanInputRequested,
+    UserMessage,
+    Via,
+)
+
+ThreadStatus = Literal["running", "waiting_for_approval", "waiting_for_human", "done", "failed"]
+STATUSES: tuple[ThreadStatus, ...] = ("running", "waiting_for_approval", "waiting_for_human", "done", "failed")
+
+
+class PendingApproval(BaseModel):
+    """The approval a thread is waiting for."""
+
+    approval_id: str
+    action_id: str
+    action: str
+    arguments: dict[str, Any]
+    reason: str | None = None
+    group: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    requester: str | None = None
+    four_eyes: bool = False
+    requested_at: datetime
+
+
+# --- the next unit of work --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """No agent owns the thread yet."""
+
+
+@dataclass(frozen=True)
+class CallModel:
+    """Ask the model for the next action."""
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """The latest message is an explicit ``!command``: parse it, no model."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Run a cleared action (approved or needing no approval); resumes after a crash with the same key."""
+
+    action_id: str
+    name: str
+    arguments: dict[str, Any]
+    approved_by: str | None
+    started: ExecutionStarted | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do until a person (or nobody) acts."""
+
+    status: ThreadStatus
+
+
+Work = Route | CallModel | RunCommand | Execute | Wait
+
+# Events that only annotate a thread and never change what happens next.
+_ANNOTATIONS = ("agent_selected",)
+_SIDE_ERRORS = ("delivery",)
+MAX_CONSECUTIVE_ERRORS = 3
+
+
+class Thread(BaseModel):
+    """A thread: id, agent, and its events in order."""
+
+    id: str
+    agent: str | None = None
+    events: list[Event] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def seq(self) -> int:
+        """How many events are stored; the next append must expect exactly this."""
+        return len(self.events)
+
+    def with_events(self, new: list[Event]) -> Thread:
+        agent = self.agent
+        for event in new:
+            if isinstance(event, AgentSelected):
+                agent = event.agent
+        return self.model_copy(update={"events": [*self.events, *new], "agent": agent})
+
+    # --- who and where --------------------------------------------------------------------------------------
+
+    @property
+    def first_message(self) -> UserMessage | None:
+        return next((e for e in self.events if isinstance(e, UserMessage)), None)
+
+    @property
+    def requester(self) -> str | None:
+        first = self.first_message
+        return first.user if first else None
+
+    @property
+    def origin(self) -> Via | None:
+        first = self.first_message
+        return first.via if first else None
+
+    @property
+    def title(self) -> str:
+        first = self.first_message
+        text = " ".join(first.text.split()) if first else ""
+        return text[:80] + ("…" if len(text) > 80 else "")
+
+    # --- derived state --------------------------------------------------------------------------------------
+
+    def _flow(self) -> list[Event]:
+        return [
+            e for e in self.events
+            if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)
+        ]
+
+    def proposal(self, action_id: str) -> ActionProposed | None:
+        return next((e for e in self.events if isinstance(e, ActionProposed) and e.action_id == action_id), None)
+
+    def decision(self, approval_id: str) -> ApprovalDecided | None:
+        return next(
+            (e for e in self.events if isinstance(e, ApprovalDecided) and e.approval_id == approval_id), None
+        )
+
+    def approval_request(self, approval_id: str) -> ApprovalRequested | None:
+        return next(
+            (e for e in self.events if isinstance(e, ApprovalRequested) and e.approval_id == approval_id), None
+        )
+
+    @property
+    def pending(self) -> PendingApproval | None:
+        """The undecided approval request, if any (at most one at a time)."""
+        decided = {e.approval_id for e in self.events if isinstance(e, ApprovalDecided)}
+        for event in reversed(self.events):
+            if isinstance(event, ApprovalRequested) and event.approval_id not in decided:
+                return PendingApproval(
+                    approval_id=event.approval_id, action_id=event.action_id, action=event.name,
+                    arguments=event.arguments, reason=event.reason, group=event.group,
+                    approvers=event.approvers, requester=event.requester, four_eyes=event.four_eyes,
+                    requested_at=event.at,
+                )
+        return None
+
+    @property
+    def consecutive_errors(self) -> int:
+        count = 0
+        for event in reversed(self._flow()):
+            if isinstance(event, ErrorEvent) and event.kind == "invalid_output":
+                count += 1
+            else:
+                break
+        return count
+
+    @property
+    def steps_since_human(self) -> int:
+        """Model calls since the last thing a person said; bounded by OPSGATE_MAX_STEPS."""
+        count = 0
+        for event in reversed(self.events):
+            if isinstance(event, UserMessage | HumanInputReceived):
+                break
+            if isinstance(event, ActionProposed | ErrorEvent) and event.call is not None:
+                count += 1
+        return count
+
+    @property
+    def last_human_text(self) -> str | None:
+        for event in reversed(self.events):
+            if isinstance(event, UserMessage | HumanInputReceived):
+                return event.text
+        return None
+
+    def next_work(self) -> Work:
+        """What the worker must do next; a pure function of the events."""
+        flow = self._flow()
+        if not flow:
+            return Wait("done")
+        if self.pending is not None:
+            return Wait("waiting_for_approval")
+        last = flow[-1]
+        if isinstance(last, UserMessage | HumanInputReceived):
+            if self.agent is None:
+                return Route()
+            text = last.text.strip()
+            return RunCommand(text) if text.startswith("!") else CallModel()
+        if isinstance(last, ActionProposed):
+            return Execute(last.action_id, last.name, last.arguments, None, None)
+        if isinstance(last, ApprovalDecided):
+            if not last.approved:
+                return CallModel()
+            proposal = self.proposal(last.action_id)
+            arguments = last.arguments if last.arguments is not None else (proposal.arguments if proposal else {})
+            name = proposal.name if proposal else ""
+            return Execute(last.action_id, name, arguments, last.by, None)
+        if isinstance(last, ExecutionStarted):
+            return Execute(last.action_id, last.name, last.arguments, last.approved_by, last)
+        if isinstance(last, ActionResult):
+            return CallModel()
+        if isinstance(last, ErrorEvent):
+            return Wait("failed") if last.kind in ("step_limit", "internal") else CallModel()
+        if isinstance(last, HumanInputRequested):
+            return Wait("waiting_for_human")
+        if isinstance(last, Done):
+            return Wait("done")
+        return Wait("failed")
+
+    @property
+    def status(self) -> ThreadStatus:
+        work = self.next_work()
+        return work.status if isinstance(work, Wait) else "running"
+
+    @property
+    def resolved_error_ids(self) -> set[str]:
+        """Errors followed by a valid proposal: hidden from the model's context (factor 9)."""
+        resolved: set[str] = set()
+        open_errors: list[str] = []
+        for event in self.events:
+            if isinstance(event, ErrorEvent) and event.kind == "invalid_output":
+                open_errors.append(event.id)
+            elif isinstance(event, ActionProposed):
+                resolved.update(open_errors)
+                open_errors = []
+        return resolved
