@@ -25,6 +25,11 @@ class Channel:
     """Base channel: override what applies. Every method has a harmless default."""
 
     name: ClassVar[str] = "base"
+    service: Service
+
+    def bind(self, service: Service) -> None:
+        """Called once by the wiring before anything else, so deliver() can reach the store and service."""
+        self.service = service
 
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
         """Messages to send because ``new`` events were appended to ``thread`` (pure; no I/O)."""
