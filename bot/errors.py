@@ -46,6 +46,10 @@ class InvalidArguments(Signal):
     """Edited or command arguments do not fit the action's schema."""
 
 
+class CommandSyntaxError(Signal):
+    """An explicit ``!command`` cannot be read (unbalanced quote, a word without ``=``, a repeated key)."""
+
+
 class UnknownAgent(Signal):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown agent {name!r}; known agents: {', '.join(known) or 'none'}")
