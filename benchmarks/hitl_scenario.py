@@ -1,0 +1,152 @@
+"""The chat-ops turn both systems run in the HITL benchmark, and how one measurement run is taken.
+
+A user asks for a production deploy; the model proposes ``deploy(...)``; the thread pauses for approval; an
+approval arrives; a no-op executor runs the action; the model says done. Both sides get the same texts, the same
+arguments and the same instant, in-process scripted model, so only the machinery around the model differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REQUEST = "please deploy api 1.2.3 to production"
+REQUESTER = "U0REQUESTER"
+APPROVER = "U0APPROVER"
+DEPLOY_ARGS: dict[str, Any] = {"service": "api", "version": "1.2.3", "environment": "production"}
+DEPLOY_REASON = "the user asked for api 1.2.3 in production"
+EXECUTOR_RESULT = "deployed api 1.2.3 to production (no-op executor)"
+DONE_MESSAGE = "Deployed api 1.2.3 to production."
+BATCH = 100  # concurrent mode: threads per asyncio.gather batch
+
+
+@dataclass
+class RunResult:
+    """One side, one mode, one N, one repetition: what the subprocess prints as JSON."""
+
+    side: str
+    mode: str
+    n: int
+    launch_per_s: float
+    resume_per_s: float
+    bytes_per_paused: float
+    bytes_per_done: float
+    rows_per_paused: float
+    rows_per_done: float
+    peak_rss_mb: float
+    baseline_rss_mb: float
+    empty_db_bytes: int
+    sqlite_pragmas: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def drive(ids: Sequence[str], one: Callable[[str], Awaitable[None]], mode: str) -> float:
+    """Run ``one`` for every id, one at a time or in gathered batches of 100; return the elapsed seconds."""
+    start = time.perf_counter()
+    if mode == "sequential":
+        for thread_id in ids:
+            await one(thread_id)
+    else:
+        for i in range(0, len(ids), BATCH):
+            await asyncio.gather(*(one(t) for t in ids[i : i + BATCH]))
+    return time.perf_counter() - start
+
+
+def checkpointed_size(db: Path) -> int:
+    """Bytes of the database file after folding the WAL back in (PRAGMA wal_checkpoint(TRUNCATE))."""
+    with sqlite3.connect(db) as conn:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise RuntimeError(f"WAL checkpoint of {db} was blocked by another connection")
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def total_rows(db: Path) -> int:
+    """Rows in every user table of the database."""
+    with sqlite3.connect(db) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )]
+        return sum(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names)
+
+
+def pragmas(db: Path) -> dict[str, Any]:
+    """The journal mode and page size the database ended up with (synchronous is per connection)."""
+    with sqlite3.connect(db) as conn:
+        return {
+            "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+            "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+        }
+
+
+def rss_mb() -> float:
+    """This process's peak resident set size so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Side:
+    """One system under test: open a database, take a thread to paused, resume it to done, close."""
+
+    name = "side"
+
+    async def open(self, db: Path) -> None:
+        raise NotImplementedError
+
+    async def launch(self, thread_id: str) -> None:
+        """Start a thread from the user's request and run it until it waits for approval (raise otherwise)."""
+        raise NotImplementedError
+
+    async def resume(self, thread_id: str) -> None:
+        """Approve the thread's pending deploy and run it to done (raise otherwise)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+async def measure(side: Side, n: int, mode: str, db: Path) -> RunResult:
+    """Launch ``n`` threads to paused, then resume all to done; sizes after WAL checkpoints, peak RSS."""
+    baseline = rss_mb()
+    await side.open(db)
+    empty = checkpointed_size(db)
+    empty_rows = total_rows(db)
+    ids = [f"t{i:07d}" for i in range(n)]
+    launch_s = await drive(ids, side.launch, mode)
+    paused_bytes = checkpointed_size(db) - empty
+    paused_rows = total_rows(db) - empty_rows
+    resume_s = await drive(ids, side.resume, mode)
+    done_bytes = checkpointed_size(db) - empty
+    done_rows = total_rows(db) - empty_rows
+    await side.close()
+    return RunResult(
+        side=side.name, mode=mode, n=n,
+        launch_per_s=n / launch_s, resume_per_s=n / resume_s,
+        bytes_per_paused=paused_bytes / n, bytes_per_done=done_bytes / n,
+        rows_per_paused=paused_rows / n, rows_per_done=done_rows / n,
+        peak_rss_mb=rss_mb(), baseline_rss_mb=baseline, empty_db_bytes=empty, sqlite_pragmas=pragmas(db),
+    )
+
+
+def run_cli(side: Side, argv: Sequence[str] | None = None) -> None:
+    """``--n N --mode sequential|concurrent --db PATH``: measure once and print the result as one JSON line."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=f"one HITL measurement run of {side.name}")
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--mode", choices=("sequential", "concurrent"), required=True)
+    parser.add_argument("--db", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.db.exists():
+        raise SystemExit(f"{args.db} exists; each run needs a fresh database")
+    result = asyncio.run(measure(side, args.n, args.mode, args.db))
+    print(json.dumps(result.as_dict()))
