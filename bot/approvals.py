@@ -77,8 +77,6 @@ def decide(
             if policy.group != pending.group:
                 raise InvalidArguments("edited arguments would need a different approver group")
     text = (comment or "").strip() or None
-    if not approved and text is None:
-        text = None  # a rejection without a reason is allowed through the API; channels ask for one
     return ApprovalDecided(
         approval_id=approval_id, action_id=pending.action_id, approved=approved, by=user,
         comment=text, arguments=edited, changes=changes, via=via,

@@ -112,6 +112,19 @@ class ApprovalDecided(_Event):
     via: Via = Via(channel="api")
 
 
+class DecisionRefused(_Event):
+    """A decision that was not accepted (not an approver, four-eyes, already decided, failed authentication).
+
+    It changes nothing in the flow; it is kept so the audit trail shows every attempt.
+    """
+
+    type: Literal["decision_refused"] = "decision_refused"
+    approval_id: str | None = None
+    by: str | None = None
+    reason: str
+    via: Via = Via(channel="api")
+
+
 class HumanInputRequested(_Event):
     """The agent (or our code after repeated errors) asks a person for more information."""
 
@@ -176,6 +189,7 @@ Event = Annotated[
     | ActionProposed
     | ApprovalRequested
     | ApprovalDecided
+    | DecisionRefused
     | HumanInputRequested
     | HumanInputReceived
     | ExecutionStarted
@@ -189,4 +203,4 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 # Event types written by a person's decision or the execution path: the audit export reads these.
-AUDIT_TYPES = ("approval_requested", "approval_decided", "execution_started", "action_result")
+AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result")

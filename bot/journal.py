@@ -21,12 +21,15 @@ class Journal:
     def __init__(self, store: Store, channels: Sequence[Channel] = ()) -> None:
         self.store = store
         self.channels = list(channels)
-        self.wakeup = asyncio.Event()
+        self.wakeup = asyncio.Event()  # a thread became runnable
+        self.outbox_ready = asyncio.Event()  # outbox rows were written
 
     def _outbox(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
         items: list[OutboxItem] = []
         for channel in self.channels:
             items.extend(channel.outbound(thread, new))
+        if items:
+            self.outbox_ready.set()  # set early is harmless: the dispatcher finds nothing and waits again
         return items
 
     async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:

@@ -11,8 +11,8 @@ from typing import Any
 from bot.agent import Registry
 from bot.approvals import decide
 from bot.config import Settings
-from bot.errors import Conflict, NotWaiting, ThreadNotFound
-from bot.events import AgentSelected, Event, HumanInputReceived, UserMessage, Via, new_id
+from bot.errors import AlreadyDecided, Conflict, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
 from bot.store import Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
@@ -99,12 +99,31 @@ class Service:
         for _ in range(_CONFLICT_RETRIES):
             thread = await self.get_thread(thread_id)
             agent = self.registry.get(thread.agent or self.registry.default)
-            event = decide(
-                thread, agent, approval_id, approved=approved, user=user, via=via,
-                settings=self.settings, comment=comment, arguments=arguments,
-            )
+            try:
+                event = decide(
+                    thread, agent, approval_id, approved=approved, user=user, via=via,
+                    settings=self.settings, comment=comment, arguments=arguments,
+                )
+            except (NotAuthorized, AlreadyDecided) as exc:
+                await self.record_refusal(thread_id, approval_id, user, str(exc), via)
+                raise
             try:
                 return await self.journal.append(thread, [event], refs=refs)
             except Conflict:
                 continue  # someone appended first; reload: it may have been another decision
         raise Conflict(f"thread {thread_id} is busy; try again")
+
+    async def record_refusal(
+        self, thread_id: str, approval_id: str | None, user: str | None, reason: str, via: Via
+    ) -> None:
+        """Keep a refused decision in the thread for the audit trail (it changes nothing else)."""
+        event = DecisionRefused(approval_id=approval_id, by=user, reason=reason, via=via)
+        for _ in range(_CONFLICT_RETRIES):
+            thread = await self.store.load_thread(thread_id)
+            if thread is None:
+                return
+            try:
+                await self.journal.append(thread, [event])
+                return
+            except Conflict:
+                continue

@@ -87,7 +87,7 @@ class Wait:
 Work = Route | CallModel | RunCommand | Execute | Wait
 
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected",)
+_ANNOTATIONS = ("agent_selected", "decision_refused")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 

@@ -1,0 +1,6 @@
+"""Registered agents. Adding an agent: create agents/<name>/ and add its AGENT here."""
+
+from agents.deploy import AGENT as DEPLOY
+from bot.agent import Agent
+
+AGENTS: list[Agent] = [DEPLOY]

@@ -1,0 +1,61 @@
+"""The audit export: every approval request, decision and execution, with who, when and what."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from typing import IO, Any
+
+from bot.events import (
+    AUDIT_TYPES,
+    ActionResult,
+    ApprovalDecided,
+    ApprovalRequested,
+    DecisionRefused,
+    ExecutionStarted,
+)
+from bot.store import AuditRecord, Store
+
+FIELDS = ["at", "thread_id", "agent", "record", "action", "action_id", "approval_id", "who", "decision",
+          "arguments", "detail"]
+
+
+def audit_row(record: AuditRecord) -> dict[str, Any]:
+    """One flat row for an audit record."""
+    e = record.event
+    row: dict[str, Any] = {"at": e.at.isoformat(), "thread_id": record.thread_id, "agent": record.agent,
+                           "record": e.type}
+    if isinstance(e, ApprovalRequested):
+        row.update(action=e.name, action_id=e.action_id, approval_id=e.approval_id, who=e.requester,
+                   arguments=e.arguments, detail=f"approvers: {', '.join(e.approvers) or 'local user'}")
+    elif isinstance(e, ApprovalDecided):
+        changes = "; ".join(f"{c.field}: {c.old} -> {c.new}" for c in e.changes)
+        row.update(action_id=e.action_id, approval_id=e.approval_id, who=e.by,
+                   decision="approved" if e.approved else "rejected", arguments=e.arguments,
+                   detail=" | ".join(x for x in (e.comment, changes and f"edited {changes}",
+                                                 f"via {e.via.channel}") if x))
+    elif isinstance(e, DecisionRefused):
+        row.update(approval_id=e.approval_id, who=e.by, decision="refused", detail=f"{e.reason} | via {e.via.channel}")
+    elif isinstance(e, ExecutionStarted):
+        row.update(action=e.name, action_id=e.action_id, who=e.approved_by, arguments=e.arguments,
+                   detail=f"idempotency key {e.idempotency_key}")
+    elif isinstance(e, ActionResult):
+        row.update(action=e.name, action_id=e.action_id, decision="ok" if e.ok else "failed", detail=e.result)
+    return row
+
+
+async def export(store: Store, since: datetime | None, fmt: str, out: IO[str]) -> int:
+    """Write the audit records since ``since`` as CSV or JSON lines; return how many."""
+    writer = csv.DictWriter(out, fieldnames=FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    count = 0
+    async for record in store.audit(since, AUDIT_TYPES):
+        row = audit_row(record)
+        if writer:
+            writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()})
+        else:
+            out.write(json.dumps(row, default=str) + "\n")
+        count += 1
+    return count

@@ -1,0 +1,168 @@
+"""The agent step (factor 12): load the thread, decide the next unit of work from it, do it, append events.
+
+Nothing is kept in memory between steps; any worker can advance any thread. Side effects (model calls, tools)
+happen here at the edge; deciding what they mean is done by the pure functions in thread, parsing and policy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import structlog
+from pydantic import ValidationError
+
+from bot.agent import Agent, Registry, ToolContext
+from bot.approvals import describe_validation
+from bot.commands import Proposal, interpret, no_model_reply
+from bot.config import Settings
+from bot.context import build_messages
+from bot.errors import Conflict
+from bot.events import (
+    ActionProposed,
+    ActionResult,
+    AgentSelected,
+    Done,
+    ErrorEvent,
+    Event,
+    ExecutionStarted,
+    HumanInputRequested,
+    ModelCall,
+)
+from bot.journal import Journal
+from bot.llm import ChatModel
+from bot.parsing import Invalid, parse_reply
+from bot.policy import gate
+from bot.routing import choose_agent
+from bot.store import Store
+from bot.thread import MAX_CONSECUTIVE_ERRORS, CallModel, Execute, Route, RunCommand, Thread, Wait
+
+log = structlog.get_logger("opsgate.engine")
+
+
+class Engine:
+    """Advances threads one unit of work at a time until they wait for a person or finish."""
+
+    def __init__(
+        self, settings: Settings, store: Store, registry: Registry, journal: Journal,
+        model: ChatModel | None, http: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.journal = journal
+        self.model = model
+        self.http = http
+
+    async def advance(self, thread_id: str) -> Thread | None:
+        """Run the thread until it waits; raises ModelUnavailable when the model is down (retried later)."""
+        thread: Thread | None = None
+        for _ in range(self.settings.max_steps * 4 + 8):
+            thread = await self.store.load_thread(thread_id)
+            if thread is None:
+                return None
+            work = thread.next_work()
+            if isinstance(work, Wait):
+                return thread
+            try:
+                if isinstance(work, Execute):
+                    await self._execute(thread, work)
+                    continue
+                if isinstance(work, Route):
+                    events = await self._route(thread)
+                elif isinstance(work, RunCommand):
+                    events = self._command(thread, work.text)
+                else:
+                    assert isinstance(work, CallModel)
+                    events = await self._call_model(thread)
+                await self.journal.append(thread, events)
+            except Conflict:
+                continue  # a person appended meanwhile; reload and decide again
+        return thread
+
+    def _agent(self, thread: Thread) -> Agent:
+        return self.registry.get(thread.agent or self.registry.default)
+
+    async def _route(self, thread: Thread) -> list[Event]:
+        selected = await choose_agent(thread, self.registry, self.model)
+        return [selected]
+
+    def _command(self, thread: Thread, text: str) -> list[Event]:
+        agent = self._agent(thread)
+        outcome = interpret(text, agent, self.registry)
+        if isinstance(outcome, Proposal):
+            action = outcome.action
+            proposal = ActionProposed(
+                name=action.name, arguments=action.model_dump(mode="json"), source="command",
+                reason=outcome.reason,
+            )
+            return gate(proposal, action, self.settings, thread.requester)
+        return [Done(message=outcome.message)]
+
+    async def _call_model(self, thread: Thread) -> list[Event]:
+        if thread.steps_since_human >= self.settings.max_steps:
+            return [ErrorEvent(
+                kind="step_limit",
+                message=f"stopped after {self.settings.max_steps} steps without finishing (OPSGATE_MAX_STEPS); "
+                        "send a new message to continue",
+            )]
+        if self.model is None:
+            return [Done(message=no_model_reply(self.registry))]
+        agent = self._agent(thread)
+        reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas())
+        call = ModelCall(
+            model=reply.model, prompt_hash=agent.prompt_hash, prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms,
+        )
+        parsed = parse_reply(reply, agent)
+        if isinstance(parsed, Invalid):
+            events: list[Event] = [ErrorEvent(kind="invalid_output", message=parsed.message, call=call)]
+            if thread.consecutive_errors + 1 >= MAX_CONSECUTIVE_ERRORS:
+                events.append(HumanInputRequested(
+                    message=f"I could not produce a valid next step {MAX_CONSECUTIVE_ERRORS} times in a row "
+                            f"(last problem: {parsed.message}). Could you rephrase or give more detail?",
+                ))
+            return events
+        proposal = ActionProposed(
+            name=parsed.action.name, arguments=parsed.action.model_dump(mode="json"),
+            reason=parsed.reason, call=call,
+        )
+        return gate(proposal, parsed.action, self.settings, thread.requester)
+
+    async def _execute(self, thread: Thread, work: Execute) -> None:
+        """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""
+        agent = self._agent(thread)
+        started = work.started
+        if started is None:
+            started = ExecutionStarted(
+                action_id=work.action_id, name=work.name, arguments=work.arguments,
+                idempotency_key=f"{thread.id}:{work.action_id}", approved_by=work.approved_by,
+            )
+            thread = await self.journal.append(thread, [started])  # Conflict: someone else got there first
+        action_type = agent.action(work.name)
+        tool = agent.tool(action_type) if action_type else None
+        began = time.perf_counter()
+        ok, text = False, ""
+        if action_type is None or tool is None:
+            text = f"agent {agent.name} has no tool for {work.name}"
+        else:
+            try:
+                action = action_type.model_validate(work.arguments)
+            except ValidationError as exc:
+                text = f"invalid arguments: {describe_validation(exc)}"
+            else:
+                context = ToolContext(
+                    thread_id=thread.id, action_id=work.action_id, idempotency_key=started.idempotency_key,
+                    requester=thread.requester, approved_by=work.approved_by, settings=self.settings,
+                    ledger=self.store, http=self.http,
+                )
+                try:
+                    text, ok = await tool(action, context), True
+                except Exception as exc:  # a failing tool is a result the model must see, not a crash
+                    log.warning("tool_failed", thread_id=thread.id, action=work.name, error=str(exc))
+                    text = f"{type(exc).__name__}: {exc}"
+        result = ActionResult(
+            action_id=work.action_id, name=work.name, ok=ok, result=text,
+            latency_ms=int((time.perf_counter() - began) * 1000),
+        )
+        await self.journal.append(thread, [result])

@@ -1,0 +1,83 @@
+"""SQL tables. Timestamps are float epoch seconds so SQLite and PostgreSQL compare them the same way."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent", String(64)),
+    Column("status", String(24), nullable=False),
+    Column("title", String(120), nullable=False, default=""),
+    Column("requester", String(255)),
+    Column("seq", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_threads_runnable", "status", "not_before"),
+    Index("ix_threads_updated", "updated_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("thread_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("thread_id", String(32)),
+    Column("data", Text),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("thread_id", String(32)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Index("ix_outbox_due", "channel", "status", "next_attempt_at"),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("idempotency_key", String(80), primary_key=True),
+    Column("action", String(32), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("version", String(64)),
+    Column("thread_id", String(32)),
+    Column("action_id", String(32)),
+    Column("approved_by", String(255)),
+    Column("at", Float, nullable=False),
+    Index("ix_deployments_service", "service", "at"),
+)
