@@ -1,1 +1,1 @@
-"""Test doubles and helpers: real servers on loopback sockets that stand in for the model, webhooks and opsgate."""
+"""Test doubles and helpers: real loopback servers standing in for the model, webhooks and opsgate."""

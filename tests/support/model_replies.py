@@ -81,7 +81,7 @@ def json_text(obj: Any) -> TextReply:
 
 
 def http_error(status: int, retry_after: float | None = None, body: Any = None) -> HttpErrorReply:
-    """Answer with HTTP ``status``; ``body`` replaces the OpenAI error object (str: its message, bytes: verbatim)."""
+    """HTTP ``status``; ``body`` replaces the OpenAI error object (str: its message, bytes: raw)."""
     return HttpErrorReply(status, retry_after, body)
 
 

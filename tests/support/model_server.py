@@ -89,6 +89,7 @@ class ScriptedModelServer:
         self.failures: list[str] = []  # problems the server itself reported (script exhausted, bad request)
         self._script: deque[Reply] = deque(replies)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # wakes slow replies so stop() need not wait for them
         app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
@@ -104,11 +105,13 @@ class ScriptedModelServer:
 
     def start(self) -> ScriptedModelServer:
         """Start serving; returns self once the socket accepts."""
+        self._stopping.clear()
         self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and join the server thread."""
+        self._stopping.set()
         self._server.stop()
 
     def __enter__(self) -> ScriptedModelServer:
@@ -149,7 +152,8 @@ class ScriptedModelServer:
 
     # assertions
 
-    async def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+    # A deadline parameter (not asyncio.timeout) so the failure message can say what was expected.
+    async def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:  # noqa: ASYNC109
         """Wait until at least ``n`` chat requests arrived; returns them or raises TimeoutError."""
         deadline = time.monotonic() + timeout
         while len(self.requests) < n:
@@ -200,7 +204,11 @@ class ScriptedModelServer:
         self.requests.append(RecordedRequest(json=payload, headers=headers, body=body))
         reply = self._next_reply(payload, len(self.requests))
         while isinstance(reply, SlowReply):
-            await asyncio.sleep(reply.seconds)
+            deadline = time.monotonic() + reply.seconds
+            while time.monotonic() < deadline:
+                if self._stopping.is_set():
+                    return _error_response(503, "ScriptedModelServer is stopping")
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             reply = reply.reply
         if isinstance(reply, HttpErrorReply):
             return _error_response(reply.status, body=reply.body, retry_after=reply.retry_after)

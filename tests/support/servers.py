@@ -1,7 +1,7 @@
 """Run any ASGI app with uvicorn on 127.0.0.1 in a background thread with its own event loop.
 
-A thread (not a task on the test's loop) so the server keeps answering while a test blocks, and so a subprocess
-`opsgate serve` can be pointed at it just as well as in-process code.
+A thread (not a task on the test's loop) so the server keeps answering while a test blocks, and so a
+subprocess `opsgate serve` can be pointed at it just as well as in-process code.
 """
 
 from __future__ import annotations

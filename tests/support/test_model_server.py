@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -20,7 +21,9 @@ from tests.support.model_server import (
     tool_calls,
 )
 
-TOOLS = [{"type": "function", "function": {"name": "deploy", "parameters": {"type": "object", "properties": {}}}}]
+TOOLS: list[Any] = [
+    {"type": "function", "function": {"name": "deploy", "parameters": {"type": "object", "properties": {}}}},
+]
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def client(server: ScriptedModelServer, **kwargs: object) -> openai.AsyncOpenAI:
 async def ask(server: ScriptedModelServer, content: str = "deploy api") -> object:
     async with client(server) as c:
         return await c.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": content}], tools=TOOLS,  # type: ignore[list-item]
+            model="gpt-test", messages=[{"role": "user", "content": content}], tools=TOOLS,
         )
 
 
@@ -49,7 +52,8 @@ async def test_tool_call_parses_with_openai_client(server: ScriptedModelServer) 
     call = choice.message.tool_calls[0]
     assert call.type == "function" and call.id.startswith("call_")
     assert call.function.name == "deploy"
-    assert json.loads(call.function.arguments) == {"service": "api", "version": "1.2.3", "reason": "user asked"}
+    arguments = json.loads(call.function.arguments)
+    assert arguments == {"service": "api", "version": "1.2.3", "reason": "user asked"}
     assert response.model == "gpt-test"  # type: ignore[attr-defined]
     usage = response.usage  # type: ignore[attr-defined]
     assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
@@ -126,7 +130,8 @@ async def test_records_requests_and_headers(server: ScriptedModelServer) -> None
         await c.chat.completions.create(model="m", messages=[
             {"role": "user", "content": "first message"},
             {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "deploy", "arguments": "{\"v\": 1}"}}]},
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "deploy", "arguments": "{\"v\": 1}"}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "rejected: not on a Friday"},
             {"role": "user", "content": [{"type": "text", "text": "why?"}]},
         ])
