@@ -103,7 +103,10 @@ class OpsgateProcess:
         return await self._stop(signal.SIGKILL, timeout=10.0)
 
     async def terminate(self, timeout: float = 15.0) -> int | None:  # noqa: ASYNC109
-        """SIGTERM (graceful shutdown) and wait; SIGKILL and raise if it does not exit within ``timeout``."""
+        """SIGTERM (graceful shutdown) and wait; SIGKILL and raise if it does not exit within ``timeout``.
+
+        uvicorn re-raises the signal after a graceful shutdown, so a clean exit returns -SIGTERM (-15).
+        """
         code = await self._stop(signal.SIGTERM, timeout)
         if code is None:
             await self.kill()

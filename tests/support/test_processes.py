@@ -111,3 +111,15 @@ def test_command_and_log_records_skip_non_json(tmp_path: Path) -> None:
     assert proc.command[1:] == ["-m", "bot", "serve", "--host", "127.0.0.1", "--port", "4567"]
     proc.log_path.write_text('{"event": "a"}\nplain\n[1]\n{broken\n' + json.dumps({"event": "b"}) + "\n")
     assert [r["event"] for r in proc.log_records()] == ["a", "b"]
+
+
+async def test_real_opsgate_serve_starts_and_stops(tmp_workdir: Path, sqlite_database_url: str) -> None:
+    """The real `python -m bot serve` passes the /healthz wait, logs JSON lines and stops on SIGTERM."""
+    proc = OpsgateProcess({"DATABASE_URL": sqlite_database_url, "OPSGATE_API_TOKEN": "t"}, cwd=tmp_workdir)
+    try:
+        await proc.start()
+        assert proc.log_records(), proc.log_tail()
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so -SIGTERM is a clean exit too.
+        assert await proc.terminate() in (0, -signal.SIGTERM)
+    finally:
+        await proc.kill()
