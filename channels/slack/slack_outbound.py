@@ -1,0 +1,122 @@
+"""Thread events -> Slack outbox items, for threads that started in Slack. Pure: no I/O, no clock.
+
+Every reply goes into the Slack thread of the request (``thread_ts`` = the thread's root ts). A thread started
+by ``/opsgate`` has no Slack message yet, so its first item posts the root and later items wait for its ts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from bot.events import (
+    ActionResult,
+    ApprovalDecided,
+    ApprovalRequested,
+    Done,
+    ErrorEvent,
+    Event,
+    HumanInputRequested,
+    UserMessage,
+)
+from bot.store import OutboxItem
+from bot.thread import Thread
+from channels.slack.slack_blocks import Block, approval_card, clip, decided_card, escape, who
+
+CHANNEL = "slack"
+_ERRORS_SHOWN = ("step_limit", "internal", "execution")
+
+
+class SlackPost(BaseModel):
+    """chat.postMessage. ``thread_ts`` None means "the root we posted for this thread" (slash commands)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["post"] = "post"
+    channel: str
+    thread_ts: str | None
+    text: str
+    blocks: list[Block] | None = None
+    role: Literal["reply", "root", "card"] = "reply"
+    approval_id: str | None = None  # set for role="card": its ts is stored to update it later
+
+
+class SlackCardUpdate(BaseModel):
+    """chat.update of an approval card once decided (posted anew if the card never made it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["update"] = "update"
+    channel: str
+    thread_ts: str | None
+    approval_id: str
+    text: str
+    blocks: list[Block]
+
+
+SlackMessage = Annotated[SlackPost | SlackCardUpdate, Field(discriminator="kind")]
+MESSAGE_ADAPTER: TypeAdapter[SlackPost | SlackCardUpdate] = TypeAdapter(SlackMessage)
+
+
+def slack_origin(thread: Thread) -> tuple[str, str | None] | None:
+    """(channel id, root ts) when the thread started in Slack, else None."""
+    origin = thread.origin
+    if origin is None or origin.channel != CHANNEL or not origin.conversation:
+        return None
+    return origin.conversation, origin.message
+
+
+def messages_for(
+    thread: Thread, new: Sequence[Event], *, editable: bool = True
+) -> list[SlackPost | SlackCardUpdate]:
+    """The Slack messages that ``new`` events of ``thread`` call for."""
+    where = slack_origin(thread)
+    if where is None:
+        return []
+    channel, root = where
+    out: list[SlackPost | SlackCardUpdate] = []
+
+    def reply(text: str) -> None:
+        out.append(SlackPost(channel=channel, thread_ts=root, text=clip(text, 39000)))
+
+    first = thread.first_message
+    for event in new:
+        if isinstance(event, UserMessage):
+            if root is None and first is not None and event.id == first.id:
+                asker = f"{who(event.user)} asked" if event.user else "Asked"
+                out.append(SlackPost(
+                    channel=channel, thread_ts=None, role="root", text=f"{asker}: `{escape(event.text)}`",
+                ))
+        elif isinstance(event, HumanInputRequested):
+            reply(f":question: {escape(event.message)}")
+        elif isinstance(event, Done):
+            reply(escape(event.message))
+        elif isinstance(event, ActionResult):
+            if event.ok:
+                reply(f":white_check_mark: `{event.name}`: {escape(event.result)}")
+            else:
+                reply(f":x: `{event.name}` failed: {escape(event.result)}")
+        elif isinstance(event, ErrorEvent) and event.kind in _ERRORS_SHOWN:
+            reply(f":warning: {escape(event.message)}")
+        elif isinstance(event, ApprovalRequested):
+            text, blocks = approval_card(thread.id, event, editable=editable)
+            out.append(SlackPost(
+                channel=channel, thread_ts=root, text=text, blocks=blocks, role="card",
+                approval_id=event.approval_id,
+            ))
+        elif isinstance(event, ApprovalDecided):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:
+                text, blocks = decided_card(request, event)
+                out.append(SlackCardUpdate(
+                    channel=channel, thread_ts=root, approval_id=event.approval_id, text=text, blocks=blocks,
+                ))
+    return out
+
+
+def outbound(thread: Thread, new: Sequence[Event], *, editable: bool = True) -> list[OutboxItem]:
+    """Outbox items (written in the same transaction as ``new``) for the Slack messages they call for."""
+    return [
+        OutboxItem(channel=CHANNEL, thread_id=thread.id, payload=message.model_dump(mode="json"))
+        for message in messages_for(thread, new, editable=editable)
+    ]
