@@ -1,0 +1,5 @@
+"""The local web inbox: thread list, timelines, approvals and new requests, served at ``/``."""
+
+from channels.web.channel import WebChannel
+
+__all__ = ["WebChannel"]
