@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
     smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
     smtp_tls: TlsMode = Field("starttls", alias="SMTP_TLS")
+    email_idle: bool = Field(True, alias="OPSGATE_EMAIL_IDLE")  # use IMAP IDLE when the server offers it
+    email_idle_renew: float = Field(540.0, alias="OPSGATE_EMAIL_IDLE_RENEW", gt=0, le=600)
+    email_poll_interval: float = Field(30.0, alias="OPSGATE_EMAIL_POLL_INTERVAL", gt=0)
 
     # web inbox
     web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")
