@@ -1,9 +1,9 @@
 """Approve / Reject / Edit clicks and the reject and edit modals -> ``service.decide``.
 
 Who decides is the signed payload's ``user.id``, never anything in a button value or private_metadata (those
-only say which approval). ``service.decide`` is the authority (approver list, four-eyes, first decision wins);
-the pre-check before a modal opens only spares a refused person from typing a reason for nothing.
-Every refusal is logged as ``approval_refused`` (the audit trail of attempts) and told to the person.
+only say which approval). ``service.decide`` is the authority (approver list, four-eyes, first decision wins)
+and records refused decisions in the thread; the pre-check before a modal opens spares a refused person from
+typing a reason for nothing, and records its refusals the same way. Every refusal is also logged.
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ def _refused(exc: Signal, ref: CardRef, user: str, attempt: str) -> None:
     )
 
 
+async def _precheck_refused(service: Service, exc: Signal, ref: CardRef, user: str, attempt: str) -> Answer:
+    """A modal that will not open: audit it like a refused decision, and tell the person why."""
+    _refused(exc, ref, user, attempt)
+    if isinstance(exc, NotAuthorized | AlreadyDecided):
+        await service.record_refusal(ref.thread_id, ref.approval_id, user, str(exc), _via(ref))
+    return Answer(ephemeral=refusal(exc))
+
+
 def _ref(click: BlockActions) -> CardRef:
     ref = CardRef.parse(click.action.value)
     return ref.model_copy(update={
@@ -121,8 +129,7 @@ async def open_reject(click: BlockActions, service: Service) -> Answer:
     try:
         pending = await precheck(service, ref, user, approving=False)
     except Signal as exc:
-        _refused(exc, ref, user, "reject")
-        return Answer(ephemeral=refusal(exc))
+        return await _precheck_refused(service, exc, ref, user, "reject")
     return Answer(view=reject_modal(ref, pending.action, pending.arguments))
 
 
@@ -134,8 +141,7 @@ async def open_edit(click: BlockActions, service: Service) -> Answer:
         thread = await service.get_thread(ref.thread_id)
         agent = service.registry.get(thread.agent or service.registry.default)
     except Signal as exc:
-        _refused(exc, ref, user, "edit")
-        return Answer(ephemeral=refusal(exc))
+        return await _precheck_refused(service, exc, ref, user, "edit")
     action = agent.action(pending.action)
     required = set(action.model_json_schema().get("required", [])) if action else set()
     ref = ref.model_copy(update={"fields": edit_fields(pending.arguments, required)})

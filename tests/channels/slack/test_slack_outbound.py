@@ -1,0 +1,117 @@
+"""Thread events -> Slack outbox items: replies in the request's Slack thread, cards, card updates."""
+
+from __future__ import annotations
+
+from bot.events import (
+    ActionProposed,
+    ActionResult,
+    AgentSelected,
+    ApprovalDecided,
+    ApprovalRequested,
+    DecisionRefused,
+    Done,
+    ErrorEvent,
+    Event,
+    HumanInputRequested,
+    UserMessage,
+    Via,
+)
+from bot.thread import Thread
+from channels.slack.slack_outbound import MESSAGE_ADAPTER, SlackCardUpdate, SlackPost, messages_for, outbound
+
+SLACK_VIA = Via(channel="slack", conversation="C0OPS0001", message="1732270000.000100")
+
+
+def thread_of(*events: Event, via: Via = SLACK_VIA) -> Thread:
+    first = UserMessage(text="deploy api 1.4.2 to production", user="UALICE01", via=via)
+    return Thread(id="th1", events=[]).with_events([first, AgentSelected(agent="deploy"), *events])
+
+
+def proposal_and_request() -> tuple[ActionProposed, ApprovalRequested]:
+    args = {"service": "api", "version": "1.4.2", "environment": "production"}
+    proposal = ActionProposed(action_id="ac1", name="deploy", arguments=args, reason="asked")
+    return proposal, ApprovalRequested(approval_id="ap1", action_id="ac1", name="deploy", arguments=args,
+                                       approvers=["UCAROL01"], requester="UALICE01")
+
+
+def test_approval_request_posts_a_card_in_the_requests_thread() -> None:
+    """The card goes to the origin channel with thread_ts = the request's ts, marked to remember its ts."""
+    proposal, request = proposal_and_request()
+    thread = thread_of(proposal, request)
+    [card] = messages_for(thread, [proposal, request])
+    assert isinstance(card, SlackPost)
+    assert (card.channel, card.thread_ts, card.role, card.approval_id) == (
+        "C0OPS0001", "1732270000.000100", "card", "ap1")
+    assert card.blocks and any(b["type"] == "actions" for b in card.blocks)
+
+
+def test_decision_updates_the_card() -> None:
+    """A decision (from any channel) becomes a chat.update of that approval's card."""
+    proposal, request = proposal_and_request()
+    decision = ApprovalDecided(approval_id="ap1", action_id="ac1", approved=True, by="UCAROL01",
+                               via=Via(channel="web"))
+    thread = thread_of(proposal, request, decision)
+    [update] = messages_for(thread, [decision])
+    assert isinstance(update, SlackCardUpdate)
+    assert update.approval_id == "ap1"
+    assert not any(b["type"] == "actions" for b in update.blocks)
+
+
+def test_questions_results_errors_and_done_are_posted_in_the_thread() -> None:
+    """request_more_information, action results, fatal errors and done_for_now all reply in the thread."""
+    events: list[Event] = [
+        HumanInputRequested(message="Which version?"),
+        ActionResult(action_id="ac1", name="deploy", result="deployed api 1.4.2"),
+        ActionResult(action_id="ac2", name="rollback", ok=False, result="webhook refused"),
+        ErrorEvent(kind="step_limit", message="stopped after 20 steps"),
+        Done(message="api <1.4.2> is live"),
+    ]
+    posts = messages_for(thread_of(*events), events)
+    assert [p.thread_ts for p in posts] == ["1732270000.000100"] * 5
+    assert [p.text for p in posts] == [
+        ":question: Which version?",
+        ":white_check_mark: `deploy`: deployed api 1.4.2",
+        ":x: `rollback` failed: webhook refused",
+        ":warning: stopped after 20 steps",
+        "api &lt;1.4.2&gt; is live",
+    ]
+
+
+def test_quiet_events_post_nothing() -> None:
+    """Retried model errors, delivery notes, refusals and the request itself post nothing."""
+    events: list[Event] = [
+        ErrorEvent(kind="invalid_output", message="bad json"),
+        ErrorEvent(kind="delivery", message="slack delivery failed"),
+        DecisionRefused(approval_id="ap1", by="UEVE0001", reason="not an approver"),
+        UserMessage(text="and staging too", user="UALICE01", via=SLACK_VIA),
+    ]
+    assert messages_for(thread_of(*events), events) == []
+
+
+def test_threads_from_other_channels_are_not_posted_to_slack() -> None:
+    """Only threads that started in Slack get Slack messages."""
+    done = Done(message="ok")
+    assert messages_for(thread_of(done, via=Via(channel="web")), [done]) == []
+    assert outbound(thread_of(done, via=Via(channel="email", conversation="<m@x>")), [done]) == []
+
+
+def test_slash_command_thread_posts_its_root_first() -> None:
+    """A /opsgate thread has no Slack message: its first item posts the root, the rest wait for its ts."""
+    via = Via(channel="slack", conversation="C0OPS0001", message=None)
+    first = UserMessage(text="!deploy service=api", user="UALICE01", via=via)
+    thread = Thread(id="th1", events=[]).with_events([first])
+    [root] = messages_for(thread, [first])
+    assert isinstance(root, SlackPost) and root.role == "root" and root.thread_ts is None
+    assert root.text == "<@UALICE01> asked: `!deploy service=api`"
+    done = Done(message="ok")
+    [reply] = messages_for(thread.with_events([done]), [done])
+    assert isinstance(reply, SlackPost) and reply.role == "reply" and reply.thread_ts is None
+
+
+def test_outbox_items_round_trip_through_json() -> None:
+    """The stored payload reads back as the same typed message."""
+    proposal, request = proposal_and_request()
+    [item] = outbound(thread_of(proposal, request), [request])
+    assert item.channel == "slack" and item.thread_id == "th1"
+    message = MESSAGE_ADAPTER.validate_python(item.payload)
+    assert isinstance(message, SlackPost) and message.approval_id == "ap1"

@@ -1,0 +1,242 @@
+"""FakeSlack: a local Slack Web API over a real socket, answering with Slack's documented response shapes.
+
+Point ``SLACK_API_URL`` at ``fake.api_url`` (it ends with "/", as slack_sdk needs). It answers auth.test,
+chat.postMessage, chat.update, chat.postEphemeral and views.open; it checks the bearer token like Slack
+(not_authed / invalid_auth), keeps the messages it was sent so chat.update can find them, records every call
+(method, JSON or form arguments, headers), and can answer the next N calls of a method with an HTTP error,
+e.g. 429 with Retry-After. Like bolt's own tests/mock_web_api_server, but async and inspectable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.support.servers import BackgroundServer
+
+BOT_TOKEN = "xoxb-test-token"
+BOT_USER_ID = "UBOT0001"
+BOT_ID = "BBOT0001"
+TEAM_ID = "T0TEST01"
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One Web API request as received, and the status it was answered with."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    status: int
+    at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    status: int
+    retry_after: int | None
+    error: str
+
+
+class FakeSlack:
+    """A Slack Web API on 127.0.0.1 that records calls; start with ``with FakeSlack() as slack:``."""
+
+    def __init__(self, token: str = BOT_TOKEN, *, unknown_channels: tuple[str, ...] = ()) -> None:
+        self.token = token
+        self.unknown_channels = set(unknown_channels)  # chat.postMessage there -> channel_not_found
+        self.calls: list[SlackCall] = []
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> latest message
+        self._failures: dict[str, _Failure] = {}
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._views = itertools.count(1)
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "views.open": self._views_open,
+        }
+        app = Starlette(routes=[Route("/api/{method}", self._api, methods=["POST", "GET"])])
+        self._server = BackgroundServer(app, name="fake-slack")
+
+    # lifecycle
+
+    @property
+    def api_url(self) -> str:
+        """The SLACK_API_URL to configure, e.g. http://127.0.0.1:40123/api/ (trailing slash included)."""
+        return f"{self._server.url}/api/"
+
+    def start(self) -> FakeSlack:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # scripting
+
+    def fail_next(
+        self, method: str, times: int = 1, *, status: int = 429, retry_after: int | None = 1,
+        error: str = "ratelimited",
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``status`` (429 carries Retry-After)."""
+        with self._lock:
+            self._failures[method] = _Failure(times, status, retry_after if status == 429 else None, error)
+
+    # inspection
+
+    def calls_to(self, method: str, *, ok_only: bool = True) -> list[SlackCall]:
+        """Calls of one method (only those answered 200, unless ``ok_only`` is False)."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method and (c.ok or not ok_only)]
+
+    # A deadline parameter (not asyncio.timeout) so the failure message can say what was expected.
+    async def wait_for(
+        self, method: str, match: Callable[[SlackCall], bool] | None = None, *, count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> list[SlackCall]:
+        """Wait until ``count`` successful calls of ``method`` (matching ``match``) arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [c for c in self.calls_to(method) if match is None or match(c)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                seen = [(c.method, c.status) for c in self.calls]
+                raise TimeoutError(f"expected {count} {method} call(s) within {timeout}s; got {seen}")
+            await asyncio.sleep(0.02)
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """The current state of a message we were sent (after updates)."""
+        with self._lock:
+            return self.messages[(channel, ts)]
+
+    # HTTP
+
+    async def _api(self, request: Request) -> JSONResponse:
+        method = request.path_params["method"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        args = _arguments(await request.body(), headers.get("content-type", ""), dict(request.query_params))
+        status, body, extra = self._answer(method, args, headers)
+        with self._lock:
+            self.calls.append(SlackCall(method, args, headers, status))
+        return JSONResponse(body, status_code=status, headers=extra)
+
+    def _answer(
+        self, method: str, args: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            failure = self._failures.get(method)
+            if failure is not None and failure.remaining > 0:
+                failure.remaining -= 1
+                extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                return failure.status, {"ok": False, "error": failure.error}, extra
+        handler = self._handlers.get(method)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip() or args.get("token")
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        return 200, handler(args), {}
+
+    # methods (run on the server thread)
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True, "url": "https://opsgate-test.slack.com/", "team": "opsgate test", "user": "opsgate",
+            "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False,
+        }
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.unknown_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("text") and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        message = {
+            "type": "message", "subtype": "bot_message", "text": args.get("text", ""), "ts": ts,
+            "bot_id": BOT_ID, "user": BOT_USER_ID, "team": TEAM_ID,
+            **({"blocks": args["blocks"]} if args.get("blocks") else {}),
+            **({"thread_ts": args["thread_ts"]} if args.get("thread_ts") else {}),
+        }
+        with self._lock:
+            self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel"), args.get("ts")
+        with self._lock:
+            message = self.messages.get((str(channel), str(ts)))
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message.update(text=args.get("text", message.get("text", "")), edited={"user": BOT_USER_ID, "ts": ts})
+            if "blocks" in args:
+                message["blocks"] = args["blocks"]
+        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        view_id = f"V{next(self._views):08d}"
+        return {"ok": True, "view": {
+            **view, "id": view_id, "team_id": TEAM_ID, "state": {"values": {}}, "hash": f"{time.time():.6f}",
+            "root_view_id": view_id, "app_id": "A0TEST01", "bot_id": BOT_ID,
+        }}
+
+
+def _arguments(body: bytes, content_type: str, query: dict[str, str]) -> dict[str, Any]:
+    """JSON bodies as they are; form bodies with their JSON-encoded fields (blocks, view) decoded."""
+    if body and content_type.startswith("application/json"):
+        parsed = json.loads(body)
+        return {**query, **(parsed if isinstance(parsed, dict) else {})}
+    args: dict[str, Any] = {**query, **dict(parse_qsl(body.decode(), keep_blank_values=True))}
+    for name in _JSON_FIELDS:
+        if isinstance(args.get(name), str):
+            try:
+                args[name] = json.loads(args[name])
+            except ValueError:
+                pass
+    return args
