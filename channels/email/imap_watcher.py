@@ -1,0 +1,148 @@
+"""The mailbox watcher: new mail in, one message at a time, in UID order, never twice and never skipped.
+
+Per mailbox we persist UIDVALIDITY and the last processed UID. A message counts as processed once its thread
+events are committed (or it was ignored/answered); only then is it flagged ``\\Seen`` and the UID advanced. A
+crash in between replays the message, and its Message-ID ref turns the replay into a no-op (DuplicateRef).
+
+On the very first start, and when the server reports a new UIDVALIDITY (the old UIDs mean nothing any more),
+the unseen messages are processed and everything else is taken as already handled.
+
+Waiting uses IDLE when the server offers it (renewed well before the 29-minute limit), else polling. A dropped
+connection is re-opened with backoff. imapclient blocks, so every call runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from imapclient.exceptions import IMAPClientError
+from pydantic import BaseModel
+
+from bot.store import Store
+from channels.email.imap_session import ImapConfig, ImapSession, MailboxInfo
+from channels.email.inbound import InboundMail, parse_mail
+from channels.email.intake import IntakeResult
+
+log = structlog.get_logger("opsgate.email")
+
+T = TypeVar("T")
+_MAX_BACKOFF = 60.0
+_STOP_WAIT = 3.0
+Handler = Callable[[InboundMail], Awaitable[IntakeResult]]
+
+
+def _backoff(failures: int) -> float:
+    """1, 2, 4, … seconds after consecutive connection failures, at most a minute."""
+    return min(2.0 ** max(failures - 1, 0), _MAX_BACKOFF)
+
+
+class MailboxState(BaseModel):
+    """What is stored per mailbox."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+class ImapWatcher:
+    """Runs forever: connect, catch up, handle new mail, wait (IDLE or poll), reconnect on failure."""
+
+    def __init__(
+        self, config: ImapConfig, store: Store, handle: Handler, *, idle: bool = True,
+        idle_renew: float = 540.0, poll_interval: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.handle = handle
+        self.idle = idle
+        self.idle_renew = idle_renew
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+
+    async def run(self) -> None:
+        """The background loop (cancel it to stop; an IMAP call in progress ends within a second)."""
+        self._stop.clear()
+        failures = 0
+        while True:
+            session = ImapSession(self.config)
+            try:
+                info = await self._call(session.connect)
+                failures = 0
+                log.info("imap_connected", host=self.config.host, mailbox=self.config.mailbox,
+                         uidvalidity=info.uidvalidity, idle=info.idle and self.idle)
+                await self._watch(session, info)
+            except (IMAPClientError, OSError) as exc:
+                failures += 1
+                log.warning("imap_disconnected", host=self.config.host, error=f"{type(exc).__name__}: {exc}",
+                            retry_in_s=_backoff(failures))
+            finally:
+                await asyncio.to_thread(session.close)
+            await asyncio.sleep(_backoff(failures))
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking IMAP call in a thread; on cancellation, stop it and wait so the connection is free."""
+        future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self._stop.set()
+            await asyncio.wait([future], timeout=_STOP_WAIT)  # an IDLE wait notices the flag within a second
+            raise
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    async def load_state(self) -> MailboxState | None:
+        """The stored UIDVALIDITY and last UID of this mailbox, if any."""
+        value = await self.store.get_state(self.config.state_key)
+        return MailboxState.model_validate(value) if value is not None else None
+
+    async def _save(self, state: MailboxState) -> None:
+        await self.store.set_state(self.config.state_key, state.model_dump())
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+
+    async def _watch(self, session: ImapSession, info: MailboxInfo) -> None:
+        state = await self.load_state()
+        if state is None or state.uidvalidity != info.uidvalidity:
+            state = await self._catch_up(session, info, state)
+        while True:
+            for uid in await self._call(session.uids_after, state.last_uid):
+                await self._process(session, uid)
+                state = MailboxState(uidvalidity=info.uidvalidity, last_uid=uid)
+                await self._save(state)
+            if info.idle and self.idle:
+                await self._call(session.wait_idle, self.idle_renew, self._stop)
+            else:
+                await asyncio.sleep(self.poll_interval)
+
+    async def _catch_up(self, session: ImapSession, info: MailboxInfo, old: MailboxState | None) -> MailboxState:
+        highest = await self._call(session.highest_uid)
+        unseen = [uid for uid in await self._call(session.unseen_uids) if uid <= highest]
+        if old is None:
+            log.info("imap_first_start", mailbox=self.config.mailbox, unseen=len(unseen), highest_uid=highest)
+        else:
+            log.warning("imap_uidvalidity_changed", mailbox=self.config.mailbox, old=old.uidvalidity,
+                        new=info.uidvalidity, unseen=len(unseen))
+        for uid in unseen:
+            await self._process(session, uid)
+        state = MailboxState(uidvalidity=info.uidvalidity, last_uid=highest)
+        await self._save(state)
+        return state
+
+    async def _process(self, session: ImapSession, uid: int) -> None:
+        raw = await self._call(session.fetch, uid)
+        if raw is None:
+            log.info("email_vanished", uid=uid)  # expunged between SEARCH and FETCH
+            return
+        try:
+            mail = parse_mail(raw)
+        except Exception:  # left unseen for a person to look at; the mailbox moves on
+            log.exception("email_unparseable", uid=uid, size=len(raw))
+            return
+        result = await self.handle(mail)
+        await self._call(session.mark_seen, uid)
+        log.info("email_processed", uid=uid, outcome=result.outcome, thread_id=result.thread_id,
+                 detail=result.detail or None, message_id=mail.message_id)

@@ -1,0 +1,231 @@
+"""One inbound mail -> what it means for opsgate: ignore it, start a thread, continue one, or decide an approval.
+
+A pipeline of small steps run in order: noise rules, de-duplication, thread resolution (In-Reply-To, then
+References newest first; never the Subject), then either the decision path (authenticated sender, valid token,
+allowed approver, a clear first line) or a message in a thread. Every path either commits thread events with
+the mail's Message-ID as a ref (so a replayed mail raises DuplicateRef and is not processed twice), or records
+the ref on its own before answering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from bot.errors import AlreadyDecided, DuplicateRef, InvalidArguments, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.events import Via
+from bot.service import Service
+from bot.store import OutboxItem, Ref
+from bot.thread import Thread
+from channels.email.addresses import MailKind, agent_for, parse_message_id, plus_tags, ref_key
+from channels.email.authentication import check_authentication
+from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_decision
+from channels.email.inbound import InboundMail
+from channels.email.noise import ignore_reason
+from channels.email.outbound import MailConfig, OutgoingMail, answer, describe_action
+from channels.email.tokens import TokenClaim, read_token
+
+log = structlog.get_logger("opsgate.email")
+
+REF_CHANNEL = "email"  # Message-ID of every mail we handled -> its thread
+APPROVAL_REF_CHANNEL = "email-approval"  # approval id -> thread, written when its approval mail is delivered
+
+Outcome = Literal["ignored", "duplicate", "started", "continued", "decided", "refused", "answered"]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What happened to one mail."""
+
+    outcome: Outcome
+    thread_id: str | None = None
+    detail: str = ""
+
+
+def request_text(mail: InboundMail) -> str:
+    """The text of a new request: subject and body, or the body alone when it is an explicit ``!command``."""
+    body, subject = mail.text.strip(), mail.subject.strip()
+    if body.startswith("!") or not subject:
+        return body
+    return f"{subject}\n\n{body}" if body else subject
+
+
+@dataclass(frozen=True)
+class _Target:
+    thread_id: str
+    kind: MailKind | None  # which of our mails it answers; None: a mail of theirs we received
+
+
+class Intake:
+    """Handles inbound mail for one opsgate instance."""
+
+    def __init__(self, service: Service, config: MailConfig, authserv_id: str | None, secret: str) -> None:
+        self.service = service
+        self.config = config
+        self.authserv_id = authserv_id
+        self.secret = secret
+
+    async def handle(self, mail: InboundMail) -> IntakeResult:
+        """Run the pipeline for one mail; never processes the same Message-ID twice."""
+        reason = ignore_reason(mail, self.config.address)
+        if reason is not None:
+            log.info("email_ignored", reason=reason.value, message_id=mail.message_id, sender=mail.sender,
+                     subject=mail.subject)
+            return IntakeResult("ignored", detail=reason.value)
+        if await self.service.store.get_ref(REF_CHANNEL, ref_key(mail.message_id)) is not None:
+            return self._duplicate(mail)
+        claim = self._token(mail)
+        target = await self._resolve(mail)
+        if claim is not None or (target is not None and target.kind == "approval"):
+            return await self._decide(mail, claim, target)
+        if target is not None:
+            return await self._continue(mail, target.thread_id)
+        return await self._start(mail)
+
+    # --- steps ----------------------------------------------------------------------------------------------
+
+    def _token(self, mail: InboundMail) -> TokenClaim | None:
+        for tag in plus_tags(mail.recipients, self.config.address):
+            claim = read_token(tag)
+            if claim is not None:
+                return claim
+        return None
+
+    async def _resolve(self, mail: InboundMail) -> _Target | None:
+        for candidate in mail.thread_candidates:
+            ours = parse_message_id(candidate, self.config.address.domain)
+            if ours is not None:
+                if await self.service.store.load_thread(ours.thread_id) is not None:
+                    return _Target(ours.thread_id, ours.kind)
+                continue
+            ref = await self.service.store.get_ref(REF_CHANNEL, ref_key(candidate))
+            if ref is not None and ref.thread_id:
+                return _Target(ref.thread_id, None)
+        return None
+
+    def _via(self, mail: InboundMail) -> Via:
+        return Via(channel="email", conversation=mail.root_id, message=mail.message_id)
+
+    def _ref(self, mail: InboundMail, thread_id: str | None = None) -> Ref:
+        return Ref(channel=REF_CHANNEL, key=ref_key(mail.message_id), thread_id=thread_id)
+
+    async def _start(self, mail: InboundMail) -> IntakeResult:
+        text = request_text(mail)
+        if not text:
+            return await self._answer(mail, None, "Your email had no text, so there was nothing to do.",
+                                      outcome="answered")
+        registry = self.service.registry
+        agent = agent_for(mail.recipients, self.config.address, registry.names) or registry.default
+        try:
+            thread = await self.service.start_thread(
+                text, user=mail.sender, via=self._via(mail), agent=agent, refs=[self._ref(mail)]
+            )
+        except DuplicateRef:
+            return self._duplicate(mail)
+        log.info("email_thread_started", thread_id=thread.id, message_id=mail.message_id, sender=mail.sender,
+                 agent=agent)
+        return IntakeResult("started", thread.id)
+
+    async def _continue(self, mail: InboundMail, thread_id: str) -> IntakeResult:
+        if not mail.text.strip():
+            return await self._answer(mail, thread_id, "Your reply had no new text (only quoted history), "
+                                      "so nothing was added.", outcome="answered")
+        try:
+            await self.service.add_message(
+                thread_id, mail.text, user=mail.sender, via=self._via(mail), refs=[self._ref(mail, thread_id)]
+            )
+        except DuplicateRef:
+            return self._duplicate(mail)
+        except ThreadNotFound:
+            return await self._start(mail)
+        except NotWaiting as exc:
+            return await self._answer(mail, thread_id, f"Your message was not added: {exc}. "
+                                      "You will get an email when it is decided.", outcome="answered")
+        log.info("email_thread_continued", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
+        return IntakeResult("continued", thread_id)
+
+    async def _decide(self, mail: InboundMail, claim: TokenClaim | None, target: _Target | None) -> IntakeResult:
+        thread_id = target.thread_id if target is not None else None
+        approval_id = claim.approval_id if claim is not None else None
+        if self.authserv_id:
+            verdict = check_authentication(mail, self.authserv_id)
+            if not verdict.passed:
+                return await self._refuse(mail, thread_id, approval_id, "authentication", "your address could "
+                                          f"not be verified ({verdict.reason})")
+        if claim is None:
+            return await self._refuse(mail, thread_id, None, "no-token", "this reply carries no approval token; "
+                                      "reply to the approval email itself (its Reply-To address holds the token)")
+        ref = await self.service.store.get_ref(APPROVAL_REF_CHANNEL, claim.approval_id)
+        thread_id = ref.thread_id if ref is not None and ref.thread_id else thread_id
+        thread = await self._load(thread_id)
+        request = thread.approval_request(claim.approval_id) if thread is not None else None
+        if thread is None or request is None:
+            return await self._refuse(mail, thread_id, approval_id, "unknown-approval", "its approval token "
+                                      "does not match any approval request")
+        if not claim.valid_for(self.secret, mail.sender):
+            if mail.sender not in {a.lower() for a in request.approvers}:
+                what = describe_action(request.name, request.arguments)
+                return await self._refuse(mail, thread.id, approval_id, "not-approver",
+                                          f"{mail.sender} is not one of the approvers for {what}")
+            return await self._refuse(mail, thread.id, approval_id, "bad-token", "the approval token in this "
+                                      f"reply was not issued to {mail.sender}")
+        decision = parse_decision(mail.text)
+        if isinstance(decision, Unclear):
+            return await self._refuse(mail, thread.id, approval_id, "unclear", f"{UNCLEAR}: {decision.problem}")
+        approved = isinstance(decision, Approve)
+        comment = decision.reason if isinstance(decision, Reject) else None
+        try:
+            await self.service.decide(
+                thread.id, claim.approval_id, approved=approved, user=mail.sender, via=self._via(mail),
+                comment=comment, refs=[self._ref(mail, thread.id)],
+            )
+        except DuplicateRef:
+            return self._duplicate(mail)
+        except (NotAuthorized, AlreadyDecided) as exc:  # the service already recorded the refusal
+            await self.service.store.put_ref(self._ref(mail, thread.id))
+            self._audit_refusal(mail, thread.id, approval_id, type(exc).__name__, str(exc))
+            return IntakeResult("refused", thread.id, type(exc).__name__)
+        except (NotWaiting, InvalidArguments) as exc:
+            return await self._refuse(mail, thread.id, approval_id, type(exc).__name__, str(exc))
+        log.info("email_decision", audit=True, thread_id=thread.id, approval_id=claim.approval_id,
+                 approved=approved, by=mail.sender, message_id=mail.message_id)
+        return IntakeResult("decided", thread.id, "approved" if approved else "rejected")
+
+    async def _refuse(
+        self, mail: InboundMail, thread_id: str | None, approval_id: str | None, code: str, why: str
+    ) -> IntakeResult:
+        """Audit a refused decision; recorded in its thread (whose outbox answers the sender) when known."""
+        if not await self.service.store.put_ref(self._ref(mail, thread_id)):
+            return self._duplicate(mail)
+        self._audit_refusal(mail, thread_id, approval_id, code, why)
+        if thread_id is not None and await self._load(thread_id) is not None:
+            await self.service.record_refusal(thread_id, approval_id, mail.sender, why, self._via(mail))
+        return IntakeResult("refused", thread_id, code)
+
+    def _audit_refusal(
+        self, mail: InboundMail, thread_id: str | None, approval_id: str | None, code: str, why: str
+    ) -> None:
+        log.warning("email_decision_refused", audit=True, reason=code, detail=why, sender=mail.sender,
+                    message_id=mail.message_id, thread_id=thread_id, approval_id=approval_id)
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    async def _load(self, thread_id: str | None) -> Thread | None:
+        return await self.service.store.load_thread(thread_id) if thread_id else None
+
+    def _duplicate(self, mail: InboundMail) -> IntakeResult:
+        log.info("email_duplicate", message_id=mail.message_id, sender=mail.sender)
+        return IntakeResult("duplicate")
+
+    async def _answer(
+        self, mail: InboundMail, thread_id: str | None, text: str, *, outcome: Outcome, detail: str = ""
+    ) -> IntakeResult:
+        """Record the mail as handled, then queue a direct answer (at most once per Message-ID)."""
+        if not await self.service.store.put_ref(self._ref(mail, thread_id)):
+            return self._duplicate(mail)
+        reply: OutgoingMail = answer(mail, text, self.config, thread_id)
+        item = OutboxItem(channel="email", thread_id=thread_id, payload=reply.model_dump(mode="json"))
+        await self.service.journal.enqueue([item])
+        return IntakeResult(outcome, thread_id, detail)

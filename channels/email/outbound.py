@@ -1,0 +1,241 @@
+"""Thread events -> mails to send (``OutgoingMail``), pure: the journal writes them to the outbox in the same
+transaction as the events, each with its Message-ID already chosen, so a retried delivery is the same mail.
+
+Who gets what:
+- the requester of a thread that came in by email: one reply per commit that says something to them (approval
+  needed, result of an approved action, a question, the final answer, a failure), threaded under their mail;
+- every email approver of a pending approval, for a thread from any channel: an approval request whose
+  Reply-To carries their token (added at delivery, the secret never enters the outbox);
+- whoever decided by email: a short confirmation in their approval conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.events import (
+    ActionResult,
+    ApprovalDecided,
+    ApprovalRequested,
+    DecisionRefused,
+    Done,
+    ErrorEvent,
+    Event,
+    ExecutionStarted,
+    HumanInputReceived,
+    HumanInputRequested,
+    UserMessage,
+)
+from bot.thread import Thread
+from channels.email.addresses import Address, MailKind, make_message_id
+from channels.email.decisions import FORMAT_HELP, UNCLEAR
+from channels.email.inbound import InboundMail
+
+_QUOTE_LIMIT = 600
+_HIDDEN_ARGUMENTS = ("reason",)
+
+
+class OutgoingMail(BaseModel):
+    """One mail as stored in an outbox row's payload."""
+
+    kind: MailKind
+    to: str
+    subject: str
+    text: str
+    message_id: str
+    in_reply_to: str | None = None
+    references: list[str] = []
+    thread_id: str | None = None
+    approval_id: str | None = None  # approval mails: the Reply-To token is made for (approval_id, to)
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """What the converters need to know about us."""
+
+    address: Address
+    approvals: bool  # send approval requests by email (IMAP and SMTP configured: replies can be read)
+
+
+# --- wording ----------------------------------------------------------------------------------------------------
+
+
+def describe_action(name: str, arguments: dict[str, Any]) -> str:
+    """``deploy api 1.4.2 to production``: the action and its argument values, environment last."""
+    values = [str(v) for k, v in arguments.items() if k not in (*_HIDDEN_ARGUMENTS, "environment") and v is not None]
+    text = " ".join([name, *values])
+    environment = arguments.get("environment")
+    if environment:
+        text += f" {'to' if name.startswith('deploy') else 'in'} {environment}"
+    return text
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: <subject>``, without stacking prefixes."""
+    subject = " ".join(subject.split()) or "your request"
+    return subject if subject.lower().startswith(("re:", "aw:", "sv:")) else f"Re: {subject}"
+
+
+def _quote(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 1] + "…"
+
+
+def _arguments_block(arguments: dict[str, Any]) -> str:
+    return "\n".join(f"  {k}: {v}" for k, v in arguments.items() if k not in _HIDDEN_ARGUMENTS)
+
+
+def approval_text(thread: Thread, request: ApprovalRequested) -> str:
+    """The body of an approval request: the action, its arguments, who asked and why, how to answer."""
+    who = request.requester or thread.requester or "someone"
+    lines = [
+        f"{who} asked for an action that needs your approval.",
+        "",
+        f"Action: {describe_action(request.name, request.arguments)}",
+        _arguments_block(request.arguments),
+        "",
+        f"Why: {request.reason or 'no reason was given'}",
+    ]
+    first = thread.first_message
+    if first is not None:
+        lines += ["", "The request:", *(f"  | {line}" for line in _quote(first.text).splitlines())]
+    lines += ["", "To answer, reply to this email with one of these as the first line:", "",
+              "  APPROVE", "  REJECT: <your reason>", "",
+              "Only the first line of your reply is read, and only from your own address."]
+    if request.four_eyes and request.requester:
+        lines.append(f"Four-eyes rule: {request.requester} may not approve this request themselves.")
+    lines += ["", f"opsgate thread {thread.id}, approval {request.approval_id}"]
+    return "\n".join(lines)
+
+
+def _requester_lines(thread: Thread, event: Event) -> list[str]:
+    """What the requester should read about one event (empty when nothing)."""
+    if isinstance(event, ApprovalRequested):
+        who = ", ".join(event.approvers) or "an approver"
+        return [f"{describe_action(event.name, event.arguments)} needs approval; I asked {who}. "
+                "I will write again when it is decided."]
+    if isinstance(event, ActionResult):
+        started = next((e for e in thread.events if isinstance(e, ExecutionStarted)
+                        and e.action_id == event.action_id), None)
+        if started is None or started.approved_by is None:
+            return []  # unapproved steps feed the agent, which answers with its own words
+        state = "done" if event.ok else "FAILED"
+        return [f"{describe_action(started.name, started.arguments)} (approved by {started.approved_by}): "
+                f"{state}.", "", event.result]
+    if isinstance(event, HumanInputRequested | Done):
+        return [event.message]
+    if isinstance(event, ErrorEvent) and event.kind in ("step_limit", "internal"):
+        return [f"Sorry, I could not finish this request: {event.message}"]
+    return []
+
+
+# --- threading ------------------------------------------------------------------------------------------------
+
+
+def _email_messages(thread: Thread) -> list[str]:
+    return [e.via.message for e in thread.events
+            if isinstance(e, UserMessage | HumanInputReceived) and e.via.channel == "email" and e.via.message]
+
+
+def _subject_of(thread: Thread) -> str:
+    first = thread.first_message
+    return first.text.strip().splitlines()[0][:150] if first and first.text.strip() else ""
+
+
+def _requester_reply(thread: Thread, new: Sequence[Event], config: MailConfig) -> OutgoingMail | None:
+    origin = thread.origin
+    if origin is None or origin.channel != "email" or not thread.requester:
+        return None
+    paragraphs = [lines for event in new if (lines := _requester_lines(thread, event))]
+    if not paragraphs:
+        return None
+    received = _email_messages(thread)
+    parent = received[-1] if received else origin.message
+    root = origin.conversation or origin.message
+    references = list(dict.fromkeys(r for r in (root, parent) if r))
+    return OutgoingMail(
+        kind="reply", to=thread.requester, subject=reply_subject(_subject_of(thread)),
+        text="\n\n".join("\n".join(p) for p in paragraphs), thread_id=thread.id,
+        message_id=make_message_id(thread.id, "reply", config.address.domain),
+        in_reply_to=parent, references=references,
+    )
+
+
+def _approval_requests(thread: Thread, request: ApprovalRequested, config: MailConfig) -> list[OutgoingMail]:
+    mails = []
+    for approver in dict.fromkeys(a.lower() for a in request.approvers if "@" in a):
+        if request.four_eyes and request.requester and approver == request.requester.lower():
+            continue  # may not approve their own request; they are told in their own thread
+        mails.append(OutgoingMail(
+            kind="approval", to=approver, thread_id=thread.id, approval_id=request.approval_id,
+            subject=f"[opsgate] Approval needed: {describe_action(request.name, request.arguments)}",
+            text=approval_text(thread, request),
+            message_id=make_message_id(thread.id, "approval", config.address.domain),
+        ))
+    return mails
+
+
+def _confirmation(thread: Thread, decided: ApprovalDecided, config: MailConfig) -> OutgoingMail | None:
+    if decided.via.channel != "email":
+        return None
+    request = thread.approval_request(decided.approval_id)
+    what = describe_action(request.name, request.arguments) if request else "the action"
+    verdict = "Approved: it runs now." if decided.approved else f"Rejected: {decided.comment or 'no reason'}."
+    parent = decided.via.message
+    return OutgoingMail(
+        kind="notice", to=decided.by, thread_id=thread.id,
+        subject=reply_subject(f"[opsgate] Approval needed: {what}"),
+        text=f"Recorded your decision on {what}.\n\n{verdict}",
+        message_id=make_message_id(thread.id, "notice", config.address.domain),
+        in_reply_to=parent, references=[r for r in (decided.via.conversation, parent) if r],
+    )
+
+
+def _refusal(thread: Thread, refused: DecisionRefused, config: MailConfig) -> OutgoingMail | None:
+    if refused.via.channel != "email" or not refused.by or "@" not in refused.by:
+        return None
+    request = thread.approval_request(refused.approval_id) if refused.approval_id else None
+    what = describe_action(request.name, request.arguments) if request else "an opsgate request"
+    text = f"Your decision on {what} was not accepted: {refused.reason}.\n\nNothing was executed."
+    if refused.reason.startswith(UNCLEAR):
+        text += f"\n\n{FORMAT_HELP}"
+    parent = refused.via.message
+    return OutgoingMail(
+        kind="notice", to=refused.by, thread_id=thread.id,
+        subject=reply_subject(f"[opsgate] Approval needed: {what}" if request else "opsgate"),
+        text=text, message_id=make_message_id(thread.id, "notice", config.address.domain),
+        in_reply_to=parent, references=[r for r in (refused.via.conversation, parent) if r],
+    )
+
+
+def mails_for(thread: Thread, new: Sequence[Event], config: MailConfig) -> list[OutgoingMail]:
+    """Every mail caused by appending ``new`` to ``thread`` (``thread`` already contains them)."""
+    mails: list[OutgoingMail] = []
+    reply = _requester_reply(thread, new, config)
+    if reply is not None:
+        mails.append(reply)
+    for event in new:
+        if isinstance(event, ApprovalRequested) and config.approvals:
+            mails.extend(_approval_requests(thread, event, config))
+        elif isinstance(event, ApprovalDecided):
+            confirmation = _confirmation(thread, event, config)
+            if confirmation is not None:
+                mails.append(confirmation)
+        elif isinstance(event, DecisionRefused):
+            refusal = _refusal(thread, event, config)
+            if refusal is not None:
+                mails.append(refusal)
+    return mails
+
+
+def answer(mail: InboundMail, text: str, config: MailConfig, thread_id: str | None = None) -> OutgoingMail:
+    """A direct answer to one inbound mail (refused decision, unclear reply), threaded under it."""
+    return OutgoingMail(
+        kind="notice", to=mail.sender, subject=reply_subject(mail.subject), text=text, thread_id=thread_id,
+        message_id=make_message_id(thread_id or "none", "notice", config.address.domain),
+        in_reply_to=mail.message_id, references=[*mail.references[-8:], mail.message_id],
+    )
