@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.runtime import Runtime
+from bot.thread import Thread
+from bot.wiring import build_registry
+from channels.slack import SlackChannel
+from channels.slack.slack_inbound import Incoming, receive
 from storage import SqlStore, ensure_schema, store_for
 from tests.channels.slack.slack_requests import SIGNING_SECRET
 from tests.support.databases import sqlite_url
@@ -40,3 +45,28 @@ async def store(slack_settings: Settings) -> AsyncIterator[SqlStore]:
     sql = store_for(slack_settings.database_url)
     yield sql
     await sql.close()
+
+
+@pytest.fixture
+async def runtime(slack_settings: Settings, store: SqlStore) -> AsyncIterator[Runtime]:
+    """A runtime (service, engine, journal) with the Slack channel and no model; no loops run."""
+    channel = SlackChannel(slack_settings)
+    built = Runtime(settings=slack_settings, store=store, registry=build_registry(slack_settings),
+                    channels=[channel], model=None)
+    yield built
+    await channel.aclose()
+    await built.http.aclose()
+
+
+async def waiting_deploy(runtime: Runtime, requester: str = "UALICE01", event_id: str = "EvDeploy") -> Thread:
+    """A thread started by a Slack mention whose production deploy waits for approval (!command: no model)."""
+    message = Incoming(
+        event_id=event_id, channel="C0OPS0001", user=requester, ts="1732270000.000100",
+        root_ts="1732270000.000100", addressed=True,
+        text="!deploy service=api version=1.4.2 environment=production",
+    )
+    received = await receive(message, runtime.service)
+    assert received.thread_id is not None
+    advanced = await runtime.engine.advance(received.thread_id)
+    assert advanced is not None and advanced.status == "waiting_for_approval", advanced
+    return advanced
