@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # worker
     worker_concurrency: int = Field(8, alias="OPSGATE_WORKER_CONCURRENCY", ge=1, le=256)
     poll_interval: float = Field(0.5, alias="OPSGATE_POLL_INTERVAL", gt=0)
-    lease_seconds: float = Field(300.0, alias="OPSGATE_LEASE_SECONDS", gt=0)
+    lease_seconds: float = Field(60.0, alias="OPSGATE_LEASE_SECONDS", ge=3)
 
     # deploy agent executor
     deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")

@@ -21,7 +21,6 @@ from bot.errors import Conflict
 from bot.events import (
     ActionProposed,
     ActionResult,
-    AgentSelected,
     Done,
     ErrorEvent,
     Event,
@@ -75,7 +74,9 @@ class Engine:
                 else:
                     assert isinstance(work, CallModel)
                     events = await self._call_model(thread)
-                await self.journal.append(thread, events)
+                updated = await self.journal.append(thread, events)
+                if updated.status != "running":
+                    return updated  # waiting now: our lease was dropped with this append, so stop here
             except Conflict:
                 continue  # a person appended meanwhile; reload and decide again
         return thread
@@ -165,4 +166,6 @@ class Engine:
             action_id=work.action_id, name=work.name, ok=ok, result=text,
             latency_ms=int((time.perf_counter() - began) * 1000),
         )
-        await self.journal.append(thread, [result])
+        # The result must never be lost to a concurrent append (a refused click, a delivery note): losing it
+        # would make the thread look crashed mid-execution and run the tool again.
+        await self.journal.append_independent(thread.id, [result])

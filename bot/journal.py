@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import structlog
 
 from bot.channel import Channel
+from bot.errors import Conflict
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
 from bot.store import OutboxItem, Ref, Store
 from bot.thread import Thread
@@ -49,6 +50,21 @@ class Journal:
         )
         self._after(updated, new)
         return updated
+
+    async def append_independent(
+        self, thread_id: str, new: Sequence[Event], attempts: int = 20
+    ) -> Thread | None:
+        """Append events that stay true whatever else was appended meanwhile (a tool's result, an audit note):
+        on Conflict, reload and append again. None if the thread does not exist."""
+        for _ in range(attempts):
+            thread = await self.store.load_thread(thread_id)
+            if thread is None:
+                return None
+            try:
+                return await self.append(thread, new)
+            except Conflict:
+                continue
+        raise Conflict(f"thread {thread_id} is too busy to append {[e.type for e in new]}")
 
     def _after(self, thread: Thread, new: Sequence[Event]) -> None:
         for event in new:

@@ -9,7 +9,7 @@ import random
 import structlog
 
 from bot.channel import Channel
-from bot.errors import Conflict, DeliveryFailed, DeliveryRetry
+from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import ErrorEvent
 from bot.journal import Journal
 from bot.store import OutboxRow, Store
@@ -75,14 +75,5 @@ class OutboxDispatcher:
             log.info("outbox_sent", channel=channel.name, row=row.id, thread_id=row.thread_id)
 
     async def _record_failure(self, row: OutboxRow, message: str) -> None:
-        if row.thread_id is None:
-            return
-        for _ in range(5):
-            thread = await self.store.load_thread(row.thread_id)
-            if thread is None:
-                return
-            try:
-                await self.journal.append(thread, [ErrorEvent(kind="delivery", message=message)])
-                return
-            except Conflict:
-                continue
+        if row.thread_id is not None:
+            await self.journal.append_independent(row.thread_id, [ErrorEvent(kind="delivery", message=message)])

@@ -118,12 +118,4 @@ class Service:
     ) -> None:
         """Keep a refused decision in the thread for the audit trail (it changes nothing else)."""
         event = DecisionRefused(approval_id=approval_id, by=user, reason=reason, via=via)
-        for _ in range(_CONFLICT_RETRIES):
-            thread = await self.store.load_thread(thread_id)
-            if thread is None:
-                return
-            try:
-                await self.journal.append(thread, [event])
-                return
-            except Conflict:
-                continue
+        await self.journal.append_independent(thread_id, [event])

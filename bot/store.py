@@ -115,6 +115,10 @@ class Store(Ledger, Protocol):
         """Give the lease back; ``retry_in`` delays the next attempt (model down) and counts attempts."""
         ...
 
+    async def renew_lease(self, thread_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend a held lease (heartbeat while a step runs); False if the lease was lost."""
+        ...
+
     async def thread_attempts(self, thread_id: str) -> int: ...
 
     async def put_ref(self, ref: Ref) -> bool:

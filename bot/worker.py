@@ -71,8 +71,21 @@ class Worker:
             await asyncio.wait_for(self.wakeup.wait(), self.settings.poll_interval)
         self.wakeup.clear()
 
+    async def _heartbeat(self, thread_id: str) -> None:
+        """Keep the lease while a slow model call or tool runs; a crashed worker's lease simply expires."""
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.store.renew_lease(thread_id, self.owner, self.settings.lease_seconds):
+                    log.warning("lease_lost", thread_id=thread_id)
+                    return
+            except Exception:
+                log.exception("lease_renew_failed", thread_id=thread_id)
+
     async def _run_one(self, thread_id: str, slots: asyncio.Semaphore) -> None:
         retry_in: float | None = None
+        heartbeat = asyncio.create_task(self._heartbeat(thread_id), name=f"lease-{thread_id}")
         try:
             await self.engine.advance(thread_id)
         except ModelUnavailable as exc:
@@ -84,6 +97,8 @@ class Worker:
             retry_in = retry_delay(await self.store.thread_attempts(thread_id))
             log.exception("step_failed", thread_id=thread_id, retry_in_s=retry_in)
         finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             slots.release()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_thread(thread_id, self.owner, retry_in))

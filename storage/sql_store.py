@@ -107,10 +107,13 @@ class SqlStore:
         now = time.time()
         async with self.engine.begin() as conn:
             # Compare-and-set on the sequence: one writer wins, the other gets Conflict and reloads.
+            values: dict[str, Any] = {"seq": expected_seq + len(events), "status": status, "agent": agent,
+                                      "updated_at": now}
+            if status != "running":
+                # Nothing to run: drop any lease now, so a crash before release_thread cannot strand the thread.
+                values.update(lease_owner=None, lease_until=None, attempts=0, not_before=0.0)
             result = await conn.execute(
-                update(threads)
-                .where(threads.c.id == thread_id, threads.c.seq == expected_seq)
-                .values(seq=expected_seq + len(events), status=status, agent=agent, updated_at=now)
+                update(threads).where(threads.c.id == thread_id, threads.c.seq == expected_seq).values(**values)
             )
             if result.rowcount != 1:
                 exists = (await conn.execute(select(threads.c.seq).where(threads.c.id == thread_id))).first()
@@ -169,6 +172,14 @@ class SqlStore:
             await conn.execute(
                 update(threads).where(threads.c.id == thread_id, threads.c.lease_owner == owner).values(**values)
             )
+
+    async def renew_lease(self, thread_id: str, owner: str, lease_seconds: float) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(threads).where(threads.c.id == thread_id, threads.c.lease_owner == owner)
+                .values(lease_until=time.time() + lease_seconds)
+            )
+        return bool(result.rowcount)
 
     async def thread_attempts(self, thread_id: str) -> int:
         async with self.engine.connect() as conn:
