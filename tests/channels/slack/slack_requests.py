@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ def signed_headers(secret: str, body: bytes, content_type: str, timestamp: int |
     """X-Slack-Request-Timestamp and X-Slack-Signature (v0 HMAC-SHA256 of "v0:{ts}:{body}")."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode())
+    assert signature is not None
     return {
         "Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature,
         "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
@@ -83,7 +85,7 @@ def click(
 
 
 def submission(
-    callback_id: str, private_metadata: str, values: dict[str, dict[str, str | None]], *, user: str,
+    callback_id: str, private_metadata: str, values: Mapping[str, Mapping[str, str | None]], *, user: str,
 ) -> dict[str, Any]:
     """A view_submission payload with plain-text inputs ``{block_id: {action_id: value}}``."""
     payload = load("view_submission_reject")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ def press(thread: Thread, action_id: str, user: str) -> BlockActions:
         click(action_id, value, user=user, channel="C0OPS0001", message_ts=CARD_TS, thread_ts=ROOT))
 
 
-def submit(view: dict[str, Any], values: dict[str, dict[str, str | None]], user: str) -> ViewSubmission:
+def submit(view: dict[str, Any], values: Mapping[str, Mapping[str, str | None]], user: str) -> ViewSubmission:
     return ViewSubmission.model_validate(submission(view["callback_id"], view["private_metadata"], values,
                                                     user=user))
 
