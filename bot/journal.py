@@ -66,6 +66,11 @@ class Journal:
                 continue
         raise Conflict(f"thread {thread_id} is too busy to append {[e.type for e in new]}")
 
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        """Queue outbox items that no event caused (e.g. an email channel's answer to an empty mail)."""
+        await self.store.add_outbox(items)
+        self.outbox_ready.set()
+
     def _after(self, thread: Thread, new: Sequence[Event]) -> None:
         for event in new:
             fields: dict[str, object] = {"thread_id": thread.id, "agent": thread.agent, "type": event.type}

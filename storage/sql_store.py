@@ -254,6 +254,17 @@ class SqlStore:
     async def outbox_failed(self, row_id: int, error: str) -> None:
         await self._outbox_set(row_id, status="failed", last_error=error[:2000])
 
+    async def add_outbox(self, items: Sequence[OutboxItem]) -> None:
+        if not items:
+            return
+        now = time.time()
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(outbox), [
+                {"channel": o.channel, "thread_id": o.thread_id, "payload": json.dumps(o.payload),
+                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                for o in items
+            ])
+
     async def outbox_pending(self, channel: str | None = None) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.status == "pending")
         if channel is not None:
