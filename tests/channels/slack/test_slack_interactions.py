@@ -141,8 +141,9 @@ async def test_edit_requires_the_required_fields(runtime: Runtime) -> None:
     thread = await waiting_deploy(runtime)
     answer = await interactions.open_edit(press(thread, EDIT, "UCAROL01"), runtime.service)
     assert answer.view is not None
-    values = {"arg_service": {"value": None}, "arg_version": {"value": "1.4.3"},
-              "arg_environment": {"value": "production"}}
+    values: dict[str, dict[str, str | None]] = {
+        "arg_service": {"value": None}, "arg_version": {"value": "1.4.3"}, "arg_environment": {"value": "production"},
+    }
     errors = await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service)
     assert errors == {"arg_service": "service is required"}
 
