@@ -75,12 +75,17 @@ def build_graph(model: ScriptedModel) -> StateGraph:
 
 
 class LangGraphSide(Side):
+    """AsyncSqliteSaver as shipped (synchronous=FULL, SQLite's default: an fsync per commit)."""
+
     name = "langgraph"
+    synchronous: str | None = None
 
     async def open(self, db: Path) -> None:
         self._saver_cm = AsyncSqliteSaver.from_conn_string(str(db))
         saver = await self._saver_cm.__aenter__()
         await saver.setup()  # creates the tables and sets journal_mode=WAL
+        if self.synchronous:
+            await saver.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self.graph = build_graph(ScriptedModel()).compile(checkpointer=saver)
 
     async def launch(self, thread_id: str) -> None:
@@ -99,5 +104,16 @@ class LangGraphSide(Side):
         await self._saver_cm.__aexit__(None, None, None)
 
 
+class LangGraphNormalSide(LangGraphSide):
+    """The same saver with synchronous=NORMAL, the durability opsgate's SQLite store uses (fsync at checkpoints)."""
+
+    name = "langgraph_normal"
+    synchronous = "NORMAL"
+
+
 if __name__ == "__main__":
-    run_cli(LangGraphSide())
+    import sys
+
+    normal = "--synchronous-normal" in sys.argv
+    run_cli(LangGraphNormalSide() if normal else LangGraphSide(),
+            [a for a in sys.argv[1:] if a != "--synchronous-normal"])

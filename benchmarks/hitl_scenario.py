@@ -60,14 +60,23 @@ async def drive(ids: Sequence[str], one: Callable[[str], Awaitable[None]], mode:
     return time.perf_counter() - start
 
 
-def checkpointed_size(db: Path) -> int:
-    """Bytes of the database file after folding the WAL back in (PRAGMA wal_checkpoint(TRUNCATE))."""
-    with sqlite3.connect(db) as conn:
+def _checkpoint(db: Path) -> bool:
+    with sqlite3.connect(db, timeout=5) as conn:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            raise RuntimeError(f"WAL checkpoint of {db} was blocked by another connection")
-    wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    return not busy
+
+
+async def checkpointed_size(db: Path) -> int:
+    """Bytes of the database file after folding the WAL back in (PRAGMA wal_checkpoint(TRUNCATE)).
+
+    A checkpoint is blocked while a side's background loop (a worker releasing its lease) writes; retry briefly.
+    """
+    for _ in range(200):
+        if await asyncio.to_thread(_checkpoint, db):
+            wal = db.with_name(db.name + "-wal")
+            return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"WAL checkpoint of {db} stayed blocked by another connection for 4 s")
 
 
 def total_rows(db: Path) -> int:
@@ -117,14 +126,14 @@ async def measure(side: Side, n: int, mode: str, db: Path) -> RunResult:
     """Launch ``n`` threads to paused, then resume all to done; sizes after WAL checkpoints, peak RSS."""
     baseline = rss_mb()
     await side.open(db)
-    empty = checkpointed_size(db)
+    empty = await checkpointed_size(db)
     empty_rows = total_rows(db)
     ids = [f"t{i:07d}" for i in range(n)]
     launch_s = await drive(ids, side.launch, mode)
-    paused_bytes = checkpointed_size(db) - empty
+    paused_bytes = await checkpointed_size(db) - empty
     paused_rows = total_rows(db) - empty_rows
     resume_s = await drive(ids, side.resume, mode)
-    done_bytes = checkpointed_size(db) - empty
+    done_bytes = await checkpointed_size(db) - empty
     done_rows = total_rows(db) - empty_rows
     await side.close()
     return RunResult(
@@ -145,8 +154,12 @@ def run_cli(side: Side, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--mode", choices=("sequential", "concurrent"), required=True)
     parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--result", type=Path, help="write the JSON here instead of stdout (stdout may carry logs)")
     args = parser.parse_args(argv)
     if args.db.exists():
         raise SystemExit(f"{args.db} exists; each run needs a fresh database")
-    result = asyncio.run(measure(side, args.n, args.mode, args.db))
-    print(json.dumps(result.as_dict()))
+    result = json.dumps(asyncio.run(measure(side, args.n, args.mode, args.db)).as_dict())
+    if args.result:
+        args.result.write_text(result + "\n", encoding="utf-8")
+    else:
+        print(result)

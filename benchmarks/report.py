@@ -75,11 +75,13 @@ def fmt(value: Any) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table with right-aligned numeric columns."""
     cells = [[fmt(c) for c in row] for row in rows]
+    numeric = [[isinstance(c, int | float) or (isinstance(c, str) and c[:1].isdigit()) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    for row, kinds in zip(cells, numeric, strict=True):
+        lines.append("  ".join(c.rjust(w) if num else c.ljust(w)
+                               for c, w, num in zip(row, widths, kinds, strict=True)))
     return "\n".join(lines)
 
 
