@@ -21,12 +21,12 @@ from bot.events import Event
 from bot.service import Service
 from bot.store import OutboxItem, OutboxRow, Ref
 from bot.thread import Thread
-from channels.email.addresses import Address
+from channels.email.addresses import Address, ref_key
 from channels.email.compose import compose
 from channels.email.imap_session import ImapConfig
 from channels.email.imap_watcher import ImapWatcher
-from channels.email.intake import APPROVAL_REF_CHANNEL, Intake
-from channels.email.outbound import MailConfig, OutgoingMail, mails_for
+from channels.email.intake import APPROVAL_REF_CHANNEL, REF_CHANNEL, Intake
+from channels.email.outbound import MailConfig, OutgoingMail, mails_for, reply_subject
 from channels.email.smtp_sender import SmtpConfig, send
 from channels.email.tokens import SECRET_REF_CHANNEL, make_token, new_secret
 
@@ -76,8 +76,16 @@ class EmailChannel(Channel):
             await self.service.store.put_ref(
                 Ref(channel=APPROVAL_REF_CHANNEL, key=mail.approval_id, thread_id=mail.thread_id)
             )
+        if mail.kind == "reply" and mail.in_reply_to:
+            mail = mail.model_copy(update={"subject": await self._reply_subject(mail)})
         await send(compose(mail, self.address.base, reply_to), self.smtp)
         log.info("email_sent", kind=mail.kind, to=mail.to, thread_id=mail.thread_id, message_id=mail.message_id)
+
+    async def _reply_subject(self, mail: OutgoingMail) -> str:
+        """"Re: " + the subject of the mail we answer, as recorded when it arrived (else the stored guess)."""
+        ref = await self.service.store.get_ref(REF_CHANNEL, ref_key(mail.in_reply_to or ""))
+        subject = (ref.data or {}).get("subject") if ref is not None else None
+        return reply_subject(str(subject)) if subject else mail.subject
 
     # --- inbound ----------------------------------------------------------------------------------------------
 

@@ -109,7 +109,9 @@ class Intake:
         return Via(channel="email", conversation=mail.root_id, message=mail.message_id)
 
     def _ref(self, mail: InboundMail, thread_id: str | None = None) -> Ref:
-        return Ref(channel=REF_CHANNEL, key=ref_key(mail.message_id), thread_id=thread_id)
+        # The subject is kept so replies can say "Re: <their subject>" (Gmail threads by subject too).
+        data = {"subject": mail.subject} if mail.subject else None
+        return Ref(channel=REF_CHANNEL, key=ref_key(mail.message_id), thread_id=thread_id, data=data)
 
     async def _start(self, mail: InboundMail) -> IntakeResult:
         text = request_text(mail)

@@ -204,7 +204,8 @@ class _Handler:
             if self.refusal is not None:
                 self.refused += 1
                 return self.refusal
-            raw = bytes(envelope.original_content or envelope.content or b"")
+            content = envelope.original_content or envelope.content or b""
+            raw = content.encode() if isinstance(content, str) else bytes(content)
             message = message_from_bytes(raw, policy=policy.default)
             assert isinstance(message, EmailMessage)
             self.received.append(ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), message, raw))
@@ -252,7 +253,10 @@ class SmtpRecorder:
         return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
 
     async def wait_for(
-        self, match: Callable[[ReceivedMail], bool] = lambda m: True, count: int = 1, timeout: float = 15.0
+        self,
+        match: Callable[[ReceivedMail], bool] = lambda m: True,
+        count: int = 1,
+        timeout: float = 15.0,  # noqa: ASYNC109 (a deadline in the failure message)
     ) -> list[ReceivedMail]:
         """Wait until ``count`` recorded messages match; return them (TimeoutError listing what arrived)."""
         deadline = time.monotonic() + timeout

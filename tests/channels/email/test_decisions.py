@@ -1,0 +1,54 @@
+"""Reading a decision from the first non-empty line of the stripped reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.email.decisions import Approve, Reject, Unclear, parse_decision
+from channels.email.inbound import parse_mail
+from tests.channels.email.conftest import raw_message
+
+
+@pytest.mark.parametrize("text", ["APPROVE", "approve", "Approved.", "\n\n  APPROVE  \nthanks", "*APPROVE*"])
+def test_approve_forms(text: str) -> None:
+    """APPROVE (any case, trailing punctuation, bold markers) on the first line approves."""
+    assert isinstance(parse_decision(text), Approve)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("REJECT: wait for the freeze", "wait for the freeze"),
+    ("reject - not on a Friday", "not on a Friday"),
+    ("Rejected: tests are red\nmore words", "tests are red"),
+])
+def test_reject_forms_carry_the_reason(text: str, reason: str) -> None:
+    """REJECT with a separator and a reason rejects with that reason."""
+    decision = parse_decision(text)
+    assert isinstance(decision, Reject) and decision.reason == reason
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "empty"),
+    ("REJECT", "needs a reason"),
+    ("REJECT:   ", "needs a reason"),
+    ("Looks fine to me\nAPPROVE", "neither APPROVE nor REJECT"),
+    ("I approve", "neither APPROVE nor REJECT"),
+    ("APPROVE this and also that", "neither APPROVE nor REJECT"),
+])
+def test_anything_else_is_unclear(text: str, problem: str) -> None:
+    """Only the first line counts; anything not exactly a decision is unclear, with the problem named."""
+    decision = parse_decision(text)
+    assert isinstance(decision, Unclear) and problem in decision.problem
+
+
+def test_saved_replies_decide() -> None:
+    """The Gmail reply approves; the Outlook reply rejects with its reason."""
+    assert isinstance(parse_decision(parse_mail(raw_message("gmail_reply_approve")).text), Approve)
+    outlook = parse_decision(parse_mail(raw_message("outlook_reply_reject")).text)
+    assert isinstance(outlook, Reject) and outlook.reason == "wait until the change freeze ends on Friday"
+
+
+def test_quoted_instructions_never_count() -> None:
+    """A reply with nothing new above our quoted "APPROVE" line is not an approval."""
+    raw = (b"From: bob@example.com\r\nMessage-ID: <q@x>\r\n\r\n\r\nOn Mon, 23 Nov 2026 at 11:02, opsgate "
+           b"<opsgate@example.com> wrote:\r\n> To answer, reply with:\r\n>\r\n>   APPROVE\r\n")
+    assert isinstance(parse_decision(parse_mail(raw).text), Unclear)
