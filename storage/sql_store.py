@@ -65,11 +65,16 @@ class SqlStore:
                  "data": _dump(e)}
                 for i, e in enumerate(new)
             ])
-        if outbox_items:
+        await self._insert_outbox(conn, outbox_items, thread_id, now)
+
+    async def _insert_outbox(
+        self, conn: AsyncConnection, items: Sequence[OutboxItem], thread_id: str | None, now: float
+    ) -> None:
+        if items:
             await conn.execute(insert(outbox), [
                 {"channel": o.channel, "thread_id": o.thread_id or thread_id, "payload": json.dumps(o.payload),
                  "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-                for o in outbox_items
+                for o in items
             ])
 
     async def create_thread(
@@ -255,15 +260,9 @@ class SqlStore:
         await self._outbox_set(row_id, status="failed", last_error=error[:2000])
 
     async def add_outbox(self, items: Sequence[OutboxItem]) -> None:
-        if not items:
-            return
-        now = time.time()
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(outbox), [
-                {"channel": o.channel, "thread_id": o.thread_id, "payload": json.dumps(o.payload),
-                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-                for o in items
-            ])
+        if items:
+            async with self.engine.begin() as conn:
+                await self._insert_outbox(conn, items, None, time.time())
 
     async def outbox_pending(self, channel: str | None = None) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.status == "pending")
