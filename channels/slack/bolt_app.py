@@ -50,10 +50,8 @@ class BotIdentity:
     bot_id: str | None = None
     team_id: str | None = None
 
-    async def authorize(
-        self, enterprise_id: str | None = None, team_id: str | None = None, user_id: str | None = None,
-    ) -> AuthorizeResult:
-        """Bolt's authorize hook: the single bot token, with no network call in the ack path."""
+    def result(self, enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        """What bolt's authorize hook returns: the single bot token, with no network call in the ack path."""
         return AuthorizeResult(
             enterprise_id=enterprise_id, team_id=team_id or self.team_id, bot_token=self.token,
             bot_user_id=self.user_id, bot_id=self.bot_id, user_id=user_id,
@@ -88,12 +86,18 @@ async def identify(client: AsyncWebClient, identity: BotIdentity) -> None:
 
 def build_app(settings: Settings, service: Service, identity: BotIdentity, notices: Notices) -> AsyncApp:
     """The bolt app with our listeners; every listener parses its payload into a typed model first."""
+    # Bolt passes arguments by parameter name, so the hook is a plain function (a method's "self" confuses it).
+    async def authorize(
+        enterprise_id: str | None = None, team_id: str | None = None, user_id: str | None = None,
+    ) -> AuthorizeResult:
+        return identity.result(enterprise_id, team_id, user_id)
+
     app = AsyncApp(
         name="opsgate",
         # No token on the app's client: bolt then asks our authorize hook instead of calling auth.test inline.
         client=AsyncWebClient(base_url=api_url(settings), retry_handlers=retry_handlers()),
         signing_secret=settings.slack_signing_secret or "",
-        authorize=identity.authorize,
+        authorize=authorize,
         process_before_response=True,
     )
 
