@@ -156,19 +156,21 @@ class Pages:
 
     def _thread_context(self, thread: Thread, session: Session) -> dict[str, Any]:
         pending = thread.pending
-        fields, hint, may_approve = [], None, False
+        fields, hint, may = [], None, {"approve": False, "reject": False}
         if pending is not None:
             agent = self.service.registry.get(thread.agent or self.service.registry.default)
             action = agent.action(pending.action)
             if action is not None:
                 fields = edit_fields(action, pending.arguments)
-            try:
-                authorize(session.user, pending, VIA.channel, self.settings, approving=True)
-                may_approve = True
-            except NotAuthorized as exc:
-                hint = str(exc)
+            # Only to shape the buttons: decide() checks again, and the check there is the one that counts.
+            for verb in may:
+                try:
+                    authorize(session.user, pending, VIA.channel, self.settings, approving=verb == "approve")
+                    may[verb] = True
+                except NotAuthorized as exc:
+                    hint = hint or str(exc)
         return {"thread": thread, "status": thread.status, "items": timeline(thread), "pending": pending,
-                "fields": fields, "hint": hint, "may_approve": may_approve, "seq": thread.seq}
+                "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
 
     async def _thread_response(
         self, request: Request, session: Session, thread_id: str, error: Signal | None = None

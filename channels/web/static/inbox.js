@@ -84,7 +84,7 @@
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-live")) { return; }
     event.preventDefault();
-    const buttons = form.querySelectorAll("button");
+    const buttons = Array.from(form.querySelectorAll("button")).filter(function (b) { return !b.disabled; });
     buttons.forEach(function (b) { b.disabled = true; });
     try {
       const response = await fetch(form.action, {

@@ -125,8 +125,10 @@ async def test_non_approver_cannot_decide(inbox_at: InboxFactory) -> None:
         await mallory.login_by_token(TOKEN, "mallory")
         thread_id = await mallory.start(PRODUCTION_DEPLOY)
         await inbox.wait_status(thread_id, "waiting_for_approval")
-        page = text_of((await mallory.get(f"/t/{thread_id}")).text)
-        assert "mallory is not one of the approvers for deploy" in page
+        html = (await mallory.get(f"/t/{thread_id}")).text
+        assert "mallory is not one of the approvers for deploy" in text_of(html)
+        assert '<button type="submit" class="button approve" disabled>Approve</button>' in html
+        assert "Reject…" not in html and "Edit…" not in html
         approve = await mallory.decide(thread_id, "approve")
         assert approve.status_code == 403
         assert "Not allowed: mallory is not one of the approvers for deploy" in text_of(approve.text)
@@ -144,6 +146,9 @@ async def test_four_eyes_in_the_inbox(inbox_at: InboxFactory) -> None:
         await bob.login_by_token(TOKEN, "bob@example.com")
         thread_id = await alice.start(PRODUCTION_DEPLOY)
         await inbox.wait_status(thread_id, "waiting_for_approval")
+        html = (await alice.get(f"/t/{thread_id}")).text
+        assert '<button type="submit" class="button approve" disabled>Approve</button>' in html
+        assert "Reject…" in html  # the requester may still cancel their own request
         own = await alice.decide(thread_id, "approve")
         assert own.status_code == 403
         assert "four-eyes rule: alice@example.com requested this deploy" in text_of(own.text)
