@@ -44,6 +44,7 @@ log = structlog.get_logger("opsgate.slack")
 audit = structlog.get_logger("opsgate.audit")
 
 CHANNEL = "slack"
+MAX_METADATA = 3000  # Slack's limit for a modal's private_metadata
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ async def open_edit(click: BlockActions, service: Service) -> Answer:
     action = agent.action(pending.action)
     required = set(action.model_json_schema().get("required", [])) if action else set()
     ref = ref.model_copy(update={"fields": edit_fields(pending.arguments, required)})
+    if len(ref.to_value()) > MAX_METADATA:
+        return Answer(ephemeral="This action has too many arguments to edit in Slack: approve or reject it here, "
+                                "or edit it in the opsgate web inbox.")
     return Answer(view=edit_modal(ref, pending.action, pending.arguments))
 
 
