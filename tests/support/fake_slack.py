@@ -5,6 +5,9 @@ chat.postMessage, chat.update, chat.postEphemeral and views.open; it checks the 
 (not_authed / invalid_auth), keeps the messages it was sent so chat.update can find them, records every call
 (method, JSON or form arguments, headers), and can answer the next N calls of a method with an HTTP error,
 e.g. 429 with Retry-After. Like bolt's own tests/mock_web_api_server, but async and inspectable.
+
+``FakeSocketMode`` is the other half of Socket Mode: apps.connections.open (app-level token) hands out its
+``ws://`` URL; it greets with ``hello``, pushes envelopes and waits for each envelope's ack.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +27,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tests.support.servers import BackgroundServer
 
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-A0TEST01-test-token"
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T0TEST01"
@@ -59,8 +65,13 @@ class _Failure:
 class FakeSlack:
     """A Slack Web API on 127.0.0.1 that records calls; start with ``with FakeSlack() as slack:``."""
 
-    def __init__(self, token: str = BOT_TOKEN, *, unknown_channels: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, token: str = BOT_TOKEN, *, unknown_channels: tuple[str, ...] = (), app_token: str = APP_TOKEN,
+        socket_url: str | None = None,
+    ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_url = socket_url  # what apps.connections.open hands out (a FakeSocketMode's url)
         self.unknown_channels = set(unknown_channels)  # chat.postMessage there -> channel_not_found
         self.calls: list[SlackCall] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> latest message
@@ -74,6 +85,7 @@ class FakeSlack:
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "views.open": self._views_open,
+            "apps.connections.open": lambda args: {},  # answered in _answer (app-level token)
         }
         app = Starlette(routes=[Route("/api/{method}", self._api, methods=["POST", "GET"])])
         self._server = BackgroundServer(app, name="fake-slack")
@@ -162,6 +174,12 @@ class FakeSlack:
         token = headers.get("authorization", "").removeprefix("Bearer ").strip() or args.get("token")
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":  # the one method that takes the app-level token
+            if token != self.app_token:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            if self.socket_url is None:
+                return 200, {"ok": False, "error": "socket_mode_not_enabled"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         return 200, handler(args), {}
@@ -240,3 +258,92 @@ def _arguments(body: bytes, content_type: str, query: dict[str, str]) -> dict[st
             except ValueError:
                 pass
     return args
+
+
+class FakeSocketMode:
+    """Slack's Socket Mode side: a WebSocket server (own thread and loop) that pushes envelopes and awaits acks."""
+
+    def __init__(self) -> None:
+        self.acks: list[dict[str, Any]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-socket-mode", daemon=True)
+        self._server: Server | None = None
+        self._connections: list[ServerConnection] = []
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/link/?ticket=fake"
+
+    def start(self) -> FakeSocketMode:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
+        self.port = int(self._server.sockets[0].getsockname()[1])  # type: ignore[index]
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def __enter__(self) -> FakeSocketMode:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> int:
+        return sum(1 for c in self._connections if c.state.name == "OPEN")
+
+    async def push(
+        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = False,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> tuple[dict[str, Any], float]:
+        """Send one envelope (events_api, interactive, slash_commands); return the ack and seconds until it came."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._push(kind, payload, accepts_response_payload, timeout), self._loop)
+        return await asyncio.wrap_future(future)
+
+    async def _serve(self) -> Server:
+        return await serve(self._handle, "127.0.0.1", 0)
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        self._connections.append(connection)
+        await connection.send(json.dumps({
+            "type": "hello", "num_connections": len(self._connections),
+            "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": "A0TEST01"},
+        }))
+        async for raw in connection:
+            message = json.loads(raw)
+            self.acks.append(message)
+            waiting = self._pending.pop(str(message.get("envelope_id")), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(message)
+
+    async def _push(
+        self, kind: str, payload: dict[str, Any], accepts_response_payload: bool, timeout: float,  # noqa: ASYNC109
+    ) -> tuple[dict[str, Any], float]:
+        deadline = time.monotonic() + timeout
+        while not self.connected:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no Socket Mode client connected")
+            await asyncio.sleep(0.02)
+        connection = next(c for c in reversed(self._connections) if c.state.name == "OPEN")
+        envelope_id = str(uuid.uuid4())
+        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[envelope_id] = acked
+        started = time.perf_counter()
+        await connection.send(json.dumps({
+            "envelope_id": envelope_id, "type": kind, "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": 0, "retry_reason": "", "payload": payload,
+        }))
+        ack = await asyncio.wait_for(acked, max(0.1, deadline - time.monotonic()))
+        return ack, time.perf_counter() - started
