@@ -62,8 +62,11 @@ class _Word:
     equals: int | None = None  # index of the first '=' outside quotes
 
 
-def _words(line: str) -> list[_Word]:
-    """Split a line into words on unquoted whitespace, removing quotes; '=' inside quotes is data."""
+def _words(line: str, offset: int = 0) -> list[_Word]:
+    """Split a line into words on unquoted whitespace, removing quotes; '=' inside quotes is data.
+
+    ``offset`` is the column of ``line[0]`` in the message, for error messages.
+    """
     words: list[_Word] = []
     current: _Word | None = None
     i = 0
@@ -87,7 +90,7 @@ def _words(line: str) -> list[_Word]:
                 i += 1
             if i >= len(line):
                 example = f"note={char}two words{char}"
-                where = f"column {start + 1}"
+                where = f"column {offset + start + 1}"
                 raise CommandSyntaxError(f"unbalanced {char} quote at {where}: close it, e.g. {example}")
             i += 1
             continue
@@ -105,7 +108,7 @@ def parse_command(text: str) -> ParsedCommand:
     line = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not line.startswith(PREFIX):
         raise CommandSyntaxError(f"a command starts with {PREFIX}, e.g. {PREFIX}help")
-    words = _words(line[len(PREFIX):])
+    words = _words(line[len(PREFIX):], offset=len(PREFIX))
     if not words or line[len(PREFIX):][:1].isspace():
         raise CommandSyntaxError(f"empty command name: write it right after {PREFIX}, e.g. {PREFIX}help")
     head, *rest = words

@@ -107,8 +107,8 @@ def test_only_the_first_line_is_the_command() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('!ship note="two words', 'unbalanced " quote at column 11: close it, e.g. note="two words"'),
-        ("!ship note='x", "unbalanced ' quote at column 11: close it, e.g. note='two words'"),
+        ('!ship note="two words', 'unbalanced " quote at column 12: close it, e.g. note="two words"'),
+        ("!ship note='x", "unbalanced ' quote at column 12: close it, e.g. note='two words'"),
         ("!ship api", "'api' is not key=value; write e.g. service=api"),
         ('!ship "a=b"', "'a=b' is not key=value; write e.g. service=a=b"),
         ("!ship service=a service=b", "argument 'service' is given twice"),
@@ -226,7 +226,7 @@ def test_invalid_values_are_explained() -> None:
 def test_syntax_error_becomes_a_reply() -> None:
     """interpret never raises on bad input: a syntax error is a Reply."""
     assert interpret('!ship note="open', SHIPPER, REGISTRY) == Reply(
-        'could not read the command: unbalanced " quote at column 11: close it, e.g. note="two words". '
+        'could not read the command: unbalanced " quote at column 12: close it, e.g. note="two words". '
         "!help lists the commands."
     )
 
