@@ -172,9 +172,7 @@ class Pages:
         return {"thread": thread, "status": thread.status, "items": timeline(thread), "pending": pending,
                 "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
 
-    async def _thread_response(
-        self, request: Request, session: Session, thread_id: str, error: Signal | None = None
-    ) -> Response:
+    async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None) -> Response:
         try:
             thread = await self.service.get_thread(thread_id)
         except ThreadNotFound as exc:
@@ -190,7 +188,7 @@ class Pages:
         session = self._user(request)
         if isinstance(session, Response):
             return session
-        return await self._thread_response(request, session, request.path_params["thread_id"])
+        return await self._thread_response(session, request.path_params["thread_id"])
 
     async def thread_events(self, request: Request) -> Response:
         """JSON poll of one thread: its timeline and approval panel when it has more events than ``seq``."""
@@ -220,7 +218,7 @@ class Pages:
     async def _refused(self, request: Request, session: Session, thread_id: str, error: Signal) -> Response:
         """A refused post: JSON for the script, else the thread page with the reason and a 4xx status."""
         answer = self._done(request, f"/t/{thread_id}", error)
-        return answer or await self._thread_response(request, session, thread_id, error)
+        return answer or await self._thread_response(session, thread_id, error)
 
     async def decide(self, request: Request) -> Response:
         """Approve, reject (reason required) or approve with edited arguments."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,6 +20,7 @@ from bot.runtime import Runtime
 from bot.thread import Thread, ThreadStatus
 from bot.wiring import build_runtime
 from channels.web import WebChannel
+from storage.migrate import upgrade
 from tests.support.databases import sqlite_url
 from tests.support.servers import free_port
 
@@ -130,6 +132,8 @@ async def running_inbox(database_url: str, env: Mapping[str, str] | None = None)
     port = free_port()
     settings = load_settings({"DATABASE_URL": database_url, "PORT": str(port), "OPSGATE_HOST": "127.0.0.1",
                               "OPSGATE_POLL_INTERVAL": "0.05", **(env or {})})
+    if database_url.startswith("postgresql"):
+        await upgrade(database_url)  # PostgreSQL is never migrated implicitly
     runtime = build_runtime(settings, model=False)
     app = create_app(settings, runtime)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None,
@@ -138,13 +142,14 @@ async def running_inbox(database_url: str, env: Mapping[str, str] | None = None)
     try:
         while not server.started:
             if task.done():
-                task.result()  # raise the start-up failure
+                raise RuntimeError("opsgate did not start; see the captured log")
             await asyncio.sleep(0.01)
         web = next(c for c in runtime.channels if isinstance(c, WebChannel))
         yield Inbox(f"http://127.0.0.1:{port}", runtime, web)
     finally:
         server.should_exit = True
-        await task
+        with contextlib.suppress(SystemExit):  # uvicorn exits with 3 when start-up failed
+            await task
 
 
 InboxFactory = Callable[..., AbstractAsyncContextManager[Inbox]]

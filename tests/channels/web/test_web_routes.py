@@ -157,23 +157,27 @@ async def test_second_decision_is_too_late(inbox: Inbox, local: Client) -> None:
     assert sum(isinstance(e, ApprovalDecided) for e in thread.events) == 1
 
 
-async def test_simultaneous_decisions_from_two_browsers_one_wins(inbox: Inbox, local: Client) -> None:
-    """Two sessions deciding at once: exactly one decision is recorded, the other gets 409."""
-    other = inbox.client()
-    await other.login_by_url(inbox.login_token)
-    thread_id = await local.start(PRODUCTION_DEPLOY)
-    thread = await inbox.wait_status(thread_id, "waiting_for_approval")
-    assert thread.pending is not None
-    forms = []
-    for client, decision in ((local, "approve"), (other, "reject")):
-        page = await client.get(f"/t/{thread_id}")
-        forms.append((client, {"csrf": csrf_of(page.text), "approval_id": thread.pending.approval_id,
-                               "decision": decision, "comment": "racing"}))
-    responses = await asyncio.gather(*(c.post(f"/t/{thread_id}/decide", f) for c, f in forms))
-    assert sorted(r.status_code for r in responses) == [303, 409]
-    decided = [e for e in (await inbox.thread(thread_id)).events if isinstance(e, ApprovalDecided)]
-    assert len(decided) == 1
-    await other.aclose()
+async def test_simultaneous_decisions_from_two_browsers_one_wins(inbox_at: InboxFactory, database_url: str) -> None:
+    """Two sessions deciding at once (SQLite and PostgreSQL): one decision is recorded, the other gets 409."""
+    async with inbox_at(database_url=database_url) as inbox:
+        first, second = inbox.client(), inbox.client()
+        for client in (first, second):
+            await client.login_by_url(inbox.login_token)
+        for _ in range(3):
+            thread_id = await first.start(PRODUCTION_DEPLOY)
+            thread = await inbox.wait_status(thread_id, "waiting_for_approval")
+            assert thread.pending is not None
+            forms = []
+            for client, decision in ((first, "approve"), (second, "reject")):
+                page = await client.get(f"/t/{thread_id}")
+                forms.append((client, {"csrf": csrf_of(page.text), "approval_id": thread.pending.approval_id,
+                                       "decision": decision, "comment": "racing"}))
+            responses = await asyncio.gather(*(c.post(f"/t/{thread_id}/decide", f) for c, f in forms))
+            assert sorted(r.status_code for r in responses) == [303, 409]
+            decided = [e for e in (await inbox.thread(thread_id)).events if isinstance(e, ApprovalDecided)]
+            assert len(decided) == 1
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_reject_needs_a_reason(inbox: Inbox, local: Client) -> None:
