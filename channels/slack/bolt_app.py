@@ -9,6 +9,7 @@ fire-and-forget tasks that a restart would lose.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -92,14 +93,22 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     ) -> AuthorizeResult:
         return identity.result(enterprise_id, team_id, user_id)
 
-    app = AsyncApp(
-        name="opsgate",
-        # No token on the app's client: bolt then asks our authorize hook instead of calling auth.test inline.
-        client=AsyncWebClient(base_url=api_url(settings), retry_handlers=retry_handlers()),
-        signing_secret=settings.slack_signing_secret or "",
-        authorize=authorize,
-        process_before_response=True,
-    )
+    # Bolt reads SLACK_BOT_TOKEN from the environment by itself and warns that the client wins over it; the
+    # warning would only confuse operators, so it is muted while the app is built.
+    bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+    level = bolt_log.level
+    bolt_log.setLevel(logging.ERROR)
+    try:
+        app = AsyncApp(
+            name="opsgate",
+            # No token on the app's client: bolt then asks our authorize hook instead of calling auth.test inline.
+            client=AsyncWebClient(base_url=api_url(settings), retry_handlers=retry_handlers()),
+            signing_secret=settings.slack_signing_secret or "",
+            authorize=authorize,
+            process_before_response=True,
+        )
+    finally:
+        bolt_log.setLevel(level)
 
     async def on_message(body: dict[str, Any]) -> None:
         try:
