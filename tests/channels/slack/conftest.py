@@ -1,9 +1,8 @@
-"""Fixtures for the Slack tests: the fake Web API, a real SQLite store, settings pointing at both."""
+"""Fixtures for the Slack tests: the fake Web API, a real store (SQLite and PostgreSQL), settings for both."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,8 @@ from bot.thread import Thread
 from bot.wiring import build_registry
 from channels.slack import SlackChannel
 from channels.slack.slack_inbound import Incoming, receive
-from storage import SqlStore, ensure_schema, store_for
+from storage import SqlStore, store_for, upgrade
 from tests.channels.slack.slack_requests import SIGNING_SECRET
-from tests.support.databases import sqlite_url
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 
 
@@ -27,10 +25,10 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def slack_settings(slack: FakeSlack, tmp_path: Path) -> Settings:
+def slack_settings(slack: FakeSlack, database_url: str) -> Settings:
     """Settings for the Slack channel against the fake Web API, approvers Carol and Dave."""
     return load_settings({
-        "DATABASE_URL": sqlite_url(tmp_path / "opsgate.db"),
+        "DATABASE_URL": database_url,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,
@@ -40,8 +38,8 @@ def slack_settings(slack: FakeSlack, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def store(slack_settings: Settings) -> AsyncIterator[SqlStore]:
-    """A real store on a fresh SQLite file."""
-    await ensure_schema(slack_settings.database_url)
+    """A real store on a fresh database (each test runs on SQLite and on PostgreSQL)."""
+    await upgrade(slack_settings.database_url)
     sql = store_for(slack_settings.database_url)
     yield sql
     await sql.close()

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from storage import upgrade
 from tests.channels.slack.slack_requests import (
     SIGNING_SECRET,
     SlackSender,
@@ -26,7 +27,7 @@ from tests.channels.slack.slack_requests import (
     submission,
 )
 from tests.support.api_client import TOKEN, ApiClient
-from tests.support.databases import sqlite_url
+from tests.support.databases import postgres_database, sqlite_url
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack, SlackCall
 from tests.support.model_replies import slow, tool_call
 from tests.support.model_server import ScriptedModelServer
@@ -39,14 +40,28 @@ ACK_BUDGET = 1.0  # seconds; Slack's limit is 3
 
 
 @pytest.fixture
+async def server_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """SQLite unless a test asks for ``postgres`` too (``indirect`` parametrization); migrated."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield sqlite_url(tmp_path / "opsgate.db")
+        return
+    async with postgres_database() as url:
+        await upgrade(url)
+        yield url
+
+
+both_databases = pytest.mark.parametrize("server_db", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
 async def opsgate(
-    slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver, tmp_path: Path
+    slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver, tmp_path: Path, server_db: str,
 ) -> AsyncIterator[OpsgateProcess]:
     """`opsgate serve` with the Slack channel against the fake Web API, the scripted model and the webhook."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     process = OpsgateProcess({
-        "DATABASE_URL": sqlite_url(tmp_path / "opsgate.db"),
+        "DATABASE_URL": server_db,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,
@@ -155,6 +170,7 @@ async def test_bad_or_stale_signature_is_401_and_changes_nothing(
 # --- approval flows -----------------------------------------------------------------------------------------
 
 
+@both_databases
 async def test_mention_approve_executes_once_and_updates_the_card(
     sender: SlackSender, slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver,
     api: ApiClient,
@@ -198,6 +214,7 @@ async def test_mention_approve_executes_once_and_updates_the_card(
     assert all(c.args.get("thread_ts") == root for c in replies)
 
 
+@both_databases
 async def test_non_approver_click_is_refused_and_nothing_runs(
     sender: SlackSender, slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver,
     api: ApiClient, opsgate: OpsgateProcess,
@@ -221,6 +238,7 @@ async def test_non_approver_click_is_refused_and_nothing_runs(
     assert webhook.calls == [] and slack.calls_to("chat.update") == []
 
 
+@both_databases
 async def test_reject_opens_modal_and_the_reason_reaches_the_model(
     sender: SlackSender, slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver,
     api: ApiClient,
@@ -259,6 +277,7 @@ async def test_reject_opens_modal_and_the_reason_reaches_the_model(
 # --- delivery semantics -------------------------------------------------------------------------------------
 
 
+@both_databases
 async def test_retried_delivery_makes_one_thread(
     sender: SlackSender, slack: FakeSlack, model_server: ScriptedModelServer, api: ApiClient
 ) -> None:
