@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ from channels.slack.slack_payloads import BlockActions, EventCallback, SlashComm
 log = structlog.get_logger("opsgate.slack")
 
 EVENTS_PATH = "/slack/events"
+ClickHandler = Callable[[BlockActions, Service], Awaitable[interactions.Answer]]
+SubmitHandler = Callable[[ViewSubmission, Service], Awaitable[dict[str, str] | None]]
+Listener = Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -129,7 +133,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
 
-    def button(handler: Any) -> Any:
+    def button(handler: ClickHandler) -> Listener:
         async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()
             click = BlockActions.model_validate(body)
@@ -148,9 +152,14 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.action(REJECT)(button(interactions.open_reject))
     app.action(EDIT)(button(interactions.open_edit))
 
-    def modal(handler: Any) -> Any:
+    def modal(handler: SubmitHandler) -> Listener:
         async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-            errors = await handler(ViewSubmission.model_validate(body), service)
+            submission = ViewSubmission.model_validate(body)
+            try:
+                errors = await handler(submission, service)
+            except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
+                log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
+                errors = None
             if errors:
                 await ack(response_action="errors", errors=errors)
             else:
