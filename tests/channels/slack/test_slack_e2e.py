@@ -274,6 +274,33 @@ async def test_reject_opens_modal_and_the_reason_reaches_the_model(
     assert webhook.calls == []
 
 
+async def test_edit_approves_the_edited_arguments(
+    sender: SlackSender, slack: FakeSlack, model_server: ScriptedModelServer, webhook: WebhookReceiver,
+) -> None:
+    """Edit -> modal with the arguments -> a bad value is refused under its field -> the edit runs once."""
+    model_server.script(deploy_call(), tool_call("done_for_now", message="api 1.4.3 is live"))
+    card = await card_after_mention(sender, slack)
+    await sender.interaction(click("opsgate_edit", button_value(card, "opsgate_edit"), user=APPROVER,
+                                   channel=CHANNEL, message_ts="1732270010.000200", thread_ts="1732270000.000100"))
+    [opened] = await slack.wait_for("views.open")
+    view = opened.args["view"]
+    initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
+    assert initial == {"arg_service": "api", "arg_version": "1.4.2", "arg_environment": "production"}
+    values: dict[str, dict[str, str | None]] = {
+        "arg_service": {"value": "api"}, "arg_version": {"value": "1.4.3 beta"},
+        "arg_environment": {"value": "production"},
+    }
+    refused = await sender.interaction(submission("opsgate_edit", view["private_metadata"], values, user=APPROVER))
+    assert refused.json()["response_action"] == "errors" and list(refused.json()["errors"]) == ["arg_version"]
+    values["arg_version"] = {"value": "1.4.3"}
+    accepted = await sender.interaction(submission("opsgate_edit", view["private_metadata"], values, user=APPROVER))
+    assert accepted.status_code == 200 and accepted.text == ""
+    [update] = await slack.wait_for("chat.update")
+    assert "*version*: 1.4.2 → 1.4.3" in card_text(update.args["blocks"])
+    await slack.wait_for("chat.postMessage", lambda c: c.args.get("text") == "api 1.4.3 is live")
+    assert [c.json["arguments"]["version"] for c in webhook.accepted] == ["1.4.3"]
+
+
 # --- delivery semantics -------------------------------------------------------------------------------------
 
 
