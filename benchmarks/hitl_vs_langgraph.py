@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -96,20 +97,26 @@ def print_table(summary: list[dict[str, Any]], sides: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000], help="threads per run")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per (side, mode, n); medians reported")
+    parser.add_argument("--reps", type=int, nargs="+", default=[3, 1],
+                        help="repetitions per (side, mode, n), one value or one per --n; medians reported")
     parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), default=list(SIDES))
     parser.add_argument("--quick", action="store_true", help="smoke run: n=20, 1 repetition")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
-    sizes, reps = ([20], 1) if args.quick else (args.n, args.reps)
+    sizes, reps = ([20], [1]) if args.quick else (args.n, args.reps)
+    if len(reps) not in (1, len(sizes)):
+        parser.error("--reps takes one value or one per --n")
+    reps_for = dict(zip(sizes, reps * len(sizes) if len(reps) == 1 else reps, strict=True))
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="opsgate-hitl-") as tmp:
         for n in sizes:
-            for rep in range(reps):
+            for rep in range(reps_for[n]):
                 for mode in MODES:
                     for side in args.sides:
+                        load = os.getloadavg()[0]
                         result = run_once(side, n, mode, Path(tmp), rep)
-                        print(f"  rep {rep + 1}/{reps} {side:9} {mode:10} n={n}: "
+                        result["loadavg_1m_before"] = load
+                        print(f"  rep {rep + 1}/{reps_for[n]} {side:16} {mode:10} n={n} load {load:.1f}: "
                               f"launch {result['launch_per_s']:,.0f}/s resume {result['resume_per_s']:,.0f}/s",
                               file=sys.stderr, flush=True)
                         runs.append(result)
@@ -118,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     path = write_json("hitl_vs_langgraph", {
         "scenario": "request -> model proposes deploy(production) -> pause for approval -> approve -> "
                     "no-op executor -> model says done; in-process scripted model on both sides",
-        "sizes": sizes, "repetitions": reps, "concurrent_batch": 100,
+        "sizes": sizes, "repetitions": reps_for, "concurrent_batch": 100,
+        "note": "the machine is shared with other work; loadavg_1m_before on each run shows how busy it was",
         "bytes_note": "database file bytes after PRAGMA wal_checkpoint(TRUNCATE), minus the empty schema",
         "summary": summary, "runs": runs,
     }, args.out)
