@@ -8,9 +8,10 @@ Run alone: ``python -m benchmarks.hitl_langgraph --n 1000 --mode concurrent --db
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
@@ -48,13 +49,14 @@ def build_graph(model: ScriptedModel) -> StateGraph:
         return {"messages": [model.invoke(state["messages"])]}
 
     def approval(state: State) -> dict[str, Any]:
-        call = state["messages"][-1].tool_calls[0]
+        call = cast(AIMessage, state["messages"][-1]).tool_calls[0]
         decision = interrupt({"action": call["name"], "arguments": call["args"]})
         return {"decision": decision}
 
     def execute(state: State) -> dict[str, Any]:
-        call = state["messages"][-1].tool_calls[0]
-        if not state["decision"]["approved"]:
+        call = cast(AIMessage, state["messages"][-1]).tool_calls[0]
+        decision = state["decision"]
+        if decision is None or not decision["approved"]:
             return {"messages": [ToolMessage(content="rejected", tool_call_id=call["id"])]}
         return {"messages": [ToolMessage(content=EXECUTOR_RESULT, tool_call_id=call["id"])]}
 
@@ -89,13 +91,13 @@ class LangGraphSide(Side):
         self.graph = build_graph(ScriptedModel()).compile(checkpointer=saver)
 
     async def launch(self, thread_id: str) -> None:
-        config = {"configurable": {"thread_id": thread_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         out = await self.graph.ainvoke({"messages": [HumanMessage(content=REQUEST)]}, config)
         if "__interrupt__" not in out:
             raise RuntimeError(f"{thread_id} did not pause: {out}")
 
     async def resume(self, thread_id: str) -> None:
-        config = {"configurable": {"thread_id": thread_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         out = await self.graph.ainvoke(Command(resume={"approved": True, "by": APPROVER}), config)
         if out["messages"][-1].content != DONE_MESSAGE:
             raise RuntimeError(f"{thread_id} did not finish: {out['messages'][-1]}")

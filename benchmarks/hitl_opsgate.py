@@ -13,23 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from agents.deploy import AGENT as DEPLOY
-from bot.actions import ActionSchema
-from bot.agent import Agent, Registry, ToolContext
-from bot.channel import Channel
-from bot.config import load_settings
-from bot.events import ApprovalRequested, Event, Via
-from bot.llm import ModelReply
-from bot.logs import configure_logging
-from bot.runtime import Loops, Runtime
-from bot.store import OutboxItem
-from bot.thread import Thread
 from benchmarks.hitl_scenario import (
     APPROVER,
     DEPLOY_ARGS,
@@ -41,6 +31,16 @@ from benchmarks.hitl_scenario import (
     Side,
     run_cli,
 )
+from bot.actions import ActionSchema
+from bot.agent import Agent, Registry, ToolContext
+from bot.channel import Channel
+from bot.config import load_settings
+from bot.events import ApprovalRequested, Event, Via
+from bot.llm import ModelReply
+from bot.logs import configure_logging
+from bot.runtime import Loops, Runtime
+from bot.store import OutboxItem
+from bot.thread import Thread
 from storage import ensure_schema, store_for
 
 SLACK = Via(channel="slack", conversation="C0BENCH", message="1700000000.000100")
@@ -96,9 +96,9 @@ class CommitWatcher:
         self.waiting[(thread_id, event_type)] = future
         return future
 
-    def __call__(self, _logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if event_dict.get("event") == "thread_event":
-            future = self.waiting.pop((event_dict.get("thread_id"), event_dict.get("type")), None)
+            future = self.waiting.pop((str(event_dict.get("thread_id")), str(event_dict.get("type"))), None)
             if future is not None and not future.done():
                 future.set_result(None)
         return event_dict

@@ -60,10 +60,14 @@ async def drive(ids: Sequence[str], one: Callable[[str], Awaitable[None]], mode:
     return time.perf_counter() - start
 
 
-def _checkpoint(db: Path) -> bool:
+def _checkpoint(db: Path) -> int | None:
+    """The database's bytes after a TRUNCATE checkpoint, or None if a writer blocked it."""
     with sqlite3.connect(db, timeout=5) as conn:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    return not busy
+    if busy:
+        return None
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 async def checkpointed_size(db: Path) -> int:
@@ -72,9 +76,9 @@ async def checkpointed_size(db: Path) -> int:
     A checkpoint is blocked while a side's background loop (a worker releasing its lease) writes; retry briefly.
     """
     for _ in range(200):
-        if await asyncio.to_thread(_checkpoint, db):
-            wal = db.with_name(db.name + "-wal")
-            return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        size = await asyncio.to_thread(_checkpoint, db)
+        if size is not None:
+            return size
         await asyncio.sleep(0.02)
     raise RuntimeError(f"WAL checkpoint of {db} stayed blocked by another connection for 4 s")
 

@@ -53,6 +53,13 @@ def run_once(side: str, n: int, mode: str, workdir: Path, rep: int) -> dict[str,
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def met(ratio: float | None, op: str, limit: float) -> bool:
+    """Whether an opsgate/LangGraph ratio meets its target (>= for throughput, <= for size)."""
+    if ratio is None:
+        return False
+    return ratio >= limit if op == ">=" else ratio <= limit
+
+
 def summarize(runs: list[dict[str, Any]], sides: list[str], sizes: list[int]) -> list[dict[str, Any]]:
     """Medians per (n, mode, side) and the opsgate/LangGraph ratios."""
     rows = []
@@ -69,10 +76,7 @@ def summarize(runs: list[dict[str, Any]], sides: list[str], sizes: list[int]) ->
                     continue
                 ratio = {m: entry["opsgate"][m] / entry[base][m] if entry[base][m] else None for m in METRICS}
                 entry[f"ratio_opsgate_over_{base}"] = ratio
-                entry[f"targets_met_vs_{base}"] = {
-                    m: ratio[m] is not None and (ratio[m] >= limit if op == ">=" else ratio[m] <= limit)
-                    for m, (op, limit) in TARGETS.items()
-                }
+                entry[f"targets_met_vs_{base}"] = {m: met(ratio[m], op, limit) for m, (op, limit) in TARGETS.items()}
             rows.append(entry)
     return rows
 

