@@ -13,6 +13,7 @@ from bot.wiring import build_registry
 from channels.slack import SlackChannel
 from channels.slack.slack_inbound import Incoming, receive
 from storage import SqlStore, store_for, upgrade
+from tests.channels.slack.e2e_support import api, opsgate, sender, server_db  # noqa: F401 - e2e fixtures
 from tests.channels.slack.slack_requests import SIGNING_SECRET
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 
