@@ -34,7 +34,7 @@ from bot.parsing import Invalid, parse_reply
 from bot.policy import gate
 from bot.routing import choose_agent
 from bot.store import Store
-from bot.thread import MAX_CONSECUTIVE_ERRORS, CallModel, Execute, Route, RunCommand, Thread, Wait
+from bot.thread import MAX_CONSECUTIVE_ERRORS, CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
 
 log = structlog.get_logger("opsgate.engine")
 
@@ -71,6 +71,8 @@ class Engine:
                     events = await self._route(thread)
                 elif isinstance(work, RunCommand):
                     events = self._command(thread, work.text)
+                elif isinstance(work, Finish):
+                    events = [Done(message=work.message)]
                 else:
                     assert isinstance(work, CallModel)
                     events = await self._call_model(thread)
@@ -95,7 +97,7 @@ class Engine:
             action = outcome.action
             proposal = ActionProposed(
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
-                reason=outcome.reason,
+                reason=outcome.reason or "explicit command",
             )
             return gate(proposal, action, self.settings, thread.requester)
         return [Done(message=outcome.message)]

@@ -78,13 +78,20 @@ class Execute:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """An explicit command's action was decided or ran: reply with the outcome, no model involved."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Wait:
     """Nothing to do until a person (or nobody) acts."""
 
     status: ThreadStatus
 
 
-Work = Route | CallModel | RunCommand | Execute | Wait
+Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
 # Events that only annotate a thread and never change what happens next.
 _ANNOTATIONS = ("agent_selected", "decision_refused")
@@ -214,15 +221,21 @@ class Thread(BaseModel):
         if isinstance(last, ActionProposed):
             return Execute(last.action_id, last.name, last.arguments, None, None)
         if isinstance(last, ApprovalDecided):
-            if not last.approved:
-                return CallModel()
             proposal = self.proposal(last.action_id)
+            if not last.approved:
+                if proposal is not None and proposal.source == "command":
+                    reason = f": {last.comment}" if last.comment else ""
+                    return Finish(f"{proposal.name} was rejected by {last.by}{reason}")
+                return CallModel()
             arguments = last.arguments if last.arguments is not None else (proposal.arguments if proposal else {})
             name = proposal.name if proposal else ""
             return Execute(last.action_id, name, arguments, last.by, None)
         if isinstance(last, ExecutionStarted):
             return Execute(last.action_id, last.name, last.arguments, last.approved_by, last)
         if isinstance(last, ActionResult):
+            proposal = self.proposal(last.action_id)
+            if proposal is not None and proposal.source == "command":
+                return Finish(last.result if last.ok else f"{last.name} failed: {last.result}")
             return CallModel()
         if isinstance(last, ErrorEvent):
             return Wait("failed") if last.kind in ("step_limit", "internal") else CallModel()

@@ -21,12 +21,9 @@ log = structlog.get_logger("opsgate.wiring")
 def build_channels(settings: Settings) -> list[Channel]:
     """The web inbox always; Slack and email when configured."""
     channels: list[Channel] = []
-    try:  # TEMPORARY until channels.web lands
-        from channels.web import WebChannel
+    from channels.web import WebChannel
 
-        channels.append(WebChannel(settings))
-    except ImportError:
-        pass
+    channels.append(WebChannel(settings))
     if settings.slack_enabled:
         from channels.slack import SlackChannel
 

@@ -1,4 +1,10 @@
-"""Creating the async engine: SQLite in WAL mode with one writer at a time, or PostgreSQL via asyncpg."""
+"""Creating async engines: PostgreSQL via asyncpg, or SQLite in WAL mode with exactly one writer.
+
+On SQLite, writers that race for the lock fall into SQLite's busy handler, which sleeps in steps of up to
+100 ms; under a burst (Slack retries, a benchmark) that turns millisecond writes into long tails. So all writes
+go through one connection (the pool queues callers fairly) and reads use a separate pool, which WAL lets run
+beside the writer.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,13 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for ``DATABASE_URL``; SQLite transactions start with BEGIN IMMEDIATE (single writer)."""
-    if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+def _sqlite_engine(url: str, begin: str, **pool: Any) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN would be DEFERRED and could fail to upgrade
-        # to a write lock under contention), and set WAL once per connection.
+        # We issue BEGIN ourselves: pysqlite's implicit BEGIN is DEFERRED, and a deferred transaction that later
+        # writes can fail to upgrade its lock under contention.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -31,6 +34,20 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
     return engine
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """The engine for writes (and for everything on PostgreSQL)."""
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return _sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=1, max_overflow=0, pool_timeout=120)
+
+
+def create_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
+    """The engine for reads: on SQLite a separate pool of deferred transactions; elsewhere the writer itself."""
+    if not is_sqlite(url):
+        return writer
+    return _sqlite_engine(url, "BEGIN", pool_size=5, max_overflow=10)

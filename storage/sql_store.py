@@ -16,7 +16,7 @@ from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
 from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.thread import Thread, ThreadStatus
-from storage.database import create_engine
+from storage.database import create_engine, create_read_engine
 from storage.schema import deployments, events, outbox, refs, state, threads
 
 
@@ -31,16 +31,20 @@ def _dump(event: Event) -> str:
 class SqlStore:
     """Threads, events, refs, outbox, state and the deployment ledger in one SQL database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
+        self.engine = engine  # every write transaction
+        self.reader = reader or engine  # plain reads (a separate pool on SQLite)
         self.sqlite = engine.dialect.name == "sqlite"
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
-        return cls(create_engine(url))
+        writer = create_engine(url)
+        return cls(writer, create_read_engine(url, writer))
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
 
     # --- threads and events ---------------------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class SqlStore:
             await self._insert_tail(conn, thread.id, thread.events, 1, outbox, now)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             head = (await conn.execute(
                 select(threads.c.agent, threads.c.created_at, threads.c.updated_at).where(threads.c.id == thread_id)
             )).first()
@@ -134,13 +138,13 @@ class SqlStore:
         query = select(threads).order_by(threads.c.updated_at.desc()).limit(limit).offset(offset)
         if status is not None:
             query = query.where(threads.c.status == status)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ThreadSummary(id=r.id, agent=r.agent, status=r.status, title=r.title, requester=r.requester,
                               created_at=_ts(r.created_at), updated_at=_ts(r.updated_at)) for r in rows]
 
     async def count_threads(self) -> dict[str, int]:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = await conn.execute(select(threads.c.status, func.count()).group_by(threads.c.status))
             return {r[0]: r[1] for r in rows}
 
@@ -187,7 +191,7 @@ class SqlStore:
         return bool(result.rowcount)
 
     async def thread_attempts(self, thread_id: str) -> int:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             value = (await conn.execute(select(threads.c.attempts).where(threads.c.id == thread_id))).scalar()
         return int(value or 0)
 
@@ -202,7 +206,7 @@ class SqlStore:
         return True
 
     async def get_ref(self, channel: str, key: str) -> Ref | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(
                 select(refs).where(refs.c.channel == channel, refs.c.key == key)
             )).first()
@@ -212,7 +216,7 @@ class SqlStore:
                    data=json.loads(row.data) if row.data else None)
 
     async def get_state(self, key: str) -> Any:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             value = (await conn.execute(select(state.c.value).where(state.c.key == key))).scalar()
         return json.loads(value) if value is not None else None
 
@@ -268,7 +272,7 @@ class SqlStore:
         query = select(func.count()).select_from(outbox).where(outbox.c.status == "pending")
         if channel is not None:
             query = query.where(outbox.c.channel == channel)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 
     # --- ledger and audit -----------------------------------------------------------------------------------
@@ -287,7 +291,7 @@ class SqlStore:
         query = select(deployments).order_by(deployments.c.at.desc()).limit(limit)
         if service:
             query = query.where(deployments.c.service == service)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [LedgerEntry(**{**r._asdict(), "at": _ts(r.at)}) for r in rows]
 
@@ -301,7 +305,7 @@ class SqlStore:
             .where(and_(*conditions))
             .order_by(events.c.at, events.c.thread_id, events.c.seq)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             result = await conn.stream(query)
             async for row in result:
                 yield AuditRecord(thread_id=row.thread_id, agent=row.agent,
@@ -310,4 +314,4 @@ class SqlStore:
 
 def store_for(url: str) -> SqlStore:
     """The store for a DATABASE_URL."""
-    return SqlStore(create_engine(url))
+    return SqlStore.from_url(url)
