@@ -25,14 +25,13 @@ def _split(value: str | None) -> list[str]:
 class Settings(BaseSettings):
     """Every opsgate setting; each field's alias is its environment variable."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     # core
     database_url: str = Field("sqlite+aiosqlite:///./opsgate.db", alias="DATABASE_URL")
     host: str = Field("127.0.0.1", alias="OPSGATE_HOST")
     port: int = Field(8080, alias="PORT", ge=1, le=65535)
     api_token: str | None = Field(None, alias="OPSGATE_API_TOKEN")
-    public_url: str | None = Field(None, alias="OPSGATE_PUBLIC_URL")
     log_level: str = Field("info", alias="OPSGATE_LOG_LEVEL")
 
     # model
@@ -151,13 +150,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     groups = {
         key[len(_GROUP_PREFIX):].lower(): value
         for key, value in env.items()
-        if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX)
+        if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX) and value.strip()
     }
     try:
         if environ is None:
             settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]
         else:
-            fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias in env}
+            fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if env.get(f.alias or "")}
             settings = Settings.model_validate({**fields, "approver_groups_raw": groups, **overrides})
     except ValidationError as exc:
         problems = []
