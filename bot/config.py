@@ -152,6 +152,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         for key, value in env.items()
         if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX) and value.strip()
     }
+    # Overrides (CLI flags) are given by field name; key them by alias so they beat the environment's value.
+    overrides = {(Settings.model_fields[k].alias or k) if k in Settings.model_fields else k: v
+                 for k, v in overrides.items()}
     try:
         if environ is None:
             settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]

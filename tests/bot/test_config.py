@@ -58,8 +58,6 @@ def test_overrides_win_over_the_process_environment(monkeypatch: pytest.MonkeyPa
     assert (settings.port, settings.host) == (9100, "0.0.0.0")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with an explicit mapping, overrides by field name lose to the "
-                                       "variable's alias in load_settings")
 def test_overrides_win_over_a_given_mapping() -> None:
     """Overrides also win when the environment is passed as a mapping."""
     assert load_settings({"PORT": "9000"}, port=9100).port == 9100
