@@ -6,7 +6,9 @@ scripted model server over a socket.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +103,10 @@ async def test_a_thread_survives_the_model_server_being_down(opsgate: OpsgateFac
     try:
         first = await opsgate(**model_env(server))
         thread_id = await first.start("what is deployed?")
-        for _ in range(200):
-            if await first.runtime.store.thread_attempts(thread_id) >= 1:
-                break
-            await first.wait(thread_id, "running")
-        assert await first.runtime.store.thread_attempts(thread_id) >= 1
+        deadline = time.monotonic() + 10
+        while await first.runtime.store.thread_attempts(thread_id) < 1:  # the worker gave up once, for now
+            assert time.monotonic() < deadline, "the worker never retried the model call"
+            await asyncio.sleep(0.05)
         thread = await first.thread(thread_id)
         assert thread.status == "running"
         assert [e.type for e in thread.events] == ["user_message", "agent_selected"]
