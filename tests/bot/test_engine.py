@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.events import ActionProposed, ActionResult, Done, ErrorEvent, HumanInputRequested, Via
+from bot.runtime import Loops
+from bot.wiring import build_runtime
+from storage import upgrade
 from tests.bot.conftest import OpsgateFactory
 from tests.support.model_server import (
     RecordedRequest,
@@ -22,6 +27,7 @@ from tests.support.model_server import (
     http_error,
     json_text,
     raw_arguments,
+    slow,
     text,
     tool_call,
 )
@@ -244,3 +250,35 @@ async def test_json_reply_in_content_is_accepted_end_to_end(
     proposal = next(e for e in thread.events if isinstance(e, ActionProposed))
     assert proposal.arguments["version"] == "2.0.0" and proposal.reason == "asked for"
     assert isinstance(thread.events[-1], Done) and thread.events[-1].message == "2.0.0 is on staging"
+
+
+async def test_two_workers_never_run_the_same_step(
+    database_url: str, model_server: ScriptedModelServer
+) -> None:
+    """Two processes' workers on one database (SQLite, PostgreSQL): each thread's model step runs once."""
+    model_server.responder = lambda _: slow(0.05, tool_call("done_for_now", message="nothing to do"))
+    await upgrade(database_url)
+    settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_POLL_INTERVAL": "0.02",
+                              **model_env(model_server)})
+    runtimes = [build_runtime(settings, channels=[]) for _ in range(2)]
+    loops = [Loops(), Loops()]
+    try:
+        for runtime, loop in zip(runtimes, loops, strict=True):
+            loop.start(runtime.loops())
+        threads = await asyncio.gather(*(
+            runtimes[n % 2].service.start_thread(f"question {n}", user="bob", via=Via(channel="api"))
+            for n in range(30)
+        ))
+        deadline = time.monotonic() + 20
+        for thread in threads:
+            while (await runtimes[0].service.get_thread(thread.id)).status != "done":
+                assert time.monotonic() < deadline, "threads did not finish"
+                await asyncio.sleep(0.05)
+    finally:
+        for runtime, loop in zip(runtimes, loops, strict=True):
+            await loop.stop()
+            await runtime.aclose()
+    assert len(model_server.requests) == 30
+    asked = Counter(next(line for line in user_content(r).splitlines() if line.startswith("question"))
+                    for r in model_server.requests)
+    assert set(asked.values()) == {1}
