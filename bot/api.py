@@ -9,9 +9,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.errors import (
     AlreadyDecided,
@@ -51,9 +53,18 @@ async def signal_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=signal_status(exc))
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_not_blank)]
+
+
 class StartThread(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1, max_length=20_000)
+    message: Text
     agent: str | None = Field(None, max_length=64)
     user: str | None = Field(None, max_length=255)
 
@@ -76,7 +87,7 @@ class ApprovalResponse(BaseModel):
 class MessageResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["message"]
-    text: str = Field(min_length=1, max_length=20_000)
+    text: Text
     user: str | None = Field(None, max_length=255)
 
 
@@ -100,19 +111,38 @@ def service(request: Request) -> Service:
     return request.app.state.runtime.service  # type: ignore[no-any-return]
 
 
-def require_token(request: Request) -> None:
-    """Every /threads route needs ``Authorization: Bearer $OPSGATE_API_TOKEN``; no token set means no access."""
-    expected = request.app.state.runtime.settings.api_token
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
+def token_problem(authorization: str, expected: str | None) -> str | None:
+    """Why a request may not use the API (None when the bearer token matches)."""
     if not expected:
-        raise HTTPException(401, "the API is disabled: OPSGATE_API_TOKEN is not set",
-                            headers={"WWW-Authenticate": "Bearer"})
+        return "the API is disabled: OPSGATE_API_TOKEN is not set"
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return "missing or wrong bearer token"
+    return None
 
 
-router = APIRouter(prefix="/threads", dependencies=[Depends(require_token)], tags=["threads"])
+class BearerGate:
+    """ASGI middleware: /threads requests are authenticated before anything reads their body, so an anonymous
+    caller learns nothing (not even whether its JSON parses)."""
+
+    def __init__(self, app: ASGIApp, expected: str | None, prefix: str = "/threads") -> None:
+        self.app = app
+        self.expected = expected
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
+            headers = Headers(scope=scope)
+            problem = token_problem(headers.get("authorization", ""), self.expected)
+            if problem is not None:
+                response = JSONResponse({"detail": problem}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+router = APIRouter(prefix="/threads", tags=["threads"])
 Svc = Annotated[Service, Depends(service)]
 
 

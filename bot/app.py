@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bot import __version__
-from bot.api import router, signal_handler
+from bot.api import BearerGate, router, signal_handler
 from bot.config import Settings
 from bot.errors import Signal
 from bot.runtime import Loops, Runtime
@@ -63,6 +63,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_exception_handler(Signal, signal_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.include_router(router)
+    app.add_middleware(BearerGate, expected=settings.api_token)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

@@ -10,7 +10,7 @@ from bot.agent import Agent
 from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
-from bot.policy import authorize
+from bot.policy import authorize, four_eyes_applies
 from bot.thread import Thread
 
 
@@ -73,9 +73,10 @@ def decide(
             edited = None
         else:
             # The edited action must still be one this person may approve (e.g. staging -> production).
-            policy = action_type.approval
-            if policy.group != pending.group:
+            if action_type.approval.group != pending.group:
                 raise InvalidArguments("edited arguments would need a different approver group")
+            if four_eyes_applies(action, settings) and not pending.four_eyes:
+                authorize(user, pending.model_copy(update={"four_eyes": True}), via.channel, settings)
     text = (comment or "").strip() or None
     return ApprovalDecided(
         approval_id=approval_id, action_id=pending.action_id, approved=approved, by=user,

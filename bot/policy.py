@@ -23,6 +23,11 @@ def approvers_for(group: str | None, settings: Settings) -> list[str]:
     return settings.approvers
 
 
+def four_eyes_applies(action: Action, settings: Settings) -> bool:
+    """Whether the requester is barred from approving this action (off in open mode or with OPSGATE_FOUR_EYES=false)."""
+    return settings.four_eyes and type(action).approval.four_eyes(action) and not settings.open_mode
+
+
 def gate(proposal: ActionProposed, action: Action, settings: Settings, requester: str | None) -> list[Event]:
     """The events that follow a proposal: a question, a reply, an approval request, or nothing (run it)."""
     if isinstance(action, RequestMoreInformation):
@@ -32,7 +37,7 @@ def gate(proposal: ActionProposed, action: Action, settings: Settings, requester
     policy = type(action).approval
     if not policy.required(action):
         return [proposal]
-    four_eyes = settings.four_eyes and policy.four_eyes(action) and not settings.open_mode
+    four_eyes = four_eyes_applies(action, settings)
     request = ApprovalRequested(
         action_id=proposal.action_id,
         name=proposal.name,

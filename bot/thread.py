@@ -178,6 +178,12 @@ class Thread(BaseModel):
         return None
 
     @property
+    def unfinished_execution(self) -> ExecutionStarted | None:
+        """An execution whose intent was recorded but whose result was not."""
+        finished = {e.action_id for e in self.events if isinstance(e, ActionResult)}
+        return next((e for e in self.events if isinstance(e, ExecutionStarted) and e.action_id not in finished), None)
+
+    @property
     def consecutive_errors(self) -> int:
         count = 0
         for event in reversed(self._flow()):
@@ -212,6 +218,10 @@ class Thread(BaseModel):
             return Wait("done")
         if self.pending is not None:
             return Wait("waiting_for_approval")
+        unfinished = self.unfinished_execution
+        if unfinished is not None:  # a crash between intent and result: resume with the same key, whatever came after
+            return Execute(unfinished.action_id, unfinished.name, unfinished.arguments, unfinished.approved_by,
+                           unfinished)
         last = flow[-1]
         if isinstance(last, UserMessage | HumanInputReceived):
             if self.agent is None:
@@ -230,8 +240,6 @@ class Thread(BaseModel):
             arguments = last.arguments if last.arguments is not None else (proposal.arguments if proposal else {})
             name = proposal.name if proposal else ""
             return Execute(last.action_id, name, arguments, last.by, None)
-        if isinstance(last, ExecutionStarted):
-            return Execute(last.action_id, last.name, last.arguments, last.approved_by, last)
         if isinstance(last, ActionResult):
             proposal = self.proposal(last.action_id)
             if proposal is not None and proposal.source == "command":

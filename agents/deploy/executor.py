@@ -74,9 +74,9 @@ async def deploy(action: Deploy, ctx: ToolContext) -> str:
 
 async def rollback(action: Rollback, ctx: ToolContext) -> str:
     """Roll back to the version before the current one in the ledger (or ask the webhook to)."""
-    history = [e for e in await ctx.ledger.ledger_list(action.service, limit=200)
-               if e.environment == action.environment and e.action == "deploy"]
-    previous = history[1].version if len(history) > 1 else None
+    previous = _previous_version(
+        [e for e in await ctx.ledger.ledger_list(action.service, limit=500) if e.environment == action.environment]
+    )
     if ctx.settings.deploy_webhook_url:
         answer = await call_webhook(action, ctx)
         await _record(action, ctx, previous)
@@ -86,6 +86,17 @@ async def rollback(action: Rollback, ctx: ToolContext) -> str:
     await _record(action, ctx, previous)
     return (f"recorded rollback of {action.service} in {action.environment} to {previous} in the local ledger. "
             "No external system was called: set OPSGATE_DEPLOY_WEBHOOK_URL to deploy for real.")
+
+
+def _previous_version(newest_first: list[LedgerEntry]) -> str | None:
+    """Replay the ledger as a stack: a deploy pushes its version, a rollback pops back to the one before."""
+    stack: list[str | None] = []
+    for entry in reversed(newest_first):
+        if entry.action == "deploy":
+            stack.append(entry.version)
+        elif entry.action == "rollback" and stack:
+            stack.pop()
+    return stack[-2] if len(stack) > 1 else None
 
 
 async def list_deployments(action: ListDeployments, ctx: ToolContext) -> str:

@@ -13,8 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.config import load_settings
 from bot.events import ActionProposed, ActionResult, Done, ErrorEvent, HumanInputRequested, Via
 from bot.runtime import Loops
@@ -161,8 +159,6 @@ async def test_explicit_command_without_a_model_runs_the_action(opsgate: Opsgate
     assert [(e.version, e.environment) for e in ledger] == [("1.2.3", "staging")]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: after a command's result next_work is CallModel, so the model is "
-                                       "asked to reply (and without a model the reply is the no-model notice)")
 async def test_explicit_command_makes_no_model_request(
     opsgate: OpsgateFactory, model_server: ScriptedModelServer
 ) -> None:

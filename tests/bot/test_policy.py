@@ -267,8 +267,6 @@ def test_non_approver_is_refused_before_edits_are_looked_at() -> None:
         decide_on(thread, user=MALLORY, arguments={"environment": "moon"})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an edit that turns on four-eyes (staging -> production rollback) "
-                                       "is approved by the requester; authorize only sees the original request")
 def test_edit_into_production_applies_four_eyes_to_the_requester() -> None:
     """Editing one's own staging rollback into a production rollback cannot bypass the four-eyes rule."""
     thread = waiting_thread(Rollback(service="api", environment="staging"), requester=BOB)

@@ -176,8 +176,6 @@ def test_crash_recovery_survives_an_annotation_after_the_intent() -> None:
     assert isinstance(work, Execute) and work.started is intent
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an execution interrupted before a message arrived is forgotten "
-                                       "(next_work only resumes ExecutionStarted when it is the last flow event)")
 def test_crash_recovery_survives_a_message_after_the_intent() -> None:
     """A person writing while the tool runs, then a crash: the started execution is still resumed, not lost."""
     proposal = propose(arguments=STAGING)

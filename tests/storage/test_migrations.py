@@ -96,8 +96,6 @@ def test_postgres_without_upgrade_is_refused_naming_the_command(
     assert "DATABASE_URL" in output
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `opsgate serve` reports the missing PostgreSQL schema only inside "
-                                       "a uvicorn lifespan traceback")
 def test_serve_reports_the_missing_schema_without_a_traceback(
     unmigrated_postgres_runs: dict[str, tuple[int, str]],
 ) -> None:
