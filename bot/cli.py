@@ -1,4 +1,4 @@
-"""The ``opsgate`` command line: serve, worker, chat, threads, db, audit."""
+"""The ``opsgate`` command line: serve, worker, email, chat, threads, db, audit."""
 
 from __future__ import annotations
 
@@ -45,9 +45,11 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from bot.app import create_app
+    from bot.wiring import prepare_database
 
     settings = _settings(host=host, port=port)
     configure_logging(settings.log_level)
+    _run(prepare_database(settings))  # a missing schema is a one-line error here, not a lifespan traceback
     try:
         app = create_app(settings)
     except OpsgateError as exc:
@@ -74,6 +76,32 @@ def worker() -> None:
         runtime = build_runtime(settings)
         loops = Loops()
         loops.start(runtime.loops(channels=False))
+        try:
+            await asyncio.gather(*loops.tasks.values())
+        finally:
+            await loops.stop()
+            await runtime.aclose()
+
+    _run(go())
+
+
+@main.command()
+def email() -> None:
+    """Run only the email channel's mailbox watcher (IMAP); `serve` or `worker` run the worker and outbox."""
+    from bot.runtime import Loops
+    from bot.wiring import build_runtime, prepare_database
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if not settings.imap_enabled:
+        raise click.ClickException("IMAP_HOST is not set: there is no mailbox to watch")
+
+    async def go() -> None:
+        await prepare_database(settings)
+        runtime = build_runtime(settings)
+        loops = Loops()
+        loops.start({name: loop for name, loop in runtime.loops(worker=False, outbox=False).items()
+                     if name.startswith("email-")})
         try:
             await asyncio.gather(*loops.tasks.values())
         finally:
