@@ -199,6 +199,7 @@ async def test_unknown_agent_is_422_listing_the_known_agents(api: ApiClient) -> 
     {"type": "approval", "approval_id": "x", "approved": True, "comment": 7},
     {"type": "approval", "approval_id": "x", "approved": True, "sudo": True},
     {"type": "message", "text": ""},
+    {"type": "message", "text": " \n\t "},
     {"type": "message"},
     {"type": "message", "text": "hi", "approved": True},
     {"type": "message", "text": "t" * 100_000},

@@ -155,6 +155,8 @@ async def test_explicit_command_without_a_model_runs_the_action(opsgate: Opsgate
     assert proposal.arguments == {"service": "api", "version": "1.2.3", "environment": "staging"}
     result = next(e for e in thread.events if isinstance(e, ActionResult))
     assert result.ok and "recorded deploy of api 1.2.3 to staging" in result.result
+    reply = thread.events[-1]
+    assert isinstance(reply, Done) and reply.message == result.result  # the result is the reply
     ledger = await og.runtime.store.ledger_list("api")
     assert [(e.version, e.environment) for e in ledger] == [("1.2.3", "staging")]
 

@@ -274,6 +274,20 @@ def test_edit_into_production_applies_four_eyes_to_the_requester() -> None:
         decide_on(thread, user=BOB, arguments={"environment": "production"})
 
 
+def test_edit_into_production_is_allowed_to_the_requester_when_four_eyes_is_off() -> None:
+    """With OPSGATE_FOUR_EYES=false the requester may approve their edited production rollback."""
+    config = settings(OPSGATE_APPROVERS=f"{ALICE},{BOB}", OPSGATE_FOUR_EYES="false")
+    thread = waiting_thread(Rollback(service="api", environment="staging"), config, requester=BOB)
+    event = decide_on(thread, config, user=BOB, arguments={"environment": "production"})
+    assert event.arguments == {"service": "api", "environment": "production"}
+
+
+def test_edit_into_production_by_another_approver_is_fine() -> None:
+    """Four-eyes after an edit only bars the requester."""
+    thread = waiting_thread(Rollback(service="api", environment="staging"), requester=BOB)
+    assert decide_on(thread, user=ALICE, arguments={"environment": "production"}).approved
+
+
 def test_already_decided_names_the_decider() -> None:
     """A second decision raises AlreadyDecided with who decided and how, and a readable message."""
     thread = waiting_thread(Deploy(**PROD))  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from bot.events import (
     UserMessage,
     Via,
 )
-from bot.thread import CallModel, Execute, Route, RunCommand, Thread, Wait
+from bot.thread import CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
 
 CALL = ModelCall(model="m", prompt_hash="h", prompt_tokens=10, completion_tokens=2)
 PROD = {"service": "api", "version": "1.4.2", "environment": "production"}
@@ -39,7 +39,7 @@ def ask(text: str = "deploy api 1.4.2 to production", user: str = "bob") -> User
 
 
 def propose(name: str = "deploy", arguments: dict[str, Any] | None = None, **fields: Any) -> ActionProposed:
-    return ActionProposed(name=name, arguments=PROD if arguments is None else arguments, call=CALL, **fields)
+    return ActionProposed(name=name, arguments=PROD if arguments is None else arguments, **{"call": CALL, **fields})
 
 
 def request_for(proposal: ActionProposed, **fields: Any) -> ApprovalRequested:
@@ -198,6 +198,26 @@ def test_failed_result_also_goes_back_to_the_model() -> None:
     thread = make(ask(), proposal, started(proposal, None), result(proposal, ok=False))
     assert thread.next_work() == CallModel()
     assert thread.status == "running"
+
+
+def test_explicit_command_finishes_with_its_result_without_the_model() -> None:
+    """A command's result (or failure) is the reply: Finish, not CallModel."""
+    command = propose(arguments=STAGING, source="command", call=None)
+    ran = make(ask("!deploy"), command, started(command, None), result(command))
+    assert ran.next_work() == Finish("deployed")
+    assert ran.status == "running"
+    failed = make(ask("!deploy"), command, started(command, None), result(command, ok=False))
+    assert failed.next_work() == Finish("deploy failed: deployed")
+
+
+def test_rejected_command_finishes_naming_who_and_why() -> None:
+    """A rejected command does not go to the model: the reply says who rejected it and why."""
+    command = propose(source="command", call=None)
+    request = request_for(command)
+    with_comment = make(ask("!deploy"), command, request, decided(request, approved=False, comment="freeze"))
+    assert with_comment.next_work() == Finish("deploy was rejected by alice: freeze")
+    without = make(ask("!deploy"), command, request, decided(request, approved=False))
+    assert without.next_work() == Finish("deploy was rejected by alice")
 
 
 def test_question_to_human_waits_for_human() -> None:
