@@ -19,6 +19,7 @@ from tests.support.databases import sqlite_url
 from tests.support.processes import OpsgateProcess
 
 APPROVER = "alice@example.com"
+OTHER_APPROVERS = ["carol@example.com", "dave@example.com"]
 PRODUCTION = "!deploy service=api version=1.2.3 environment=production"
 
 
@@ -26,7 +27,7 @@ PRODUCTION = "!deploy service=api version=1.2.3 environment=production"
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, OpsgateProcess]]:
     """Two opsgate processes for the whole module: "token" (API enabled) and "no_token" (API disabled)."""
     root = tmp_path_factory.mktemp("api-errors")
-    common = {"OPSGATE_APPROVERS": APPROVER, "OPSGATE_POLL_INTERVAL": "0.05"}
+    common = {"OPSGATE_APPROVERS": ",".join([APPROVER, *OTHER_APPROVERS]), "OPSGATE_POLL_INTERVAL": "0.05"}
     processes = {
         "token": OpsgateProcess({**common, "DATABASE_URL": sqlite_url(root / "a.db"), "OPSGATE_API_TOKEN": TOKEN},
                                 cwd=root),
@@ -250,6 +251,23 @@ async def test_decided_approval_cannot_be_decided_again(api: ApiClient) -> None:
     assert (await api.reject(thread, APPROVER, "not now")).status_code == 202
     detail = refused(await api.approve(thread, APPROVER), 409)
     assert f"rejected by {APPROVER}" in detail["detail"]
+
+
+async def test_simultaneous_decisions_have_one_winner_and_one_execution(api: ApiClient) -> None:
+    """Six decisions at once from three approvers: one 202, five 409 naming the winner; the deploy runs once."""
+    thread = await waiting_thread(api)
+    pending = thread["pending"]
+    bodies = [{"type": "approval", "approval_id": pending["approval_id"], "approved": True, "user": user}
+              for user in [APPROVER, *OTHER_APPROVERS] * 2]
+    responses = await asyncio.gather(*(api.respond(thread["id"], body) for body in bodies))
+    assert sorted(r.status_code for r in responses) == [202, 409, 409, 409, 409, 409], [r.text for r in responses]
+    done = await api.wait(thread["id"], "done")
+    [decision] = [e for e in done["events"] if e["type"] == "approval_decided"]
+    for response in responses:
+        if response.status_code == 409:
+            assert f"approved by {decision['by']}" in response.json()["detail"]
+    assert [e["type"] for e in done["events"]].count("execution_started") == 1
+    assert [e["type"] for e in done["events"]].count("action_result") == 1
 
 
 # --- listing --------------------------------------------------------------------------------------------
