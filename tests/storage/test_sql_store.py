@@ -64,6 +64,7 @@ async def test_thread_round_trip_keeps_typed_events_in_order(store: SqlStore) ->
     assert isinstance(loaded.events[0], UserMessage) and loaded.events[0].via.conversation == "C1"
     assert loaded.created_at is not None and loaded.updated_at is not None
     assert await store.load_thread("nope") is None
+    assert await store.load_thread("x" * 2000) is None  # longer than the id column: simply not found
 
 
 async def test_append_is_compare_and_set_on_the_sequence(store: SqlStore) -> None:
@@ -153,6 +154,10 @@ async def test_put_and_get_ref_with_data(store: SqlStore) -> None:
     assert ref == Ref(channel="slack-ts", key="C1:1.2", thread_id=thread.id, data={"root": "1.2"})
     assert await store.get_ref("slack-ts", "C1:9.9") is None
     assert await store.get_ref("email", "C1:1.2") is None
+    longest = "<" + "m" * 241 + "@example.com>"  # refs keys hold up to 255 characters on every backend
+    assert len(longest) == 255
+    assert await store.put_ref(Ref(channel="email", key=longest, thread_id=thread.id))
+    assert (await store.get_ref("email", longest)) == Ref(channel="email", key=longest, thread_id=thread.id)
 
 
 # --- outbox ---------------------------------------------------------------------------------------------
