@@ -1,7 +1,7 @@
 """A blocking IMAP connection to one mailbox (imapclient). Every method is called through asyncio.to_thread.
 
-Only what the watcher needs: connect and select, list UIDs, fetch with ``BODY.PEEK[]`` (so reading does not set
-``\\Seen``), flag ``\\Seen`` after the mail was handled, and wait for new mail with IDLE.
+Only what the watcher needs: connect and select, sync, list UIDs, fetch with ``BODY.PEEK[]`` (so reading does not
+set ``\\Seen``), flag ``\\Seen`` after the mail was handled, and wait for new mail with IDLE.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bot.errors import ConfigError
 
 _DEFAULT_PORTS: dict[TlsMode, int] = {"ssl": 993, "starttls": 143, "none": 143}
 _SOCKET_TIMEOUT = 60.0
-_TICK = 1.0  # how often a blocked IDLE wait looks at the stop flag: bounds shutdown time
+_TICK = 0.5  # how often a blocked IDLE wait looks at the stop flag: bounds shutdown time
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class ImapSession:
     def __init__(self, config: ImapConfig) -> None:
         self.config = config
         self.client: IMAPClient | None = None
+        self.idling = False
 
     def connect(self) -> MailboxInfo:
         """Connect, log in, select the mailbox."""
@@ -105,34 +106,56 @@ class ImapSession:
     def mark_seen(self, uid: int) -> None:
         self._client.add_flags([uid], [SEEN], silent=True)
 
-    def wait_idle(self, seconds: float, stop: threading.Event) -> bool:
-        """IDLE for up to ``seconds``; True when new mail arrived. Raises ConnectionError if the server hangs up."""
+    def sync(self) -> None:
+        """NOOP: bring this connection's view up to date, so the next SEARCH sees mail that arrived meanwhile
+        (Dovecot, like most servers, updates a session's view only at the end of a command)."""
+        self._client.noop()
+
+    # --- IDLE, on a connection of its own ------------------------------------------------------------------
+    # A SEARCH on the same connection could swallow the EXISTS announcing mail that arrived during it, and IDLE
+    # never repeats an announcement. A second connection that only IDLEs sees every arrival; the first one syncs
+    # and searches after each wake-up.
+
+    def idle_start(self) -> None:
+        """Enter IDLE (the connection then only listens)."""
+        self._client.idle()
+        self.idling = True
+
+    def idle_wait(self, seconds: float, stop: threading.Event) -> bool:
+        """Stay in IDLE up to ``seconds``; True as soon as new mail is announced. ConnectionError on hang-up."""
         client = self._client
-        client.idle()
-        broken = False
-        try:
-            deadline = time.monotonic() + seconds
-            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                if not select.select([client.socket()], [], [], min(left, _TICK))[0]:
-                    continue
-                responses = client.idle_check(timeout=0)
-                if not responses:  # readable but nothing to read: the server closed the connection
-                    broken = True
-                    raise ConnectionError("IMAP server closed the connection during IDLE")
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                    return True
-            return False
-        finally:
-            if not broken:
-                client.idle_done()
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if not select.select([client.socket()], [], [], min(left, _TICK))[0]:
+                continue
+            responses = client.idle_check(timeout=0)
+            if not responses:  # readable but nothing to read: the server closed the connection
+                raise ConnectionError("IMAP server closed the connection during IDLE")
+            if _announces_mail(responses):
+                return True
+        return False
+
+    def idle_renew(self) -> bool:
+        """Leave and re-enter IDLE (servers drop IDLE after 30 minutes); True if new mail was announced."""
+        _, responses = self._client.idle_done()
+        self._client.idle()
+        return _announces_mail(responses)
 
     def close(self) -> None:
         """Log out (best effort) and drop the connection."""
         client, self.client = self.client, None
         if client is None:
             return
+        if self.idling:  # a LOGOUT inside IDLE would wait for an answer that never comes: just hang up
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            return
         try:
             client.logout()
         except Exception:  # already broken: closing the socket is all that is left
             with contextlib.suppress(Exception):
                 client.shutdown()
+
+
+def _announces_mail(responses: list[tuple[object, ...]]) -> bool:
+    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)

@@ -5,16 +5,20 @@ events are committed (or it was ignored/answered); only then is it flagged ``\\S
 crash in between replays the message, and its Message-ID ref turns the replay into a no-op (DuplicateRef).
 
 On the very first start, and when the server reports a new UIDVALIDITY (the old UIDs mean nothing any more),
-the unseen messages are processed and everything else is taken as already handled.
+the unseen messages are queued (``pending``, stored) and everything else is taken as already handled.
 
-Waiting uses IDLE when the server offers it (renewed well before the 29-minute limit), else polling. A dropped
-connection is re-opened with backoff. imapclient blocks, so every call runs in a thread.
+Waiting uses IDLE when the server offers it, on a second connection that does nothing else (renewed well before
+the 29-minute limit), else polling. Before every search the working connection is synced with NOOP: a server
+updates a session's view only at the end of a command, and an arrival announced in a SEARCH response would
+otherwise be neither in its results nor announced again. A dropped connection is re-opened with backoff.
+imapclient blocks, so every call runs in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -41,10 +45,11 @@ def _backoff(failures: int) -> float:
 
 
 class MailboxState(BaseModel):
-    """What is stored per mailbox."""
+    """What is stored per mailbox: UIDs up to ``last_uid`` are handled, except those still ``pending``."""
 
     uidvalidity: int
     last_uid: int
+    pending: list[int] = []  # unseen UIDs found by a catch-up, not yet handled
 
 
 class ImapWatcher:
@@ -67,18 +72,23 @@ class ImapWatcher:
         self._stop.clear()
         failures = 0
         while True:
-            session = ImapSession(self.config)
+            session, listener = ImapSession(self.config), ImapSession(self.config)
             try:
                 info = await self._call(session.connect)
+                use_idle = info.idle and self.idle
+                if use_idle:  # listening first: from now on no arrival can go unannounced
+                    await self._call(listener.connect)
+                    await self._call(listener.idle_start)
                 failures = 0
                 log.info("imap_connected", host=self.config.host, mailbox=self.config.mailbox,
-                         uidvalidity=info.uidvalidity, idle=info.idle and self.idle)
-                await self._watch(session, info)
+                         uidvalidity=info.uidvalidity, idle=use_idle)
+                await self._watch(session, info, listener if use_idle else None)
             except (IMAPClientError, OSError) as exc:
                 failures += 1
                 log.warning("imap_disconnected", host=self.config.host, error=f"{type(exc).__name__}: {exc}",
                             retry_in_s=_backoff(failures))
             finally:
+                await asyncio.to_thread(listener.close)
                 await asyncio.to_thread(session.close)
             await asyncio.sleep(_backoff(failures))
 
@@ -104,19 +114,29 @@ class ImapWatcher:
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
-    async def _watch(self, session: ImapSession, info: MailboxInfo) -> None:
+    async def _watch(self, session: ImapSession, info: MailboxInfo, listener: ImapSession | None) -> None:
         state = await self.load_state()
         if state is None or state.uidvalidity != info.uidvalidity:
             state = await self._catch_up(session, info, state)
+        renew_at = time.monotonic() + self.idle_renew
         while True:
+            while state.pending:
+                await self._process(session, state.pending[0])
+                state = state.model_copy(update={"pending": state.pending[1:]})
+                await self._save(state)
+            await self._call(session.sync)
             for uid in await self._call(session.uids_after, state.last_uid):
                 await self._process(session, uid)
                 state = MailboxState(uidvalidity=info.uidvalidity, last_uid=uid)
                 await self._save(state)
-            if info.idle and self.idle:
-                await self._call(session.wait_idle, self.idle_renew, self._stop)
-            else:
+            if listener is None:
                 await asyncio.sleep(self.poll_interval)
+                continue
+            # Wait for an announcement; renew IDLE on time, and search anyway after a renewal (belt and braces).
+            left = renew_at - time.monotonic()
+            if left <= 0 or not await self._call(listener.idle_wait, left, self._stop):
+                await self._call(listener.idle_renew)
+                renew_at = time.monotonic() + self.idle_renew
 
     async def _catch_up(self, session: ImapSession, info: MailboxInfo, old: MailboxState | None) -> MailboxState:
         highest = await self._call(session.highest_uid)
@@ -126,9 +146,8 @@ class ImapWatcher:
         else:
             log.warning("imap_uidvalidity_changed", mailbox=self.config.mailbox, old=old.uidvalidity,
                         new=info.uidvalidity, unseen=len(unseen))
-        for uid in unseen:
-            await self._process(session, uid)
-        state = MailboxState(uidvalidity=info.uidvalidity, last_uid=highest)
+        # Saved before any is handled, so a crash mid-way resumes with what is left (never the whole list).
+        state = MailboxState(uidvalidity=info.uidvalidity, last_uid=highest, pending=unseen)
         await self._save(state)
         return state
 

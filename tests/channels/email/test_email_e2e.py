@@ -1,0 +1,235 @@
+"""The email channel end to end: a real `opsgate serve` process, Dovecot (IMAP), aiosmtpd (SMTP), the scripted
+model server and the deploy webhook receiver. Mail is "delivered" by IMAP APPEND, as an MTA would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.channels.email.conftest import raw_message
+from tests.channels.email.replies import AUTHSERV, gmail_reply, new_mail
+from tests.support.api_client import TOKEN, ApiClient
+from tests.support.databases import sqlite_url
+from tests.support.mail_servers import Dovecot, ReceivedMail, SmtpRecorder, imap_env, smtp_env
+from tests.support.model_replies import tool_call
+from tests.support.model_server import ScriptedModelServer
+from tests.support.processes import OpsgateProcess
+from tests.support.webhook_receiver import WebhookReceiver
+
+AGENT = "opsgate@example.com"
+REQUESTER, APPROVER, MALLORY = "alice@example.com", "approver@example.com", "mallory@example.com"
+SUBJECT = "[opsgate] Approval needed: deploy api 1.4.2 to production"
+
+ServerFactory = Callable[..., Any]
+
+
+class Mailbox:
+    """The agent's mailbox on Dovecot plus the SMTP recorder: what people send and what opsgate sent."""
+
+    def __init__(self, dovecot: Dovecot, user: str, smtp: SmtpRecorder) -> None:
+        self.dovecot, self.user, self.smtp = dovecot, user, smtp
+
+    def deliver(self, raw: bytes) -> int:
+        return self.dovecot.append(self.user, raw)
+
+    async def approval_for(self, approver: str = APPROVER) -> EmailMessage:
+        [mail] = await self.smtp.wait_for(lambda m: m.rcpt_tos == [approver] and m.message["Subject"] == SUBJECT)
+        return mail.message
+
+    async def replies_to(
+        self, who: str, count: int, contains: str = "", timeout: float = 15.0  # noqa: ASYNC109
+    ) -> list[ReceivedMail]:
+        """Wait for ``count`` mails to ``who`` whose text contains ``contains``."""
+        return await self.smtp.wait_for(
+            lambda m: m.rcpt_tos == [who] and contains in m.message.get_content(), count, timeout)
+
+
+@pytest.fixture
+def mailbox(dovecot_server: Dovecot, mailbox_user: str, smtp_server: SmtpRecorder) -> Mailbox:
+    return Mailbox(dovecot_server, mailbox_user, smtp_server)
+
+
+@pytest.fixture
+async def start_server(
+    tmp_path: Path, tmp_workdir: Path, mailbox: Mailbox, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> AsyncIterator[ServerFactory]:
+    """Starts `opsgate serve` with the email channel on this test's mailbox; extra variables as keywords."""
+    started: list[OpsgateProcess] = []
+
+    async def start(**extra: str) -> OpsgateProcess:
+        env = {
+            "DATABASE_URL": sqlite_url(tmp_path / "opsgate.db"), "OPENAI_BASE_URL": model_server.base_url,
+            "OPENAI_API_KEY": "test-key", "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_APPROVERS": APPROVER,
+            "OPSGATE_DEPLOY_WEBHOOK_URL": webhook.url, "OPSGATE_WEBHOOK_SECRET": "whsecret",
+            "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_MODEL_RETRIES": "1", "OPSGATE_EMAIL_ADDRESS": AGENT,
+            "OPSGATE_EMAIL_POLL_INTERVAL": "0.2",
+            **imap_env(mailbox.dovecot, mailbox.user), **smtp_env(mailbox.smtp), **extra,
+        }
+        process = OpsgateProcess(env, cwd=tmp_workdir)
+        started.append(process)
+        return await process.start()
+
+    yield start
+    for process in started:
+        await process.kill()
+
+
+def deploy_call() -> Any:
+    return tool_call("deploy", reason="hotfix for the login timeout", service="api", version="1.4.2",
+                     environment="production")
+
+
+async def _thread(server: OpsgateProcess, thread_id: str) -> dict[str, Any]:
+    api = ApiClient(server.url)
+    try:
+        return await api.thread(thread_id)
+    finally:
+        await api.aclose()
+
+
+def _processed(server: OpsgateProcess, outcome: str) -> list[dict[str, Any]]:
+    return [r for r in server.log_records() if r.get("event") == "email_processed" and r.get("outcome") == outcome]
+
+
+async def test_approve_by_reply_executes_once_and_the_result_is_mailed_in_the_thread(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> None:
+    """New mail -> approval mail to the approver; a realistic APPROVE reply -> the deploy runs once (a replayed
+    reply changes nothing) and the requester's mails all stay in their thread."""
+    model_server.script(deploy_call(), tool_call("done_for_now", message="api 1.4.2 is live in production"))
+    server = await start_server()
+    request = new_mail(REQUESTER, "deploy api 1.4.2 to production", "Hi, please ship the login hotfix.",
+                       message_id="<req-1@example.com>")
+    mailbox.deliver(request)
+    approval = await mailbox.approval_for()
+    body = approval.get_content()
+    assert "alice@example.com asked" in body and "Why: hotfix for the login timeout" in body
+    assert str(approval["Reply-To"]).startswith("opsgate <opsgate+")
+    assert webhook.calls == []
+
+    reply = gmail_reply(approval, APPROVER, "APPROVE\n\nThanks,\nApprover", name="The Approver")
+    mailbox.deliver(reply)
+    await webhook.wait_for_calls(1, accepted=True)
+    done = await mailbox.replies_to(REQUESTER, 1, contains="api 1.4.2 is live in production")
+    mailbox.deliver(reply)  # the same message again (a re-delivery): a duplicate
+    await server.wait_for_log(lambda r: len(_processed(server, "duplicate")) >= 1, timeout=10)
+    assert len(webhook.calls) == 1 and webhook.calls[0].json["approved_by"] == APPROVER
+
+    to_requester = mailbox.smtp.to(REQUESTER)
+    subjects = {str(m.message["Subject"]) for m in to_requester}
+    assert subjects == {"Re: deploy api 1.4.2 to production"}
+    assert all(m.message["In-Reply-To"] == "<req-1@example.com>" for m in to_requester)
+    assert all("<req-1@example.com>" in str(m.message["References"]) for m in to_requester)
+    assert any("(approved by approver@example.com): done." in m.message.get_content() for m in to_requester)
+    assert done[0].message["Auto-Submitted"] == "auto-replied"
+    assert done[0].message["X-Auto-Response-Suppress"] == "All"
+
+
+async def test_reject_reason_reaches_the_model_and_nothing_runs(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> None:
+    """"REJECT: reason" (an Outlook-style reply) is recorded and its reason is in the next model request."""
+    model_server.script(deploy_call(), tool_call("done_for_now", message="Not deploying: the freeze holds."))
+    await start_server()
+    mailbox.deliver(new_mail(REQUESTER, "deploy api 1.4.2 to production", "please"))
+    approval = await mailbox.approval_for()
+    mailbox.deliver(gmail_reply(approval, APPROVER, "REJECT: change freeze until Monday\n\nKind regards,\nA."))
+    await mailbox.replies_to(REQUESTER, 1, contains="the freeze holds")
+    assert "change freeze until Monday" in model_server.last_user_content()
+    assert webhook.calls == []
+
+
+async def test_non_approver_reply_is_refused_and_nothing_runs(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> None:
+    """Someone who got the approval mail forwarded replies APPROVE: refused with an explanation, still waiting."""
+    model_server.script(deploy_call())
+    server = await start_server()
+    mailbox.deliver(new_mail(REQUESTER, "deploy api 1.4.2 to production", "please"))
+    approval = await mailbox.approval_for()
+    mailbox.deliver(gmail_reply(approval, MALLORY, "APPROVE"))
+    [refusal] = await mailbox.replies_to(MALLORY, 1)
+    assert "not accepted" in refusal.message.get_content() and "is not one of the approvers" in (
+        refusal.message.get_content())
+    record = await server.wait_for_log(event="email_decision_refused")
+    assert record["reason"] == "not-approver" and record["audit"] is True
+    thread = await _thread(server, record["thread_id"])
+    assert thread["status"] == "waiting_for_approval" and webhook.calls == []
+
+
+async def test_forged_approver_with_failed_dmarc_is_refused(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> None:
+    """With OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID set, a reply "from" the approver whose DMARC failed is refused;
+    the genuine reply afterwards approves."""
+    model_server.script(deploy_call(), tool_call("done_for_now", message="deployed"))
+    server = await start_server(OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID=AUTHSERV)
+    mailbox.deliver(new_mail(REQUESTER, "deploy api 1.4.2 to production", "please"))
+    approval = await mailbox.approval_for()
+    mailbox.deliver(gmail_reply(approval, APPROVER, "APPROVE", dmarc="fail"))
+    record = await server.wait_for_log(event="email_decision_refused")
+    assert record["reason"] == "authentication" and "dmarc=fail" in record["detail"]
+    assert webhook.calls == []
+    mailbox.deliver(gmail_reply(approval, APPROVER, "APPROVE"))
+    await webhook.wait_for_calls(1, accepted=True)
+    assert not any("startup_warning" == r.get("event") and "AUTHSERV" in r.get("message", "")
+                   for r in server.log_records())
+
+
+async def test_auto_replies_and_bounces_are_ignored_without_answer(
+    start_server: ServerFactory, mailbox: Mailbox
+) -> None:
+    """An out-of-office reply and a bounce are logged as ignored and answered with nothing."""
+    server = await start_server()
+    mailbox.deliver(raw_message("out_of_office"))
+    mailbox.deliver(raw_message("bounce"))
+    await server.wait_for_log(lambda r: len(_processed(server, "ignored")) == 2)
+    reasons = sorted(r["reason"] for r in server.log_records() if r.get("event") == "email_ignored")
+    assert reasons == ["auto-submitted", "auto-submitted"]
+    warning = [r for r in server.log_records() if r.get("event") == "startup_warning"
+               and "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID" in r.get("message", "")]
+    assert len(warning) == 1  # From addresses are trusted as-is: said clearly at start-up
+    assert mailbox.smtp.messages == []
+
+
+async def test_crash_mid_mailbox_then_restart_processes_each_mail_once(
+    start_server: ServerFactory, mailbox: Mailbox
+) -> None:
+    """Killed (SIGKILL) while working through a mailbox, restarted: every request gets exactly one thread and
+    one answer. (A short worker lease, so the killed worker's claim expires quickly.)"""
+    for n in range(4):
+        mailbox.deliver(new_mail(f"user{n}@example.com", f"help {n}", "!help"))
+    server = await start_server(OPSGATE_LEASE_SECONDS="3")
+    await server.wait_for_log(event="email_processed")
+    await server.kill()
+    await server.start()
+    for n in range(4):
+        await mailbox.replies_to(f"user{n}@example.com", 1)
+    api = ApiClient(server.url)
+    try:
+        listed = (await api.http.get("/threads")).json()
+    finally:
+        await api.aclose()
+    threads = listed["threads"] if isinstance(listed, dict) else listed
+    assert len(threads) == 4
+    await server.wait_for_log(lambda r: len(_processed(server, "started")) + len(_processed(server, "duplicate"))
+                              >= 4)
+    for n in range(4):
+        assert len(mailbox.smtp.to(f"user{n}@example.com")) == 1
+    assert all(b"\\Seen" in flags for flags in mailbox.dovecot.flags(mailbox.user).values())
+
+
+async def test_smtp_outage_then_recovery_delivers_exactly_once(start_server: ServerFactory, mailbox: Mailbox) -> None:
+    """With the SMTP server down the answer waits in the outbox; once it is back it is delivered once."""
+    mailbox.smtp.stop()
+    server = await start_server()
+    mailbox.deliver(new_mail(REQUESTER, "help", "!help"))
+    await server.wait_for_log(event="outbox_retry", channel="email", timeout=15)
+    mailbox.smtp.start()
+    await mailbox.replies_to(REQUESTER, 1, timeout=20)
+    await server.wait_for_log(event="outbox_sent", channel="email")
+    assert len(mailbox.smtp.to(REQUESTER)) == 1
