@@ -3,6 +3,10 @@ model server and the deploy webhook receiver. Mail is "delivered" by IMAP APPEND
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -233,3 +237,28 @@ async def test_smtp_outage_then_recovery_delivers_exactly_once(start_server: Ser
     await mailbox.replies_to(REQUESTER, 1, timeout=20)
     await server.wait_for_log(event="outbox_sent", channel="email")
     assert len(mailbox.smtp.to(REQUESTER)) == 1
+
+
+async def test_opsgate_email_runs_the_watcher_alone(mailbox: Mailbox, tmp_path: Path) -> None:
+    """`opsgate email` turns mail into threads without serving HTTP or running the worker."""
+    env = {"DATABASE_URL": sqlite_url(tmp_path / "alone.db"), "OPSGATE_EMAIL_ADDRESS": AGENT,
+           **imap_env(mailbox.dovecot, mailbox.user)}
+    env = OpsgateProcess(env, cwd=tmp_path).env  # the same clean environment as every opsgate test process
+    log_path = tmp_path / "email.log"
+    with log_path.open("wb") as log:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "email", cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        mailbox.deliver(new_mail(REQUESTER, "help", "!help"))
+        deadline = time.monotonic() + 20
+        while "email_thread_started" not in log_path.read_text():
+            assert child.returncode is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.1)
+        records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        started = next(r for r in records if r["event"] == "email_thread_started")
+        assert started["sender"] == REQUESTER
+        assert not any(r["event"] in ("worker_started", "opsgate_started") for r in records)
+    finally:
+        child.kill()
+        await child.wait()
