@@ -10,6 +10,7 @@ the ref on its own before answering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
@@ -25,7 +26,7 @@ from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_de
 from channels.email.inbound import InboundMail
 from channels.email.noise import ignore_reason
 from channels.email.outbound import MailConfig, OutgoingMail, answer, describe_action
-from channels.email.tokens import TokenClaim, read_token
+from channels.email.tokens import TOKEN_TTL, TokenClaim, expired, read_token
 
 log = structlog.get_logger("opsgate.email")
 
@@ -166,6 +167,9 @@ class Intake:
         if thread is None or request is None:
             return await self._refuse(mail, thread_id, approval_id, "unknown-approval", "its approval token "
                                       "does not match any approval request")
+        if expired(request.at, datetime.now(UTC)):
+            return await self._refuse(mail, thread.id, approval_id, "expired", "this approval email is more than "
+                                      f"{TOKEN_TTL.days} days old; decide in the web inbox, Slack or the API")
         if not claim.valid_for(self.secret, mail.sender):
             if mail.sender not in {a.lower() for a in request.approvers}:
                 what = describe_action(request.name, request.arguments)

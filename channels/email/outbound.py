@@ -34,6 +34,7 @@ from bot.thread import Thread
 from channels.email.addresses import Address, MailKind, make_message_id
 from channels.email.decisions import FORMAT_HELP, UNCLEAR
 from channels.email.inbound import InboundMail
+from channels.email.tokens import TOKEN_TTL
 
 _QUOTE_LIMIT = 600
 _HIDDEN_ARGUMENTS = ("reason",)
@@ -105,7 +106,8 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
         lines += ["", "The request:", *(f"  | {line}" for line in _quote(first.text).splitlines())]
     lines += ["", "To answer, reply to this email with one of these as the first line:", "",
               "  APPROVE", "  REJECT: <your reason>", "",
-              "Only the first line of your reply is read, and only from your own address."]
+              "Only the first line of your reply is read, and only from your own address. "
+              f"Replies count for {TOKEN_TTL.days} days."]
     if request.four_eyes and request.requester:
         lines.append(f"Four-eyes rule: {request.requester} may not approve this request themselves.")
     lines += ["", f"opsgate thread {thread.id}, approval {request.approval_id}"]

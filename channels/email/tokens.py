@@ -2,7 +2,8 @@
 
 The mac is a truncated HMAC-SHA256 of ``approval_id:approver`` under an instance secret kept in the store, so
 verifying needs no lookup, a token is useless for another approval or another approver, and it cannot be
-guessed. Single use follows from the core: the first decision on an approval wins, later ones are refused.
+guessed. Single use follows from the core: the first decision on an approval wins, later ones are refused; and a
+token expires TOKEN_TTL after its approval was requested.
 Only lower-case letters and digits: mail systems may lower-case the local part.
 """
 
@@ -14,9 +15,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 _MAC_BYTES = 10  # 80 bits: each guess costs an email, and the mac is bound to approver and approval
 _TOKEN = re.compile(r"^(?P<approval>[a-z0-9]{8,40})-(?P<mac>[a-z2-7]{16})$")
+TOKEN_TTL = timedelta(days=7)  # after that an approval can still be decided in the web inbox, Slack or the API
 SECRET_REF_CHANNEL = "email-secret"  # stored once as a ref: inserting it is atomic across processes
 
 
@@ -45,6 +48,11 @@ class TokenClaim:
     def valid_for(self, secret: str, approver: str) -> bool:
         """True when the mac was issued for this approval to ``approver``."""
         return hmac.compare_digest(self.mac, _mac(secret, self.approval_id, approver))
+
+
+def expired(requested_at: datetime, now: datetime) -> bool:
+    """Tokens of an approval requested more than TOKEN_TTL ago no longer decide anything."""
+    return now - requested_at > TOKEN_TTL
 
 
 def read_token(tag: str) -> TokenClaim | None:

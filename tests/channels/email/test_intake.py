@@ -7,6 +7,7 @@ really sent (aiosmtpd) and replies are built from what was received, as a mail c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -14,7 +15,17 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.config import Settings, load_settings
-from bot.events import ApprovalDecided, DecisionRefused, HumanInputReceived, UserMessage
+from bot.events import (
+    ActionProposed,
+    AgentSelected,
+    ApprovalDecided,
+    ApprovalRequested,
+    DecisionRefused,
+    HumanInputReceived,
+    UserMessage,
+    Via,
+    new_id,
+)
 from bot.runtime import Runtime
 from bot.thread import Thread
 from bot.wiring import build_registry
@@ -22,6 +33,7 @@ from channels.email import EmailChannel
 from channels.email.inbound import parse_mail
 from channels.email.intake import Intake, IntakeResult
 from channels.email.outbound import OutgoingMail
+from channels.email.tokens import TOKEN_TTL
 from storage import ensure_schema, store_for
 from tests.channels.email.conftest import raw_message
 from tests.channels.email.replies import AUTHSERV, gmail_reply, new_mail
@@ -280,3 +292,20 @@ async def test_empty_mail_is_answered(room: Mailroom) -> None:
     assert (await room.receive(raw)).outcome == "duplicate"
     [answer] = await room.flush()
     assert answer.to == ALICE and "no text" in answer.text
+
+
+async def test_approval_mail_older_than_the_token_lifetime_cannot_decide(room: Mailroom) -> None:
+    """A token stops working TOKEN_TTL after its approval was requested (decide elsewhere then)."""
+    old = datetime.now(UTC) - TOKEN_TTL - timedelta(hours=1)
+    first = UserMessage(text="deploy api", user=ALICE, via=Via(channel="email", conversation="<r@x>", message="<r@x>"))
+    proposal = ActionProposed(name="deploy", arguments={"service": "api", "version": "1.4.2",
+                                                         "environment": "production"}, source="command")
+    request = ApprovalRequested(action_id=proposal.action_id, name="deploy", arguments=proposal.arguments,
+                                approvers=[BOB], requester=ALICE, at=old)
+    thread = Thread(id=new_id(), events=[]).with_events(
+        [first, AgentSelected(agent="deploy"), proposal, request])
+    await room.runtime.journal.create(thread)
+    await room.flush()
+    result = await room.receive(gmail_reply(room.approval_mail(BOB), BOB, "APPROVE"))
+    assert (result.outcome, result.detail) == ("refused", "expired")
+    assert _decisions(await room.thread(thread.id)) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from channels.email.tokens import make_token, new_secret, read_token
+from datetime import UTC, datetime, timedelta
+
+from channels.email.tokens import TOKEN_TTL, expired, make_token, new_secret, read_token
 
 APPROVAL = "3f2a9c1e8b7d4e6fa1b2c3d4e5f60718"
 
@@ -45,3 +47,10 @@ def test_agent_names_and_junk_are_not_tokens() -> None:
 def test_token_fits_in_an_address_local_part() -> None:
     """``opsgate+<token>`` stays within the 64 characters RFC 5321 allows for a local part."""
     assert len("opsgate+" + make_token(new_secret(), APPROVAL, "bob@example.com")) <= 64
+
+
+def test_tokens_expire() -> None:
+    """A token is good for TOKEN_TTL after the approval was requested, not after."""
+    asked = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert not expired(asked, asked + TOKEN_TTL)
+    assert expired(asked, asked + TOKEN_TTL + timedelta(seconds=1))
