@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 from agents.deploy import AGENT
 from agents.deploy.actions import Deploy, ListDeployments
-from bot.actions import DoneForNow, RequestMoreInformation
+from bot.actions import Action, DoneForNow, RequestMoreInformation
+from bot.agent import Agent, ToolContext
 from bot.llm import ModelReply
 from bot.parsing import Invalid, Parsed, parse_reply
 
@@ -166,3 +168,28 @@ def test_several_problems_are_all_listed() -> None:
     for part in ("service: field required", "version: field required", "environment:", "extra: unknown argument"):
         assert part in message
     assert message.count(";") == 3
+
+
+class Silence(Action):
+    """Mute a noisy alert; the reason is part of the action itself."""
+
+    name: ClassVar[str] = "silence"
+    alert: str
+    reason: str
+
+
+async def _silence(action: Action, ctx: ToolContext) -> str:
+    return "silenced"
+
+
+SILENCER = Agent(name="alerts", description="silences alerts", prompt_path=Path("unused.md"),
+                 tools={Silence: _silence})
+
+
+@pytest.mark.xfail(strict=True, reason="bug: parse_reply always pops 'reason', so an action with its own reason "
+                                       "field can never get it (commands.interpret already checks model_fields)")
+def test_an_action_with_its_own_reason_field_keeps_it() -> None:
+    """When the action declares ``reason`` itself, it is an argument, not the approver note."""
+    parsed = parse_reply(call("silence", {"alert": "disk-full", "reason": "known issue"}), SILENCER)
+    assert isinstance(parsed, Parsed)
+    assert parsed.action == Silence(alert="disk-full", reason="known issue")
