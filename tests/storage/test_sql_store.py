@@ -294,9 +294,9 @@ async def test_concurrent_claimers_never_claim_the_same_thread(new_store: StoreF
 async def test_an_expired_lease_makes_the_thread_claimable_again(store: SqlStore) -> None:
     """While a lease holds nobody else gets the thread; after it expires another worker does."""
     thread = await create(store)
-    assert await store.claim_thread("w1", lease_seconds=0.4) == thread.id
+    assert await store.claim_thread("w1", lease_seconds=1.0) == thread.id
     assert await store.claim_thread("w2", lease_seconds=60) is None
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.1)
     assert await store.claim_thread("w2", lease_seconds=60) == thread.id
     assert not await store.renew_lease(thread.id, "w1", 60)  # w1 lost it
     assert await store.renew_lease(thread.id, "w2", 60)
@@ -315,10 +315,10 @@ async def test_release_with_retry_delays_and_counts_attempts(store: SqlStore) ->
     assert await store.claim_thread("w1", 60) == thread.id
     await store.release_thread(thread.id, "w2")  # not the owner: nothing happens
     assert await store.claim_thread("w2", 60) is None
-    await store.release_thread(thread.id, "w1", retry_in=0.4)
+    await store.release_thread(thread.id, "w1", retry_in=1.0)
     assert await store.thread_attempts(thread.id) == 1
     assert await store.claim_thread("w2", 60) is None
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.1)
     assert await store.claim_thread("w2", 60) == thread.id
     await store.release_thread(thread.id, "w2", retry_in=0)
     assert await store.thread_attempts(thread.id) == 2
