@@ -37,23 +37,36 @@ def _property(result: authres.core.AuthenticationResult, ptype: str, name: str) 
     return None
 
 
-def _trusted_header(values: list[str], authserv_id: str) -> authres.core.AuthenticationResultsHeader | None:
+def trusted_ids(setting: str) -> list[str]:
+    """``mx.example.com, *.messagingengine.com`` -> the authserv-id patterns (lower case)."""
+    return [part.strip().lower() for part in setting.split(",") if part.strip()]
+
+
+def is_trusted(authserv_id: str, patterns: list[str]) -> bool:
+    """Exact match, or ``*.domain`` for a provider whose MX hosts each write their own name."""
+    name = authserv_id.strip().lower()
+    return any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in patterns)
+
+
+def _trusted_header(values: list[str], patterns: list[str]) -> authres.core.AuthenticationResultsHeader | None:
     for value in values:
         try:
             header = authres.all_features().parse_value(value)
         except authres.core.AuthResError:
             continue
-        if str(header.authserv_id).lower() == authserv_id.lower():
+        if is_trusted(str(header.authserv_id), patterns):
             return header
     return None
 
 
-def check_authentication(mail: InboundMail, authserv_id: str) -> AuthVerdict:
-    """Pass when our MTA's Authentication-Results show dmarc=pass or aligned dkim=pass for the From domain."""
+def check_authentication(mail: InboundMail, trusted: str) -> AuthVerdict:
+    """Pass when our MTA's Authentication-Results show dmarc=pass or aligned dkim=pass for the From domain;
+    ``trusted`` is the OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID value (comma-separated, ``*.`` prefixes allowed)."""
+    authserv_id = trusted.strip()
     from_domain = mail.sender.rpartition("@")[2]
     if not from_domain:
         return AuthVerdict(passed=False, reason="the message has no From address")
-    header = _trusted_header(mail.authentication_results, authserv_id)
+    header = _trusted_header(mail.authentication_results, trusted_ids(trusted))
     if header is None:
         return AuthVerdict(passed=False, reason=f"no Authentication-Results from {authserv_id}")
     dmarc_outcome = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.email.authentication import aligned, check_authentication
+from channels.email.authentication import aligned, check_authentication, is_trusted, trusted_ids
 from channels.email.inbound import parse_mail
 from tests.channels.email.conftest import raw_message
 
@@ -69,3 +69,14 @@ def test_alignment_is_relaxed() -> None:
     assert aligned("example.com", "example.com")
     assert aligned("mail.example.com", "example.com") and aligned("example.com", "eu.example.com")
     assert not aligned("badexample.com", "example.com") and not aligned("", "example.com")
+
+
+def test_several_trusted_ids_and_provider_wildcards() -> None:
+    """A comma-separated list, and ``*.domain`` for providers whose MX hosts each sign with their own name."""
+    patterns = trusted_ids(" mx.example.com , *.messagingengine.com ")
+    assert patterns == ["mx.example.com", "*.messagingengine.com"]
+    assert is_trusted("MX6.messagingengine.com", patterns) and is_trusted("mx.example.com", patterns)
+    assert not is_trusted("messagingengine.com.evil.example", patterns)
+    assert not is_trusted("evilmx.example.com", patterns) and not is_trusted("messagingengine.com", patterns)
+    raw = _mail("bob@example.com", "mx3.messagingengine.com; dmarc=pass header.from=example.com")
+    assert check_authentication(parse_mail(raw), "mx.example.com,*.messagingengine.com").passed
