@@ -305,7 +305,7 @@ async def test_a_model_that_refuses_the_request_is_reported_on_the_thread(opsgat
         og = await opsgate(**model_env(server))  # sends "test-key"
         try:
             thread_id = await og.start("what is deployed?")
-            thread = await og.wait(thread_id, "failed", "waiting_for_human", timeout=3)
+            thread = await og.wait(thread_id, "failed", "waiting_for_human", timeout=1.5)
         finally:
             await og.stop()  # close the model client before the server stops
     errors = [e for e in thread.events if isinstance(e, ErrorEvent)]
