@@ -17,7 +17,7 @@ from bot.approvals import describe_validation
 from bot.commands import Proposal, interpret, no_model_reply
 from bot.config import Settings
 from bot.context import build_messages
-from bot.errors import Conflict
+from bot.errors import Conflict, ModelRefused
 from bot.events import (
     ActionProposed,
     ActionResult,
@@ -112,7 +112,10 @@ class Engine:
         if self.model is None:
             return [Done(message=no_model_reply(self.registry))]
         agent = self._agent(thread)
-        reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas())
+        try:
+            reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas())
+        except ModelRefused as exc:  # a configuration problem a person must see, not an outage to wait out
+            return [ErrorEvent(kind="model", message=f"{exc}; fix the model settings and send a new message")]
         call = ModelCall(
             model=reply.model, prompt_hash=agent.prompt_hash, prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms,

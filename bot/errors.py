@@ -78,6 +78,10 @@ class ModelUnavailable(RuntimeFailure):
     """The model server could not be reached or kept answering 429/5xx."""
 
 
+class ModelRefused(RuntimeFailure):
+    """The model server answered 4xx (bad key, unknown model, request too large): recorded on the thread."""
+
+
 class DeliveryRetry(RuntimeFailure):
     """A channel could not deliver now (4xx mail reply, 429, connection error); try again later."""
 

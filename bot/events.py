@@ -164,7 +164,7 @@ class ActionResult(_Event):
     latency_ms: int = 0
 
 
-ErrorKind = Literal["invalid_output", "step_limit", "delivery", "execution", "internal"]
+ErrorKind = Literal["invalid_output", "step_limit", "model", "delivery", "execution", "internal"]
 
 
 class ErrorEvent(_Event):

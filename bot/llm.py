@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from bot.actions import ActionSchema
 from bot.config import Settings
-from bot.errors import ModelUnavailable
+from bot.errors import ModelRefused, ModelUnavailable
 
 log = structlog.get_logger("opsgate.llm")
 
@@ -50,7 +50,7 @@ def tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
     for tool in tools:
         parameters = {**tool.parameters, "properties": dict(tool.parameters.get("properties", {}))}
         parameters.setdefault("type", "object")
-        if tool.name not in ("done_for_now", "request_more_information"):
+        if tool.name not in ("done_for_now", "request_more_information") and "reason" not in parameters["properties"]:
             parameters["properties"]["reason"] = {
                 "type": "string", "description": "One sentence on why, shown to the approver.",
             }
@@ -94,8 +94,11 @@ class OpenAIChatModel:
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 30.0)
                 continue
-            except openai.APIError as exc:  # 4xx other than 429: retrying now will not help
-                raise ModelUnavailable(f"model server refused the request: {exc}") from exc
+            except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+                refusal = f"the model server refused the request: HTTP {exc.status_code}: {exc.message}"
+                raise ModelRefused(refusal) from exc
+            except openai.APIError as exc:
+                raise ModelUnavailable(f"model server error: {exc}") from exc
             return _reply(response, self.name, int((time.perf_counter() - started) * 1000))
         raise ModelUnavailable("model server unavailable")
 

@@ -78,7 +78,8 @@ def parse_reply(reply: ModelReply, agent: Agent) -> Parsed | Invalid:
         return Invalid(f"unknown tool {name!r}; call one of: {known}")
     if not isinstance(args, dict):
         return Invalid(f"arguments for {name} must be a JSON object")
-    reason = args.pop("reason", None)
+    # "reason" is our approver note, unless the action declares a field of that name itself.
+    reason = args.pop("reason", None) if "reason" not in action_type.model_fields else None
     try:
         action = action_type.model_validate(args)
     except ValidationError as exc:

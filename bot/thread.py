@@ -246,7 +246,7 @@ class Thread(BaseModel):
                 return Finish(last.result if last.ok else f"{last.name} failed: {last.result}")
             return CallModel()
         if isinstance(last, ErrorEvent):
-            return Wait("failed") if last.kind in ("step_limit", "internal") else CallModel()
+            return Wait("failed") if last.kind in ("step_limit", "model", "internal") else CallModel()
         if isinstance(last, HumanInputRequested):
             return Wait("waiting_for_human")
         if isinstance(last, Done):

@@ -13,8 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.config import load_settings
 from bot.events import ActionProposed, ActionResult, Done, ErrorEvent, HumanInputRequested, Via
 from bot.runtime import Loops
@@ -297,8 +295,6 @@ async def test_a_model_call_that_times_out_is_retried(
     assert isinstance(thread.events[-1], Done) and thread.events[-1].message == "in time"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a model 4xx such as 401 (wrong OPENAI_API_KEY) is retried forever "
-                                       "as ModelUnavailable; the thread stays running with nothing to show why")
 async def test_a_model_that_refuses_the_request_is_reported_on_the_thread(opsgate: OpsgateFactory) -> None:
     """A 401 from the model is not an outage: the thread stops and shows the refusal instead of spinning."""
     with ScriptedModelServer(api_key="the-right-key") as server:

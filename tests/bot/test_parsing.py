@@ -186,8 +186,6 @@ SILENCER = Agent(name="alerts", description="silences alerts", prompt_path=Path(
                  tools={Silence: _silence})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parse_reply always pops 'reason', so an action with its own reason "
-                                       "field can never get it (commands.interpret already checks model_fields)")
 def test_an_action_with_its_own_reason_field_keeps_it() -> None:
     """When the action declares ``reason`` itself, it is an argument, not the approver note."""
     parsed = parse_reply(call("silence", {"alert": "disk-full", "reason": "known issue"}), SILENCER)
