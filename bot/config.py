@@ -159,7 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if environ is None:
             settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]
         else:
-            fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if env.get(f.alias or "")}
+            fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias and env.get(f.alias)}
             settings = Settings.model_validate({**fields, "approver_groups_raw": groups, **overrides})
     except ValidationError as exc:
         problems = []

@@ -82,9 +82,8 @@ class OpenAIChatModel:
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
-                response = await self._client.chat.completions.create(
-                    model=self.name, messages=messages,  # type: ignore[arg-type]
-                    tools=tool_definitions(tools), tool_choice="required",  # type: ignore[arg-type]
+                response = await self._client.chat.completions.create(  # type: ignore[call-overload]
+                    model=self.name, messages=messages, tools=tool_definitions(tools), tool_choice="required",
                 )
             except _RETRYABLE as exc:
                 wait = _retry_after(exc) or delay * (1 + random.random() / 2)

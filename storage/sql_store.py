@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
@@ -296,7 +297,7 @@ class SqlStore:
         return [LedgerEntry(**{**r._asdict(), "at": _ts(r.at)}) for r in rows]
 
     async def audit(self, since: datetime | None, types: Sequence[str]) -> AsyncIterator[AuditRecord]:
-        conditions = [events.c.type.in_(list(types))]
+        conditions: list[ColumnElement[bool]] = [events.c.type.in_(list(types))]
         if since is not None:
             conditions.append(events.c.at >= since.timestamp())
         query = (
