@@ -120,6 +120,8 @@ class Engine:
             model=reply.model, prompt_hash=agent.prompt_hash, prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms,
         )
+        if reply.extra_tool_calls:
+            log.warning("extra_tool_calls_ignored", thread_id=thread.id, ignored=reply.extra_tool_calls)
         parsed = parse_reply(reply, agent)
         if isinstance(parsed, Invalid):
             events: list[Event] = [ErrorEvent(kind="invalid_output", message=parsed.message, call=call)]

@@ -36,7 +36,7 @@ class Worker:
         self.store = store
         self.engine = engine
         self.wakeup = wakeup
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{id(self):x}"  # fits threads.lease_owner
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:

@@ -75,5 +75,10 @@ async def run_cli(*args: str, env: dict[str, str], stdin: bytes | None = None, t
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(stdin), timeout)
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(stdin), timeout)
+    except TimeoutError:
+        process.kill()  # never leave a stray server behind
+        await process.wait()
+        raise
     return process.returncode or 0, out.decode()
