@@ -8,6 +8,7 @@ a question to the requester and its answer, a failed execution, replies, and exa
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -114,7 +115,25 @@ def _episodes() -> Iterator[list[Event]]:
         ]
 
 
+def _stable_ids(events: list[Event]) -> list[Event]:
+    """Replace random ids by seeded ones (consistently), so token counts are the same on every run."""
+    rng = random.Random(6)
+    mapping: dict[str, str] = {}
+
+    def stable(value: str) -> str:
+        return mapping.setdefault(value, f"{rng.getrandbits(128):032x}")
+
+    fixed: list[Event] = []
+    for event in events:
+        update = {k: stable(getattr(event, k)) for k in ("id", "action_id", "approval_id")
+                  if isinstance(getattr(event, k, None), str)}
+        if isinstance(event, ExecutionStarted):
+            update["idempotency_key"] = f"t1:{update['action_id']}"
+        fixed.append(event.model_copy(update=update))
+    return fixed
+
+
 def thread_of(n: int) -> Thread:
     """A thread holding exactly the first ``n`` events of the scripted conversation."""
     events = list(itertools.islice(itertools.chain.from_iterable(_episodes()), n))
-    return Thread(id="t1", agent="deploy", events=events)
+    return Thread(id="t1", agent="deploy", events=_stable_ids(events))
