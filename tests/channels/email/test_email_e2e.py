@@ -19,7 +19,7 @@ from tests.channels.email.replies import AUTHSERV, gmail_reply, new_mail
 from tests.support.api_client import TOKEN, ApiClient
 from tests.support.databases import sqlite_url
 from tests.support.mail_servers import Dovecot, ReceivedMail, SmtpRecorder, imap_env, smtp_env
-from tests.support.model_replies import tool_call
+from tests.support.model_replies import slow, tool_call
 from tests.support.model_server import ScriptedModelServer
 from tests.support.processes import OpsgateProcess
 from tests.support.webhook_receiver import WebhookReceiver
@@ -201,29 +201,35 @@ async def test_auto_replies_and_bounces_are_ignored_without_answer(
 
 
 async def test_crash_mid_mailbox_then_restart_processes_each_mail_once(
-    start_server: ServerFactory, mailbox: Mailbox
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer
 ) -> None:
-    """Killed (SIGKILL) while working through a mailbox, restarted: every request gets exactly one thread and
-    one answer. (A short worker lease, so the killed worker's claim expires quickly.)"""
-    for n in range(4):
-        mailbox.deliver(new_mail(f"user{n}@example.com", f"help {n}", "!help"))
+    """Killed (SIGKILL) in the middle of a mailbox while the model is thinking, one more mail arriving while it is
+    down, restarted: every request gets exactly one thread and one answer. (A short worker lease, so the killed
+    worker's claims expire quickly; the model is slow before the crash, so no answer is in flight.)"""
+    phase = {"slow": True}
+    model_server.responder = lambda _: (slow(30, tool_call("done_for_now", message="never sent"))
+                                        if phase["slow"] else tool_call("done_for_now", message="here you go"))
+    users = [f"user{n}@example.com" for n in range(4)]
+    for user in users[:3]:
+        mailbox.deliver(new_mail(user, "what can you do?", "hi"))
     server = await start_server(OPSGATE_LEASE_SECONDS="3")
     await server.wait_for_log(event="email_processed")
     await server.kill()
+    phase["slow"] = False
+    mailbox.deliver(new_mail(users[3], "what can you do?", "hi"))
     await server.start()
-    for n in range(4):
-        await mailbox.replies_to(f"user{n}@example.com", 1)
+    for user in users:
+        await mailbox.replies_to(user, 1, contains="here you go", timeout=20)
+    # a mail committed just before the kill is replayed after it and found to be a duplicate
+    await server.wait_for_log(lambda r: len(_processed(server, "started")) + len(_processed(server, "duplicate")) >= 4)
+    assert len(_processed(server, "started")) <= 4
     api = ApiClient(server.url)
     try:
         listed = (await api.http.get("/threads")).json()
     finally:
         await api.aclose()
-    threads = listed["threads"] if isinstance(listed, dict) else listed
-    assert len(threads) == 4
-    await server.wait_for_log(lambda r: len(_processed(server, "started")) + len(_processed(server, "duplicate"))
-                              >= 4)
-    for n in range(4):
-        assert len(mailbox.smtp.to(f"user{n}@example.com")) == 1
+    assert len(listed["threads"] if isinstance(listed, dict) else listed) == 4
+    assert all(len(mailbox.smtp.to(user)) == 1 for user in users)
     assert all(b"\\Seen" in flags for flags in mailbox.dovecot.flags(mailbox.user).values())
 
 
