@@ -15,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.config import Settings, load_settings
+from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import (
     ActionProposed,
     AgentSelected,
@@ -309,3 +310,19 @@ async def test_approval_mail_older_than_the_token_lifetime_cannot_decide(room: M
     result = await room.receive(gmail_reply(room.approval_mail(BOB), BOB, "APPROVE"))
     assert (result.outcome, result.detail) == ("refused", "expired")
     assert _decisions(await room.thread(thread.id)) == []
+
+
+async def test_delivery_sorts_smtp_answers_into_retry_and_failure(room: Mailroom) -> None:
+    """The channel's deliver(): a 451 is a DeliveryRetry (the row is kept), a 550 a DeliveryFailed."""
+    await room.receive(new_mail(ALICE, "", ""))  # queues one answer
+    [row] = await room.runtime.store.claim_outbox("email", 10, 60)
+    room.smtp.refuse("451 4.7.1 greylisted, try again later")
+    with pytest.raises(DeliveryRetry, match="451"):
+        await room.channel.deliver(row)
+    room.smtp.refuse("550 5.1.1 user unknown")
+    with pytest.raises(DeliveryFailed, match="550"):
+        await room.channel.deliver(row)
+    room.smtp.refuse(None)
+    await room.channel.deliver(row)
+    [sent] = room.smtp.to(ALICE)
+    assert sent.message["Auto-Submitted"] == "auto-generated" and sent.message["In-Reply-To"]
