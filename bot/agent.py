@@ -65,8 +65,10 @@ class Agent:
     def tool(self, action: type[Action]) -> Tool | None:
         return self.tools.get(action)
 
-    def schemas(self) -> list[ActionSchema]:
-        return [action_schema(a) for a in self.actions]
+    @cached_property
+    def schemas(self) -> tuple[ActionSchema, ...]:
+        """The tools offered to the model, built once (pydantic schema generation is not cheap)."""
+        return tuple(action_schema(a) for a in self.actions)
 
 
 class Registry:

@@ -55,17 +55,23 @@ class Engine:
 
     async def advance(self, thread_id: str) -> Thread | None:
         """Run the thread until it waits; raises ModelUnavailable when the model is down (retried later)."""
+        thread, _ = await self.advance_claimed(thread_id)
+        return thread
+
+    async def advance_claimed(self, thread_id: str) -> tuple[Thread | None, bool]:
+        """``advance``, also saying whether our own append made the thread wait (which dropped the lease)."""
         thread: Thread | None = None
         for _ in range(self.settings.max_steps * 4 + 8):
-            thread = await self.store.load_thread(thread_id)
-            if thread is None:
-                return None
+            if thread is None:  # first round, or someone else appended: read the stored thread
+                thread = await self.store.load_thread(thread_id)
+                if thread is None:
+                    return None, False
             work = thread.next_work()
             if isinstance(work, Wait):
-                return thread
+                return thread, False
             try:
                 if isinstance(work, Execute):
-                    await self._execute(thread, work)
+                    thread = await self._execute(thread, work)
                     continue
                 if isinstance(work, Route):
                     events = await self._route(thread)
@@ -76,12 +82,12 @@ class Engine:
                 else:
                     assert isinstance(work, CallModel)
                     events = await self._call_model(thread)
-                updated = await self.journal.append(thread, events)
-                if updated.status != "running":
-                    return updated  # waiting now: our lease was dropped with this append, so stop here
+                thread = await self.journal.append(thread, events)  # our append won: no need to reload
+                if thread.status != "running":
+                    return thread, True  # waiting now: our lease was dropped with this append, so stop here
             except Conflict:
-                continue  # a person appended meanwhile; reload and decide again
-        return thread
+                thread = None  # a person appended meanwhile; reload and decide again
+        return thread, False
 
     def _agent(self, thread: Thread) -> Agent:
         return self.registry.get(thread.agent or self.registry.default)
@@ -113,7 +119,7 @@ class Engine:
             return [Done(message=no_model_reply(self.registry))]
         agent = self._agent(thread)
         try:
-            reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas())
+            reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas)
         except ModelRefused as exc:  # a configuration problem a person must see, not an outage to wait out
             return [ErrorEvent(kind="model", message=f"{exc}; fix the model settings and send a new message")]
         call = ModelCall(
@@ -137,7 +143,7 @@ class Engine:
         )
         return gate(proposal, parsed.action, self.settings, thread.requester)
 
-    async def _execute(self, thread: Thread, work: Execute) -> None:
+    async def _execute(self, thread: Thread, work: Execute) -> Thread | None:
         """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""
         agent = self._agent(thread)
         started = work.started
@@ -175,4 +181,4 @@ class Engine:
         )
         # The result must never be lost to a concurrent append (a refused click, a delivery note): losing it
         # would make the thread look crashed mid-execution and run the tool again.
-        await self.journal.append_independent(thread.id, [result])
+        return await self.journal.append_independent(thread.id, [result], known=thread)

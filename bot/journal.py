@@ -52,12 +52,13 @@ class Journal:
         return updated
 
     async def append_independent(
-        self, thread_id: str, new: Sequence[Event], attempts: int = 20
+        self, thread_id: str, new: Sequence[Event], attempts: int = 20, *, known: Thread | None = None
     ) -> Thread | None:
         """Append events that stay true whatever else was appended meanwhile (a tool's result, an audit note):
-        on Conflict, reload and append again. None if the thread does not exist."""
+        on Conflict, reload and append again. ``known`` is tried first when the caller holds a fresh copy.
+        None if the thread does not exist."""
         for _ in range(attempts):
-            thread = await self.store.load_thread(thread_id)
+            thread, known = known or await self.store.load_thread(thread_id), None
             if thread is None:
                 return None
             try:

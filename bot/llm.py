@@ -44,6 +44,17 @@ class ChatModel(Protocol):
         ...
 
 
+_DEFINITIONS: dict[int, tuple[Sequence[ActionSchema], list[dict[str, Any]]]] = {}
+
+
+def cached_tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
+    """tool_definitions, memoised per (long-lived, immutable) tools tuple such as ``Agent.schemas``."""
+    hit = _DEFINITIONS.get(id(tools))
+    if hit is None or hit[0] is not tools:
+        hit = _DEFINITIONS[id(tools)] = (tools, tool_definitions(tools))
+    return hit[1]
+
+
 def tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
     """Function tools from action schemas, each with an optional ``reason`` the approver will see."""
     definitions = []
@@ -83,7 +94,7 @@ class OpenAIChatModel:
             started = time.perf_counter()
             try:
                 response = await self._client.chat.completions.create(  # type: ignore[call-overload]
-                    model=self.name, messages=messages, tools=tool_definitions(tools), tool_choice="required",
+                    model=self.name, messages=messages, tools=cached_tool_definitions(tools), tool_choice="required",
                 )
             except _RETRYABLE as exc:
                 wait = _retry_after(exc) or delay * (1 + random.random() / 2)

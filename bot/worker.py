@@ -85,9 +85,11 @@ class Worker:
 
     async def _run_one(self, thread_id: str, slots: asyncio.Semaphore) -> None:
         retry_in: float | None = None
+        released = False
         heartbeat = asyncio.create_task(self._heartbeat(thread_id), name=f"lease-{thread_id}")
         try:
-            await self.engine.advance(thread_id)
+            # When our own append made the thread wait, it dropped the lease in the same transaction.
+            _, released = await self.engine.advance_claimed(thread_id)
         except ModelUnavailable as exc:
             retry_in = retry_delay(await self.store.thread_attempts(thread_id))
             log.warning("model_unavailable", thread_id=thread_id, error=str(exc), retry_in_s=retry_in)
@@ -100,5 +102,6 @@ class Worker:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             slots.release()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release_thread(thread_id, self.owner, retry_in))
+            if not released:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.release_thread(thread_id, self.owner, retry_in))

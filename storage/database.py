@@ -19,7 +19,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def _sqlite_engine(url: str, begin: str, **pool: Any) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -97,16 +97,19 @@ class SqlStore:
             await self._insert_tail(conn, thread.id, thread.events, 1, outbox, now)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
+        # One round trip: the thread's columns ride along with each event row (a thread has at least one).
+        query = (
+            select(threads.c.agent, threads.c.created_at, threads.c.updated_at, events.c.data)
+            .select_from(threads.outerjoin(events, events.c.thread_id == threads.c.id))
+            .where(threads.c.id == thread_id)
+            .order_by(events.c.seq)
+        )
         async with self.reader.connect() as conn:
-            head = (await conn.execute(
-                select(threads.c.agent, threads.c.created_at, threads.c.updated_at).where(threads.c.id == thread_id)
-            )).first()
-            if head is None:
-                return None
-            rows = await conn.execute(
-                select(events.c.data).where(events.c.thread_id == thread_id).order_by(events.c.seq)
-            )
-            loaded = [EVENT_ADAPTER.validate_json(r.data) for r in rows]
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return None
+        head = rows[0]
+        loaded = [EVENT_ADAPTER.validate_json(r.data) for r in rows if r.data is not None]
         return Thread(id=thread_id, agent=head.agent, events=loaded,
                       created_at=_ts(head.created_at), updated_at=_ts(head.updated_at))
 
