@@ -16,41 +16,17 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.errors import (
-    AlreadyDecided,
-    CommandSyntaxError,
-    Conflict,
-    InvalidArguments,
-    NotAuthorized,
-    NotWaiting,
     Signal,
-    ThreadNotFound,
-    UnknownAgent,
 )
 from bot.events import Event, Via
 from bot.service import Service
 from bot.store import ThreadSummary
 from bot.thread import PendingApproval, ThreadStatus
 
-_STATUS_FOR: list[tuple[type[Signal], int]] = [
-    (ThreadNotFound, 404),
-    (NotAuthorized, 403),
-    (AlreadyDecided, 409),
-    (NotWaiting, 409),
-    (Conflict, 409),
-    (InvalidArguments, 422),
-    (UnknownAgent, 422),
-    (CommandSyntaxError, 422),
-]
-
-
-def signal_status(exc: Signal) -> int:
-    """The HTTP status for a signal raised by the service."""
-    return next((code for kind, code in _STATUS_FOR if isinstance(exc, kind)), 400)
-
 
 async def signal_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Signal)
-    return JSONResponse({"detail": str(exc)}, status_code=signal_status(exc))
+    return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
 
 def _not_blank(value: str) -> str:

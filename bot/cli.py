@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import click
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, OpsgateError
 from bot.logs import configure_logging
+from bot.runtime import Loop, Runtime
 from bot.thread import STATUSES
 
 
@@ -65,50 +67,37 @@ def serve(host: str | None, port: int | None) -> None:
 @main.command()
 def worker() -> None:
     """Run only the worker and outbox loops (scale-out; use PostgreSQL for several workers)."""
-    from bot.runtime import Loops
-    from bot.wiring import build_runtime, prepare_database
-
     settings = _settings()
     configure_logging(settings.log_level)
-
-    async def go() -> None:
-        await prepare_database(settings)
-        runtime = build_runtime(settings)
-        loops = Loops()
-        loops.start(runtime.loops(channels=False))
-        try:
-            await asyncio.gather(*loops.tasks.values())
-        finally:
-            await loops.stop()
-            await runtime.aclose()
-
-    _run(go())
+    _run(_run_loops(settings, lambda runtime: runtime.loops(channels=False)))
 
 
 @main.command()
 def email() -> None:
     """Run only the email channel's mailbox watcher (IMAP); `serve` or `worker` run the worker and outbox."""
-    from bot.runtime import Loops
-    from bot.wiring import build_runtime, prepare_database
-
     settings = _settings()
     configure_logging(settings.log_level)
     if not settings.imap_enabled:
         raise click.ClickException("IMAP_HOST is not set: there is no mailbox to watch")
+    _run(_run_loops(settings, lambda runtime: {
+        name: loop for name, loop in runtime.loops(worker=False, outbox=False).items() if name.startswith("email-")
+    }))
 
-    async def go() -> None:
-        await prepare_database(settings)
-        runtime = build_runtime(settings)
-        loops = Loops()
-        loops.start({name: loop for name, loop in runtime.loops(worker=False, outbox=False).items()
-                     if name.startswith("email-")})
-        try:
-            await asyncio.gather(*loops.tasks.values())
-        finally:
-            await loops.stop()
-            await runtime.aclose()
 
-    _run(go())
+async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, Loop]]) -> None:
+    """Run the loops ``choose`` picks from a fresh runtime, until interrupted."""
+    from bot.runtime import Loops
+    from bot.wiring import build_runtime, prepare_database
+
+    await prepare_database(settings)
+    runtime = build_runtime(settings)
+    loops = Loops()
+    loops.start(choose(runtime))
+    try:
+        await asyncio.gather(*loops.tasks.values())
+    finally:
+        await loops.stop()
+        await runtime.aclose()
 
 
 @main.command()

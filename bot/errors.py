@@ -19,8 +19,12 @@ class OpsgateError(Exception):
 class Signal(OpsgateError):
     """An expected outcome that the caller reports back to the person who caused it."""
 
+    http_status = 400  # how HTTP front ends (API, web inbox) answer it
+
 
 class ThreadNotFound(Signal):
+    http_status = 404
+
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id} not found")
         self.thread_id = thread_id
@@ -29,8 +33,12 @@ class ThreadNotFound(Signal):
 class NotWaiting(Signal):
     """The thread is not waiting for this kind of response (or this approval id)."""
 
+    http_status = 409
+
 
 class AlreadyDecided(Signal):
+    http_status = 409
+
     def __init__(self, by: str, approved: bool) -> None:
         verb = "approved" if approved else "rejected"
         super().__init__(f"already decided: {verb} by {by}")
@@ -41,16 +49,24 @@ class AlreadyDecided(Signal):
 class NotAuthorized(Signal):
     """The person may not make this decision (not an approver, or four-eyes)."""
 
+    http_status = 403
+
 
 class InvalidArguments(Signal):
     """Edited or command arguments do not fit the action's schema."""
+
+    http_status = 422
 
 
 class CommandSyntaxError(Signal):
     """An explicit ``!command`` cannot be read (unbalanced quote, a word without ``=``, a repeated key)."""
 
+    http_status = 422
+
 
 class UnknownAgent(Signal):
+    http_status = 422
+
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown agent {name!r}; known agents: {', '.join(known) or 'none'}")
         self.name = name
@@ -58,6 +74,8 @@ class UnknownAgent(Signal):
 
 class Conflict(Signal):
     """Another writer appended to the thread first; reload and try again."""
+
+    http_status = 409
 
 
 # --- configuration -----------------------------------------------------------------------------------------

@@ -16,13 +16,11 @@ from bot.commands import usage
 from bot.config import Settings
 from bot.errors import (
     AlreadyDecided,
-    Conflict,
     InvalidArguments,
     NotAuthorized,
     NotWaiting,
     Signal,
     ThreadNotFound,
-    UnknownAgent,
 )
 from bot.events import Via
 from bot.policy import authorize
@@ -46,18 +44,7 @@ _URGENCY = {"waiting_for_approval": 0, "waiting_for_human": 1, "running": 2, "fa
 class UserError(Signal):
     """A form the person must correct (empty reason, empty request)."""
 
-
-def status_code(error: Signal) -> int:
-    """HTTP status for a refused action: 403 not allowed, 404 unknown, 409 too late, 422 bad input."""
-    if isinstance(error, NotAuthorized):
-        return 403
-    if isinstance(error, ThreadNotFound):
-        return 404
-    if isinstance(error, AlreadyDecided | NotWaiting | Conflict):
-        return 409
-    if isinstance(error, InvalidArguments | UnknownAgent | UserError):
-        return 422
-    return 400
+    http_status = 422
 
 
 def error_text(error: Signal) -> str:
@@ -179,7 +166,7 @@ class Pages:
             return self.renderer.html("error.html", 404, **self._base(session, title="Not found",
                                                                       message=error_text(exc)))
         context = self._thread_context(thread, session)
-        code = status_code(error) if error else 200
+        code = error.http_status if error else 200
         message = error_text(error) if error else None
         return self.renderer.html("thread.html", code, **self._base(session, title=thread.title or "Thread",
                                                                    error=message, **context))
@@ -212,7 +199,7 @@ class Pages:
         if not wants_json(request):
             return None
         if error is not None:
-            return render.json({"ok": False, "error": error_text(error)}, status_code(error))
+            return render.json({"ok": False, "error": error_text(error)}, error.http_status)
         return render.json({"ok": True, "redirect": target})
 
     async def _refused(self, request: Request, session: Session, thread_id: str, error: Signal) -> Response:
@@ -297,8 +284,8 @@ class Pages:
             thread = await self.service.start_thread(text, user=session.user, via=VIA, agent=agent)
         except Signal as exc:
             if wants_json(request):
-                return render.json({"ok": False, "error": error_text(exc)}, status_code(exc))
-            return self.renderer.html("new.html", status_code(exc), **self._new_context(
+                return render.json({"ok": False, "error": error_text(exc)}, exc.http_status)
+            return self.renderer.html("new.html", exc.http_status, **self._new_context(
                 session, text=form.get("text", ""), chosen=agent, error=error_text(exc)))
         return self._done(request, f"/t/{thread.id}") or render.redirect(f"/t/{thread.id}")
 
