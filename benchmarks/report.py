@@ -7,6 +7,7 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,6 +40,20 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
     }
+
+
+def source() -> dict[str, Any]:
+    """The commit measured, and whether the code under test had uncommitted changes (then say so)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    changed = git("status", "--porcelain", "--", "bot", "storage", "agents", "channels").splitlines()
+    return {"commit": git("rev-parse", "HEAD").strip() or None, "uncommitted_changes": changed}
 
 
 def median(values: Sequence[float]) -> float:
@@ -93,6 +108,7 @@ def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> P
         "benchmark": name,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "source": source(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         **payload,
     }
