@@ -105,8 +105,9 @@ async def test_direct_message_is_answered_in_its_thread(
 async def test_slash_command_runs_the_explicit_command(
     sender: SlackSender, slack: FakeSlack, webhook: WebhookReceiver, model_server: ScriptedModelServer
 ) -> None:
-    """/opsgate deploy ... -> !deploy ...: answered privately, then a root post and the thread under it."""
-    model_server.script(tool_call("done_for_now", message="api 1.4.2 is on staging"))
+    """/opsgate deploy ... -> !deploy ...: answered privately, then a root post and the thread under it.
+
+    An explicit command never asks the model: the result itself is the closing reply."""
     response, seconds = await timed(sender.command(slash("deploy service=api version=1.4.2 environment=staging")))
     assert response.status_code == 200 and seconds < ACK_BUDGET
     assert "!deploy service=api version=1.4.2 environment=staging" in response.text
@@ -116,6 +117,7 @@ async def test_slash_command_runs_the_explicit_command(
     root_ts = next(ts for (ch, ts), m in slack.messages.items() if m["text"] == root.args["text"])
     assert result.args["thread_ts"] == done.args["thread_ts"] == root_ts
     assert result.args["text"].startswith(":white_check_mark: `deploy`")
-    assert done.args["text"] == "api 1.4.2 is on staging"
+    assert done.args["text"].startswith("deploy of api 1.4.2 to staging sent to the webhook")
+    assert model_server.requests == []
     assert len(webhook.accepted) == 1
     assert webhook.accepted[0].json["arguments"]["environment"] == "staging"
