@@ -50,7 +50,7 @@ def render_event(event: Event) -> str | None:
     if isinstance(event, ActionProposed):
         if event.name in ("request_more_information", "done_for_now"):
             return None  # rendered by the question or reply that follows
-        return _block(event.name, _fields(event.arguments) or None, id=event.action_id[:8])
+        return _block(event.name, _fields(event.arguments) or None)
     if isinstance(event, ApprovalRequested):
         return _block("approval_requested", action=event.name, approvers=",".join(event.approvers) or None)
     if isinstance(event, ApprovalDecided):
@@ -59,7 +59,7 @@ def render_event(event: Event) -> str | None:
         if event.changes:
             edits = "; ".join(f"{c.field}: {_value(c.old)} -> {_value(c.new)}" for c in event.changes)
             body = f"{body}\nedited: {edits}" if body else f"edited: {edits}"
-        return _block(f"approval_{verdict}", body, by=event.by, action=event.action_id[:8])
+        return _block(f"approval_{verdict}", body, by=event.by)
     if isinstance(event, HumanInputRequested):
         return _block("question_to_human", event.message)
     if isinstance(event, ActionResult):
@@ -72,23 +72,48 @@ def render_event(event: Event) -> str | None:
     return None  # agent_selected, execution_started
 
 
+def _earlier_block(event: Event, proposals: dict[str, ActionProposed]) -> str | None:
+    """A finished request, compacted: what people said, the replies, one line per executed action."""
+    if isinstance(event, UserMessage | HumanInputReceived | HumanInputRequested | Done):
+        return render_event(event)
+    if isinstance(event, ApprovalDecided) and not event.approved and event.comment:
+        return _block("approval_rejected", event.comment, by=event.by)
+    if isinstance(event, ActionResult):
+        proposal = proposals.get(event.action_id)
+        args = " ".join(f"{k}={_value(v)}" for k, v in (proposal.arguments if proposal else {}).items())
+        return _block("executed", None, action=f"{event.name} {args}".strip(), ok="true" if event.ok else "false")
+    return None
+
+
 def render_thread(thread: Thread) -> str:
-    """The whole thread as the model's context, with resolved errors and delivery noise left out."""
+    """The thread as the model's context (factor 3).
+
+    The current request (everything after the last reply) is rendered in full, without resolved errors,
+    delivery noise or approval requests already decided. Earlier, finished requests keep only what people
+    said, the replies and one line per executed action: the mechanics of finished work are not worth tokens.
+    """
     hidden = thread.resolved_error_ids
+    decided = {e.approval_id for e in thread.events if isinstance(e, ApprovalDecided)}
+    last_reply = max((i for i, e in enumerate(thread.events) if isinstance(e, Done)), default=-1)
+    proposals = {e.action_id: e for e in thread.events if isinstance(e, ActionProposed)}
     blocks = []
-    for event in thread.events:
-        if event.id in hidden or (isinstance(event, ErrorEvent) and event.kind == "delivery"):
+    for index, event in enumerate(thread.events):
+        if index <= last_reply:
+            block = _earlier_block(event, proposals)
+        elif event.id in hidden or (isinstance(event, ErrorEvent) and event.kind == "delivery"):
             continue
-        block = render_event(event)
+        elif isinstance(event, ApprovalRequested) and event.approval_id in decided:
+            continue
+        else:
+            block = render_event(event)
         if block is not None:
             blocks.append(block)
     return "\n\n".join(blocks)
 
 
 INSTRUCTIONS = (
-    "The thread so far is below, oldest first. Choose exactly one next step by calling one of the tools. "
-    "Approval is decided by our code, not by you: propose the action the person needs, and if a rejection "
-    "comes back, read its reason and re-plan."
+    "The thread so far, oldest first. Call exactly one tool for the next step. Our code decides approvals: "
+    "propose what the person needs, and after a rejection read its reason and re-plan."
 )
 
 
@@ -96,5 +121,5 @@ def build_messages(prompt: str, thread: Thread) -> list[dict[str, str]]:
     """System prompt from the agent's file, then one user message holding the rendered thread."""
     return [
         {"role": "system", "content": prompt.strip()},
-        {"role": "user", "content": f"{INSTRUCTIONS}\n\n{render_thread(thread)}\n\nWhat is the next step?"},
+        {"role": "user", "content": f"{INSTRUCTIONS}\n\n{render_thread(thread)}"},
     ]

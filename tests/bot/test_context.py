@@ -49,22 +49,21 @@ def test_user_message_is_a_block_with_who_and_where() -> None:
 
 
 def test_proposal_is_a_block_named_after_the_action_with_its_fields() -> None:
-    """A proposed action shows its name, a short id and one line per argument."""
+    """A proposed action shows its name and one line per argument (ids are bookkeeping, not context)."""
     proposal = ActionProposed(name="deploy", arguments=PROD, call=CALL)
-    assert render_event(proposal) == (
-        f'<deploy id="{proposal.action_id[:8]}">\nservice: api\nversion: 1.4.2\nenvironment: production\n</deploy>'
-    )
+    assert render_event(proposal) == "<deploy>\nservice: api\nversion: 1.4.2\nenvironment: production\n</deploy>"
     assert render_event(ActionProposed(name="list_deployments", arguments={})) is not None
     assert "/>" in (render_event(ActionProposed(name="list_deployments", arguments={})) or "")
 
 
 def test_rejection_comment_is_shown_to_the_model() -> None:
-    """A rejection renders with who rejected and the comment."""
-    proposal, events = production_flow(False, comment="code freeze until Monday")
+    """A rejection renders with who rejected and the comment; the decided request itself is not repeated."""
+    _, events = production_flow(False, comment="code freeze until Monday")
     text = render_thread(make(*events))
-    assert (f'<approval_rejected by="alice@example.com" action="{proposal.action_id[:8]}">\n'
-            "code freeze until Monday\n</approval_rejected>") in text
-    assert '<approval_requested action="deploy" approvers="alice@example.com,carol@example.com"/>' in text
+    assert '<approval_rejected by="alice@example.com">\ncode freeze until Monday\n</approval_rejected>' in text
+    assert "<approval_requested" not in text
+    pending = render_thread(make(*events[:-1]))
+    assert '<approval_requested action="deploy" approvers="alice@example.com,carol@example.com"/>' in pending
 
 
 def test_edited_arguments_are_shown_as_changes() -> None:
@@ -149,7 +148,24 @@ def test_context_is_much_smaller_than_a_json_dump() -> None:
     rendered = render_thread(thread)
     dumped = EVENT_LIST_ADAPTER.dump_json(thread.events).decode()
     assert len(rendered) * 3 < len(dumped), (len(rendered), len(dumped))
-    assert rendered.count("<list_deployments_result>") == 3
+    # The request is finished: its lookups are one line each, the deploy one line, the reply in full.
+    assert "<list_deployments_result>" not in rendered
+    assert rendered.count('<executed action="list_deployments service=api" ok="true"/>') == 3
+    assert '<executed action="deploy service=api version=1.4.2 environment=production" ok="true"/>' in rendered
+    assert rendered.endswith("<reply>\napi 1.4.2 is live in production\n</reply>")
+
+
+def test_a_new_request_sees_earlier_ones_compacted_and_its_own_in_full() -> None:
+    """After a reply, earlier work keeps what people said, replies and executed actions; the new request is full."""
+    _, first = production_flow(False, comment="not on Friday")
+    listing = ActionProposed(name="list_deployments", arguments={"service": "api"}, call=CALL)
+    events = [*first, Done(message="ok, not deploying"), UserMessage(text="what runs now?", user="bob"), listing,
+              ActionResult(action_id=listing.action_id, name="list_deployments", result="api 1.4.1 production")]
+    text = render_thread(make(*events))
+    cut = text.index("what runs now?")
+    earlier, current = text[:cut], text[cut:]
+    assert "<deploy>" not in earlier and "not on Friday" in earlier and "ok, not deploying" in earlier
+    assert "<list_deployments>" in current and "api 1.4.1 production" in current
 
 
 def test_messages_are_the_prompt_then_one_user_message_with_the_thread() -> None:
