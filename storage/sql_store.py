@@ -50,15 +50,18 @@ class SqlStore:
     # --- threads and events ---------------------------------------------------------------------------------
 
     async def _insert_refs(self, conn: AsyncConnection, items: Sequence[Ref], thread_id: str | None) -> None:
-        for ref in items:
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(insert(refs).values(
-                        channel=ref.channel, key=ref.key, thread_id=ref.thread_id or thread_id,
-                        data=json.dumps(ref.data) if ref.data is not None else None,
-                    ))
-            except IntegrityError:
-                raise DuplicateRef(f"{ref.channel}:{ref.key} already recorded") from None
+        """Insert refs first in the transaction; a known key aborts the whole write (the caller rolls back)."""
+        if not items:
+            return
+        try:
+            await conn.execute(insert(refs), [
+                {"channel": ref.channel, "key": ref.key, "thread_id": ref.thread_id or thread_id,
+                 "data": json.dumps(ref.data) if ref.data is not None else None}
+                for ref in items
+            ])
+        except IntegrityError:
+            keys = ", ".join(f"{ref.channel}:{ref.key}" for ref in items)
+            raise DuplicateRef(f"already recorded: one of {keys}") from None
 
     async def _insert_tail(
         self, conn: AsyncConnection, thread_id: str, new: Sequence[Event], first_seq: int,
@@ -89,11 +92,11 @@ class SqlStore:
         now = time.time()
         async with self.engine.begin() as conn:
             await self._insert_refs(conn, refs, thread.id)
-            await conn.execute(insert(threads).values(
-                id=thread.id, agent=thread.agent, status=status, title=thread.title[:120],
-                requester=(thread.requester or None) and thread.requester[:255], seq=thread.seq,
-                created_at=now, updated_at=now, not_before=0.0, attempts=0,
-            ))
+            await conn.execute(insert(threads), {
+                "id": thread.id, "agent": thread.agent, "status": status, "title": thread.title[:120],
+                "requester": (thread.requester or None) and thread.requester[:255], "seq": thread.seq,
+                "created_at": now, "updated_at": now, "not_before": 0.0, "attempts": 0,
+            })
             await self._insert_tail(conn, thread.id, thread.events, 1, outbox, now)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
