@@ -7,6 +7,7 @@ so the inbox obeys the same authorization and first-decision-wins rules as Slack
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -207,8 +208,10 @@ class Pages:
         answer = self._done(request, f"/t/{thread_id}", error)
         return answer or await self._thread_response(session, thread_id, error)
 
-    async def decide(self, request: Request) -> Response:
-        """Approve, reject (reason required) or approve with edited arguments."""
+    async def _thread_post(
+        self, request: Request, act: Callable[[str, Session, dict[str, str]], Awaitable[None]]
+    ) -> Response:
+        """A form post on a thread: CSRF-checked, acted on, answered with the thread or the refusal."""
         posted = await self._post(request)
         if isinstance(posted, Response):
             return posted
@@ -216,10 +219,14 @@ class Pages:
         thread_id = request.path_params["thread_id"]
         target = f"/t/{thread_id}"
         try:
-            await self._decide(thread_id, session, form)
+            await act(thread_id, session, form)
         except Signal as exc:
             return await self._refused(request, session, thread_id, exc)
         return self._done(request, target) or render.redirect(target)
+
+    async def decide(self, request: Request) -> Response:
+        """Approve, reject (reason required) or approve with edited arguments."""
+        return await self._thread_post(request, self._decide)
 
     async def _decide(self, thread_id: str, session: Session, form: dict[str, str]) -> None:
         decision = form.get("decision", "")
@@ -245,18 +252,10 @@ class Pages:
 
     async def message(self, request: Request) -> Response:
         """Say something in an existing thread (an answer, a follow-up, a command)."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        session, form = posted
-        thread_id = request.path_params["thread_id"]
-        target = f"/t/{thread_id}"
-        try:
-            text = _text(form)
-            await self.service.add_message(thread_id, text, user=session.user, via=VIA)
-        except Signal as exc:
-            return await self._refused(request, session, thread_id, exc)
-        return self._done(request, target) or render.redirect(target)
+        return await self._thread_post(request, self._message)
+
+    async def _message(self, thread_id: str, session: Session, form: dict[str, str]) -> None:
+        await self.service.add_message(thread_id, _text(form), user=session.user, via=VIA)
 
     # --- new request --------------------------------------------------------------------------------------
 
