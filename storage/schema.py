@@ -23,6 +23,7 @@ threads = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_threads_runnable", "status", "not_before"),
     Index("ix_threads_updated", "updated_at"),
+    Index("ix_threads_status_updated", "status", "updated_at"),
 )
 
 events = Table(
