@@ -166,7 +166,12 @@ class SqlStore:
             .order_by(threads.c.updated_at)
             .limit(1)
         )
-        if not self.sqlite:
+        if self.sqlite:
+            # Most claims find nothing; answer those from the reader pool instead of queueing for the one writer.
+            async with self.reader.connect() as conn:
+                if (await conn.execute(candidate)).first() is None:
+                    return None
+        else:
             candidate = candidate.with_for_update(skip_locked=True)
         async with self.engine.begin() as conn:
             result = await conn.execute(
