@@ -11,13 +11,11 @@ from typing import Any
 from bot.agent import Registry
 from bot.approvals import decide
 from bot.config import Settings
-from bot.errors import AlreadyDecided, Conflict, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
 from bot.store import Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
-
-_CONFLICT_RETRIES = 5
 
 
 class Service:
@@ -51,10 +49,7 @@ class Service:
         return await self.journal.create(thread, refs=[r.model_copy(update={"thread_id": tid}) for r in refs])
 
     async def get_thread(self, thread_id: str) -> Thread:
-        thread = await self.store.load_thread(thread_id)
-        if thread is None:
-            raise ThreadNotFound(thread_id)
-        return thread
+        return self._found(thread_id, await self.store.load_thread(thread_id))
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
@@ -65,23 +60,18 @@ class Service:
         self, thread_id: str, text: str, *, user: str | None, via: Via, refs: Sequence[Ref] = ()
     ) -> Thread:
         """A person speaks in an existing thread: answers a question, or asks something new in context."""
-        for _ in range(_CONFLICT_RETRIES):
-            thread = await self.get_thread(thread_id)
+
+        async def message(thread: Thread) -> list[Event]:
             status = thread.status
             if status == "waiting_for_approval":
                 pending = thread.pending
                 what = pending.action if pending else "an action"
                 raise NotWaiting(f"thread {thread_id} is waiting for an approval decision on {what}")
-            event: Event
             if status == "waiting_for_human":
-                event = HumanInputReceived(text=text, user=user, via=via)
-            else:
-                event = UserMessage(text=text, user=user, via=via)
-            try:
-                return await self.journal.append(thread, [event], refs=refs)
-            except Conflict:
-                continue
-        raise Conflict(f"thread {thread_id} is busy; try again")
+                return [HumanInputReceived(text=text, user=user, via=via)]
+            return [UserMessage(text=text, user=user, via=via)]
+
+        return self._found(thread_id, await self.journal.append_derived(thread_id, message, refs=refs))
 
     async def decide(
         self,
@@ -96,22 +86,26 @@ class Service:
         refs: Sequence[Ref] = (),
     ) -> Thread:
         """Record a decision; the first valid one wins, later ones raise AlreadyDecided."""
-        for _ in range(_CONFLICT_RETRIES):
-            thread = await self.get_thread(thread_id)
+
+        async def decision(thread: Thread) -> list[Event]:
+            # Rebuilt after every Conflict: the append that beat us may have been another decision.
             agent = self.registry.get(thread.agent or self.registry.default)
             try:
-                event = decide(
+                return [decide(
                     thread, agent, approval_id, approved=approved, user=user, via=via,
                     settings=self.settings, comment=comment, arguments=arguments,
-                )
+                )]
             except (NotAuthorized, AlreadyDecided) as exc:
                 await self.record_refusal(thread_id, approval_id, user, str(exc), via)
                 raise
-            try:
-                return await self.journal.append(thread, [event], refs=refs)
-            except Conflict:
-                continue  # someone appended first; reload: it may have been another decision
-        raise Conflict(f"thread {thread_id} is busy; try again")
+
+        return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
+
+    @staticmethod
+    def _found(thread_id: str, thread: Thread | None) -> Thread:
+        if thread is None:
+            raise ThreadNotFound(thread_id)
+        return thread
 
     async def record_refusal(
         self, thread_id: str, approval_id: str | None, user: str | None, reason: str, via: Via
