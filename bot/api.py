@@ -45,7 +45,9 @@ class StartThread(BaseModel):
     user: str | None = Field(None, max_length=255)
 
 
-class Started(BaseModel):
+class Accepted(BaseModel):
+    """The thread a request was accepted into, and its status right after."""
+
     thread_id: str
     status: ThreadStatus
 
@@ -76,11 +78,6 @@ class ThreadView(BaseModel):
     status: ThreadStatus
     events: list[Event]
     pending: PendingApproval | None
-
-
-class Accepted(BaseModel):
-    thread_id: str
-    status: ThreadStatus
 
 
 def service(request: Request) -> Service:
@@ -122,11 +119,11 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 Svc = Annotated[Service, Depends(service)]
 
 
-@router.post("", status_code=202, response_model=Started)
-async def start_thread(body: StartThread, svc: Svc) -> Started:
+@router.post("", status_code=202, response_model=Accepted)
+async def start_thread(body: StartThread, svc: Svc) -> Accepted:
     """Start a thread; the worker continues in the background."""
     thread = await svc.start_thread(body.message, user=body.user, agent=body.agent, via=Via(channel="api"))
-    return Started(thread_id=thread.id, status=thread.status)
+    return Accepted(thread_id=thread.id, status=thread.status)
 
 
 @router.get("", response_model=list[ThreadSummary])

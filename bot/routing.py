@@ -9,7 +9,7 @@ import structlog
 
 from bot.actions import ActionSchema
 from bot.agent import Registry
-from bot.errors import ModelUnavailable
+from bot.errors import ModelRefused
 from bot.events import AgentSelected, ModelCall
 from bot.llm import ChatModel
 from bot.thread import Thread
@@ -49,8 +49,9 @@ async def choose_agent(thread: Thread, registry: Registry, model: ChatModel | No
     messages = [{"role": "system", "content": ROUTER_PROMPT}, {"role": "user", "content": text}]
     try:
         reply = await model.complete(messages, [_router_tool(registry)])
-    except ModelUnavailable:
-        raise
+    except ModelRefused as exc:  # a 4xx will not go away by retrying: route to the default, the step reports it
+        log.warning("routing_refused", thread_id=thread.id, error=str(exc))
+        return AgentSelected(agent=registry.default, reason="default agent (router call refused)")
     call = ModelCall(model=reply.model, prompt_hash="router", prompt_tokens=reply.prompt_tokens,
                      completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms)
     try:
