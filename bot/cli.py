@@ -6,15 +6,17 @@ import asyncio
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, OpsgateError
 from bot.logs import configure_logging
-from bot.runtime import Loop, Runtime
 from bot.thread import STATUSES
+
+if TYPE_CHECKING:
+    from bot.runtime import Loop, Runtime
 
 
 def _settings(**overrides: Any) -> Settings:
