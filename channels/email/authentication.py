@@ -1,40 +1,41 @@
-"""Is the From address real? Trust only the Authentication-Results header written by our own MTA.
+"""Is the From address real? Trust only the topmost Authentication-Results header from our own receiving server.
 
-A From header is trivially forged, so a decision by email counts only when the receiving mail server we trust
-(``OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID``) recorded ``dmarc=pass`` for the From domain, or ``dkim=pass`` with a
-signing domain aligned with it (relaxed alignment: same domain or one a subdomain of the other).
+A From header is trivially forged, so a decision by email counts only when the receiving server we trust
+(``OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID``) recorded, in its own ``Authentication-Results`` header, ``dmarc=pass`` for
+the From domain, or -- when DMARC said nothing conclusive -- ``dkim=pass`` by a domain aligned with it.
 
-Only the topmost header carrying the trusted authserv-id is read: our MTA prepends its own, and a sender can
-add any number of fake ones further down (RFC 8601 §5 asks the MTA to remove those, not every MTA does).
+Which header: every receiving hop prepends its header above the ones it received, so the topmost header that
+claims a trusted authserv-id was written by our server (or by a hop after it, inside our own infrastructure); a
+sender can add any number of headers claiming the same name *below* it (RFC 8601 §5 asks servers to delete
+those; not all do). So exactly one header is consulted: the topmost that claims a trusted authserv-id. If it
+cannot be read, or does not show a pass, the answer is no -- never a second look further down, where the forgeries
+are. A header whose authserv-id itself is unreadable claims nothing and is skipped like any foreign header.
 """
 
 from __future__ import annotations
 
-import authres
-import authres.core
 from pydantic import BaseModel
 
+from channels.email.alignment import address_domain, aligned
+from channels.email.auth_results import (
+    AuthResults,
+    AuthResultsError,
+    MethodResult,
+    claimed_authserv_id,
+    parse_authentication_results,
+)
 from channels.email.inbound import InboundMail
+
+_INCONCLUSIVE_DMARC = frozenset({"none", "temperror", "permerror"})  # RFC 7489 results that let DKIM decide
+_LOGGED_HEADER_CHARS = 4000
 
 
 class AuthVerdict(BaseModel):
-    """Whether the sender is authenticated, and a short reason for the log and the answer."""
+    """Whether the sender is authenticated; a specific reason; the raw header consulted (shortened) for the log."""
 
     passed: bool
     reason: str
-
-
-def aligned(domain: str, from_domain: str) -> bool:
-    """Relaxed DMARC alignment without a public-suffix list: equal, or one is a subdomain of the other."""
-    a, b = domain.lower().strip("."), from_domain.lower().strip(".")
-    return bool(a and b) and (a == b or a.endswith("." + b) or b.endswith("." + a))
-
-
-def _property(result: authres.core.AuthenticationResult, ptype: str, name: str) -> str | None:
-    for prop in result.properties:
-        if prop.type == ptype and prop.name == name:
-            return str(prop.value)
-    return None
+    header: str | None = None
 
 
 def trusted_ids(setting: str) -> list[str]:
@@ -48,42 +49,83 @@ def is_trusted(authserv_id: str, patterns: list[str]) -> bool:
     return any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in patterns)
 
 
-def _trusted_header(values: list[str], patterns: list[str]) -> authres.core.AuthenticationResultsHeader | None:
+def topmost_trusted(values: list[str], patterns: list[str]) -> tuple[str, str] | None:
+    """The first header value (topmost first) claiming a trusted authserv-id, with that id; None if none does."""
     for value in values:
-        try:
-            header = authres.all_features().parse_value(value)
-        except authres.core.AuthResError:
-            continue
-        if is_trusted(str(header.authserv_id), patterns):
-            return header
+        claimed = claimed_authserv_id(value)
+        if claimed is not None and is_trusted(claimed, patterns):
+            return claimed, value
     return None
 
 
+def _signer(result: MethodResult) -> str | None:
+    """The DKIM signing domain: ``header.d``, else the domain of ``header.i``; None when absent or ambiguous."""
+    values = result.values("header", "d") or result.values("header", "i")
+    domains = {address_domain(value) for value in values}
+    return domains.pop() if len(domains) == 1 else None
+
+
+def judge(header: AuthResults, from_domain: str) -> AuthVerdict:
+    """The pass rule on one parsed header: dmarc=pass for ``from_domain``, else (DMARC none, temperror, permerror
+    or absent; never fail) an aligned dkim=pass."""
+    where = f"in the topmost Authentication-Results header from {header.authserv_id}"
+    dmarc = header.results_for("dmarc")
+    for result in dmarc:
+        if result.result == "fail":
+            return AuthVerdict(passed=False, reason=f"dmarc=fail for {from_domain} {where}")
+    for result in dmarc:
+        # a DMARC result about another From domain means two From headers or a parser disagreement: refuse
+        others = [v for v in result.values("header", "from") if address_domain(v) != from_domain]
+        if others:
+            return AuthVerdict(passed=False, reason=f"dmarc={result.result} is for header.from={others[0]}, "
+                                                    f"not for the From domain {from_domain}, {where}")
+    if any(r.result == "pass" and r.values("header", "from") for r in dmarc):
+        return AuthVerdict(passed=True, reason=f"dmarc=pass for {from_domain} {where}")
+    for result in dmarc:
+        if result.result not in _INCONCLUSIVE_DMARC:
+            detail = "without header.from" if result.result == "pass" else "for " + from_domain
+            return AuthVerdict(passed=False, reason=f"dmarc={result.result} {detail} is neither a pass for the "
+                                                    f"From domain nor inconclusive, {where}")
+    dmarc_said = f"dmarc={dmarc[0].result}" if dmarc else "no dmarc result"
+    signers: list[str] = []
+    for result in header.results_for("dkim"):
+        if result.result == "pass":
+            signer = _signer(result)
+            if signer is not None and aligned(signer, from_domain):
+                return AuthVerdict(passed=True, reason=f"{dmarc_said}, dkim=pass by {signer} aligned with "
+                                                       f"{from_domain} {where}")
+            signers.append(signer or "an unnamed or ambiguous domain")
+    if signers:
+        return AuthVerdict(passed=False, reason=f"{dmarc_said}; dkim=pass only by {', '.join(signers)}, not "
+                                                f"aligned with {from_domain}, {where}")
+    return AuthVerdict(passed=False, reason=f"{dmarc_said} and no dkim=pass for {from_domain} {where}")
+
+
+def _shortened(raw: str) -> str:
+    if len(raw) <= _LOGGED_HEADER_CHARS:
+        return raw
+    return f"{raw[:_LOGGED_HEADER_CHARS]}... ({len(raw) - _LOGGED_HEADER_CHARS} more characters)"
+
+
 def check_authentication(mail: InboundMail, trusted: str) -> AuthVerdict:
-    """Pass when our MTA's Authentication-Results show dmarc=pass or aligned dkim=pass for the From domain;
-    ``trusted`` is the OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID value (comma-separated, ``*.`` prefixes allowed)."""
-    authserv_id = trusted.strip()
-    from_domain = mail.sender.rpartition("@")[2]
-    if not from_domain:
-        return AuthVerdict(passed=False, reason="the message has no From address")
-    header = _trusted_header(mail.authentication_results, trusted_ids(trusted))
-    if header is None:
-        return AuthVerdict(passed=False, reason=f"no Authentication-Results from {authserv_id}")
-    dmarc_outcome = None
-    for result in header.results:
-        method, outcome = str(result.method).lower(), str(result.result).lower()
-        if method == "dmarc":
-            header_from = _property(result, "header", "from")
-            if outcome == "pass" and (header_from is None or aligned(header_from, from_domain)):
-                return AuthVerdict(passed=True, reason=f"dmarc=pass for {from_domain}")
-            # a pass for some other header.from (two From headers?) counts as a failure for ours
-            dmarc_outcome = "fail" if outcome == "pass" else outcome
-    if dmarc_outcome != "fail":  # DMARC none/temperror/absent: a DKIM signature aligned with From will do
-        for result in header.results:
-            if str(result.method).lower() == "dkim" and str(result.result).lower() == "pass":
-                signer = _property(result, "header", "d") or (_property(result, "header", "i") or "").lstrip("@")
-                signer = signer.rpartition("@")[2]
-                if aligned(signer, from_domain):
-                    return AuthVerdict(passed=True, reason=f"dkim=pass aligned with {from_domain}")
-    reason = "dmarc=fail" if dmarc_outcome == "fail" else "neither dmarc=pass nor an aligned dkim=pass"
-    return AuthVerdict(passed=False, reason=f"{reason} for {from_domain} at {authserv_id}")
+    """Judge the topmost Authentication-Results header claiming a trusted authserv-id; ``trusted`` is the
+    OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID value (comma-separated, ``*.`` prefixes allowed)."""
+    patterns = trusted_ids(trusted)
+    if not patterns:
+        return AuthVerdict(passed=False, reason="no trusted authserv-id is configured")
+    from_domain = address_domain(mail.sender)
+    if from_domain is None:
+        return AuthVerdict(passed=False, reason="the message has no readable From address")
+    found = topmost_trusted(mail.authentication_results, patterns)
+    if found is None:
+        return AuthVerdict(passed=False, reason=f"no Authentication-Results header from {', '.join(patterns)}")
+    authserv_id, raw = found
+    try:
+        header = parse_authentication_results(raw)
+    except AuthResultsError as exc:
+        return AuthVerdict(passed=False, header=_shortened(raw), reason=f"the topmost Authentication-Results "
+                           f"header from {authserv_id} cannot be read ({exc}); headers below it are not consulted")
+    if header.version != 1:
+        return AuthVerdict(passed=False, header=_shortened(raw), reason=f"the topmost Authentication-Results "
+                           f"header from {authserv_id} has version {header.version}, which opsgate does not read")
+    return judge(header, from_domain).model_copy(update={"header": _shortened(raw)})

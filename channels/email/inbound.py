@@ -124,6 +124,14 @@ def strip_reply(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+def _raw_values(msg: Message, name: str) -> list[str]:
+    """A header's values as received, only unfolded: no RFC 2047 decoding, which would let an encoded word the
+    sender smuggled into a value (a HELO name, a MAIL FROM) turn into ``; dkim=pass ...`` text."""
+    values = [value for key, value in msg.raw_items() if key.lower() == name.lower()]
+    # 8-bit bytes arrive as surrogate escapes: read them as UTF-8 (RFC 6532), anything else as U+FFFD
+    return [" ".join(v.encode("utf-8", "surrogateescape").decode("utf-8", "replace").split()) for v in values]
+
+
 def parse_mail(raw: bytes) -> InboundMail:
     """Parse one raw message; never raises on odd input (missing headers become empty values)."""
     msg = message_from_bytes(raw, policy=policy.default)
@@ -142,7 +150,7 @@ def parse_mail(raw: bytes) -> InboundMail:
         recipients=_addresses(msg, _RECIPIENT_HEADERS),
         subject=_header(msg, "Subject") or "",
         text=strip_reply(body_text(msg)),
-        authentication_results=[" ".join(str(v).split()) for v in msg.get_all("Authentication-Results", [])],
+        authentication_results=_raw_values(msg, "Authentication-Results"),
         auto_submitted=_header(msg, "Auto-Submitted"),
         return_path=_return_path(msg),
         precedence=_header(msg, "Precedence"),
