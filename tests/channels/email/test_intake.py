@@ -37,7 +37,7 @@ from channels.email.outbound import OutgoingMail
 from channels.email.tokens import TOKEN_TTL
 from storage import ensure_schema, store_for
 from tests.channels.email.conftest import raw_message
-from tests.channels.email.replies import AUTHSERV, gmail_reply, new_mail
+from tests.channels.email.replies import AUTHSERV, auth_results, gmail_reply, new_mail
 from tests.support.databases import sqlite_url
 from tests.support.mail_servers import SmtpRecorder, smtp_env
 
@@ -221,14 +221,37 @@ async def test_requester_cannot_approve_their_own_production_deploy_by_mail(room
 
 
 async def test_forged_from_fails_authentication(strict_room: Mailroom) -> None:
-    """With a trusted authserv-id, a reply whose DMARC failed is refused even with the right token."""
+    """With a trusted authserv-id, a reply whose DMARC failed is refused even with the right token: recorded as
+    decision_refused with the specific reason, and audited with the raw header it was judged on."""
     thread = await strict_room.waiting_deploy()
     forged = gmail_reply(strict_room.approval_mail(BOB), BOB, "APPROVE", dmarc="fail")
-    result = await strict_room.receive(forged)
+    with capture_logs() as logs:
+        result = await strict_room.receive(forged)
     assert (result.outcome, result.detail) == ("refused", "authentication")
-    assert _decisions(await strict_room.thread(thread.id)) == []
+    after = await strict_room.thread(thread.id)
+    assert _decisions(after) == [] and [r.by for r in _refusals(after)] == [BOB]
+    [record] = [r for r in logs if r["event"] == "email_decision_refused"]
+    assert record["audit"] is True and "dmarc=fail for example.com in the topmost" in record["detail"]
+    assert record["authentication_results"] == auth_results(BOB, "fail")
     genuine = gmail_reply(strict_room.approval_mail(BOB), BOB, "APPROVE")
     assert (await strict_room.receive(genuine)).outcome == "decided"
+
+
+async def test_unreadable_header_from_our_server_refuses_despite_a_forged_pass_below(strict_room: Mailroom) -> None:
+    """Fail closed: the topmost header claiming our authserv-id cannot be parsed, so the decision is refused and
+    the well-formed "dmarc=pass" a sender put further down is never read."""
+    thread = await strict_room.waiting_deploy()
+    broken = f"{AUTHSERV}; dkim=pass (unclosed header.d=example.com; dmarc=fail header.from=example.com"
+    reply = gmail_reply(strict_room.approval_mail(BOB), BOB, "APPROVE", dmarc=None)
+    forged_pass = f"Authentication-Results: {auth_results(BOB)}"
+    raw = f"Authentication-Results: {broken}\r\n{forged_pass}\r\n".encode() + reply
+    with capture_logs() as logs:
+        result = await strict_room.receive(raw)
+    assert (result.outcome, result.detail) == ("refused", "authentication")
+    after = await strict_room.thread(thread.id)
+    assert _decisions(after) == [] and "cannot be read (unclosed comment" in _refusals(after)[0].reason
+    [record] = [r for r in logs if r["event"] == "email_decision_refused"]
+    assert record["authentication_results"] == broken and "headers below it are not consulted" in record["detail"]
 
 
 async def test_replies_continue_their_thread_by_headers_not_subject(room: Mailroom) -> None:
