@@ -22,6 +22,15 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def _authserv_pattern_ok(name: str) -> bool:
+    """``mx.example.com``, ``localhost`` or ``*.messagingengine.com`` (a wildcard needs two labels after it)."""
+    wildcard = name.startswith("*.")
+    labels = (name[2:] if wildcard else name).split(".")
+    if wildcard and len(labels) < 2:
+        return False
+    return all(label and all((c.isascii() and c.isalnum()) or c in "-_" for c in label) for label in labels)
+
+
 class Settings(BaseSettings):
     """Every opsgate setting; each field's alias is its environment variable."""
 
@@ -91,6 +100,18 @@ class Settings(BaseSettings):
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("email_trusted_authserv_id")
+    @classmethod
+    def _authserv_patterns(cls, value: str | None) -> str | None:
+        # A slip here would trust every sender's own header ("*", "*.com") or nobody's: stop the start instead.
+        names = _split(value)
+        if value is not None and not names:
+            raise ValueError("must name at least one authserv-id")
+        bad = [name for name in names if not _authserv_pattern_ok(name)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} is not a host name, or *. and a domain of at least two labels")
         return value
 
     @cached_property

@@ -156,7 +156,7 @@ class Intake:
             verdict = check_authentication(mail, self.authserv_id)
             if not verdict.passed:
                 return await self._refuse(mail, thread_id, approval_id, "authentication", "your address could "
-                                          f"not be verified ({verdict.reason})", header=verdict.header)
+                                          f"not be verified ({verdict.reason})", authentication_results=verdict.header)
         if claim is None:
             return await self._refuse(mail, thread_id, None, "no-token", "this reply carries no approval token; "
                                       "reply to the approval email itself (its Reply-To address holds the token)")
@@ -201,22 +201,22 @@ class Intake:
 
     async def _refuse(
         self, mail: InboundMail, thread_id: str | None, approval_id: str | None, code: str, why: str,
-        header: str | None = None,
+        authentication_results: str | None = None,
     ) -> IntakeResult:
         """Audit a refused decision; recorded in its thread (whose outbox answers the sender) when known.
-        ``header``: the raw Authentication-Results header an authentication refusal was based on, for the log."""
+        ``authentication_results``: the raw header an authentication refusal was judged on, for the audit log."""
         if not await self.service.store.put_ref(self._ref(mail, thread_id)):
             return self._duplicate(mail)
-        self._audit_refusal(mail, thread_id, approval_id, code, why, header)
+        self._audit_refusal(mail, thread_id, approval_id, code, why, authentication_results)
         if thread_id is not None and await self._load(thread_id) is not None:
             await self.service.record_refusal(thread_id, approval_id, mail.sender, why, self._via(mail))
         return IntakeResult("refused", thread_id, code)
 
     def _audit_refusal(
         self, mail: InboundMail, thread_id: str | None, approval_id: str | None, code: str, why: str,
-        header: str | None = None,
+        authentication_results: str | None = None,
     ) -> None:
-        extra = {"authentication_results": header} if header is not None else {}
+        extra = {"authentication_results": authentication_results} if authentication_results is not None else {}
         log.warning("email_decision_refused", audit=True, reason=code, detail=why, sender=mail.sender,
                     message_id=mail.message_id, thread_id=thread_id, approval_id=approval_id, **extra)
 

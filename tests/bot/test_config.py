@@ -86,12 +86,25 @@ def test_booleans_and_numbers_are_parsed() -> None:
     ({"OPSGATE_DEPLOY_WEBHOOK_URL": "http://relay/hook"}, "OPSGATE_WEBHOOK_SECRET"),
     ({"IMAP_HOST": "imap.example.com"}, "IMAP_USERNAME"),
     ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+    ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "*"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
+    ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx.example.com,*.com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
+    ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": " , "}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
+    ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx example com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
+    ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx..example.com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
 ])
 def test_bad_configuration_names_the_variable(env: dict[str, str], variable: str) -> None:
     """Every configuration mistake raises ConfigError whose message names the variable."""
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert variable in str(info.value)
+
+
+def test_trusted_authserv_ids_accept_host_names_and_provider_wildcards() -> None:
+    """A list of host names and ``*.domain`` patterns is kept as written; a bad one is quoted in the error."""
+    value = "mx.example.com, *.messagingengine.com,localhost"
+    assert load_settings({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": value}).email_trusted_authserv_id == value
+    with pytest.raises(ConfigError, match=r"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID: .*\*\.com is not a host name"):
+        load_settings({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx.example.com,*.com"})
 
 
 def test_bad_approver_is_quoted_in_the_message() -> None:
