@@ -44,9 +44,10 @@ def trusted_ids(setting: str) -> list[str]:
 
 
 def is_trusted(authserv_id: str, patterns: list[str]) -> bool:
-    """Exact match, or ``*.domain`` for a provider whose MX hosts each write their own name."""
+    """Exact match, or ``*.domain`` for a provider whose MX hosts each write their own name; ASCII only, so a
+    look-alike such as the Kelvin sign (which lower-cases to "k") never matches."""
     name = authserv_id.strip().lower()
-    return any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in patterns)
+    return authserv_id.isascii() and any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in patterns)
 
 
 def topmost_trusted(values: list[str], patterns: list[str]) -> tuple[str, str] | None:

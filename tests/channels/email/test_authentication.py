@@ -150,5 +150,6 @@ def test_several_trusted_ids_and_provider_wildcards() -> None:
     assert is_trusted("MX6.messagingengine.com", patterns) and is_trusted("mx.example.com", patterns)
     assert not is_trusted("messagingengine.com.evil.example", patterns)
     assert not is_trusted("evilmx.example.com", patterns) and not is_trusted("messagingengine.com", patterns)
+    assert not is_trusted("mx.exampl\u212a.com", ["mx.examplk.com"])  # the Kelvin sign lower-cases to "k"
     assert _check("bob@example.com", "mx3.messagingengine.com; dmarc=pass header.from=example.com",
                   trusted="mx.example.com,*.messagingengine.com")[0]
