@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from channels.email.auth_results import AuthResultsError, parse_authentication_results
 from channels.email.authentication import check_authentication, is_trusted, topmost_trusted, trusted_ids
-from channels.email.inbound import parse_mail
+from channels.email.inbound import InboundMail, parse_mail
 from tests.channels.email.conftest import raw_message
 
 MTA = "mx.example.com"
@@ -153,3 +156,33 @@ def test_several_trusted_ids_and_provider_wildcards() -> None:
     assert not is_trusted("mx.exampl\u212a.com", ["mx.examplk.com"])  # the Kelvin sign lower-cases to "k"
     assert _check("bob@example.com", "mx3.messagingengine.com; dmarc=pass header.from=example.com",
                   trusted="mx.example.com,*.messagingengine.com")[0]
+
+
+_HEADER_TEXT = st.one_of(st.text(max_size=80), st.lists(st.sampled_from([
+    "mx.example.com", ";", " ", "(", ")", '"', "\\", "=", ".", "dmarc", "dkim", "pass", "fail", "none", "header",
+    "from", "d", "i", "example.com", "@", "co.uk", "1", "2"]), max_size=30).map("".join))
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(_HEADER_TEXT)
+def test_an_unreadable_trusted_header_never_lets_a_lower_pass_through(tail: str) -> None:
+    """Whatever our server's topmost header says, if it cannot be parsed the verdict is a refusal."""
+    top = f"{MTA}; {tail}"
+    try:
+        parse_authentication_results(top)
+    except AuthResultsError:
+        forged = f"{MTA}; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
+        mail = InboundMail(message_id="<a@b>", sender="bob@example.com", authentication_results=[top, forged])
+        verdict = check_authentication(mail, MTA)
+        assert not verdict.passed and "cannot be read" in verdict.reason and verdict.header == top
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(st.lists(_HEADER_TEXT, max_size=4), st.sampled_from([
+    "bob@example.com", "", "x@", "a@co.uk", "b@b\u00fccher.de",
+]))
+def test_the_verdict_never_raises(headers: list[str], sender: str) -> None:
+    """Any header values and any sender give a verdict with a reason, never an exception."""
+    mail = InboundMail(message_id="<a@b>", sender=sender, authentication_results=headers)
+    verdict = check_authentication(mail, f"{MTA},*.example.net")
+    assert verdict.reason
