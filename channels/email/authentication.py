@@ -73,7 +73,8 @@ def judge(header: AuthResults, from_domain: str) -> AuthVerdict:
     dmarc = header.results_for("dmarc")
     for result in dmarc:
         if result.result == "fail":
-            return AuthVerdict(passed=False, reason=f"dmarc=fail for {from_domain} {where}")
+            failed = (result.values("header", "from") or [from_domain])[0]
+            return AuthVerdict(passed=False, reason=f"dmarc=fail for {failed} {where}")
     for result in dmarc:
         # a DMARC result about another From domain means two From headers or a parser disagreement: refuse
         others = [v for v in result.values("header", "from") if address_domain(v) != from_domain]
