@@ -50,11 +50,21 @@ def is_trusted(authserv_id: str, patterns: list[str]) -> bool:
     return authserv_id.isascii() and any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in patterns)
 
 
+class _UnattributedHeader(Exception):
+    """A header above the first trusted one whose authserv-id cannot be read: it may be our own server's."""
+
+
 def topmost_trusted(values: list[str], patterns: list[str]) -> tuple[str, str] | None:
-    """The first header value (topmost first) claiming a trusted authserv-id, with that id; None if none does."""
+    """The first header value (topmost first) claiming a trusted authserv-id, with that id; None if none does.
+
+    Senders can only add headers *below* our server's, so a header above the first trusted one whose id cannot
+    be read might be our server's own, written in a form we cannot read: fail closed rather than look lower.
+    """
     for value in values:
         claimed = claimed_authserv_id(value)
-        if claimed is not None and is_trusted(claimed, patterns):
+        if claimed is None:
+            raise _UnattributedHeader(value)
+        if is_trusted(claimed, patterns):
             return claimed, value
     return None
 
@@ -118,7 +128,12 @@ def check_authentication(mail: InboundMail, trusted: str) -> AuthVerdict:
     from_domain = address_domain(mail.sender)
     if from_domain is None:
         return AuthVerdict(passed=False, reason="the message has no readable From address")
-    found = topmost_trusted(mail.authentication_results, patterns)
+    try:
+        found = topmost_trusted(mail.authentication_results, patterns)
+    except _UnattributedHeader as exc:
+        raw = str(exc.args[0])
+        return AuthVerdict(passed=False, header=_shortened(raw), reason="an Authentication-Results header above any "
+                           "from a trusted server names no readable authserv-id; headers below it are not consulted")
     if found is None:
         return AuthVerdict(passed=False, reason=f"no Authentication-Results header from {', '.join(patterns)}")
     authserv_id, raw = found

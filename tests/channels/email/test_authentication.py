@@ -130,12 +130,20 @@ def test_empty_setting_trusts_nobody() -> None:
         False, "no trusted authserv-id is configured")
 
 
-def test_topmost_trusted_skips_foreign_and_unattributable_headers() -> None:
-    """Headers of other servers, and ones whose authserv-id cannot be read, are passed over; the first claim wins."""
-    values = ["(unclosed mx.example.com; dmarc=pass", "relay.example.org; dmarc=none", "mx.example.com; dmarc=",
+def test_topmost_trusted_skips_foreign_headers() -> None:
+    """Headers of other servers are passed over; the first claim of a trusted id wins, readable or not."""
+    values = ["relay.example.org; dmarc=none", "mx.example.com; dmarc=",
               "mx.example.com; dmarc=pass header.from=example.com"]
     assert topmost_trusted(values, [MTA]) == ("mx.example.com", "mx.example.com; dmarc=")
-    assert topmost_trusted(values[:2], [MTA]) is None
+    assert topmost_trusted(values[:1], [MTA]) is None
+
+
+def test_unattributable_header_above_the_trusted_one_refuses() -> None:
+    """A header above ours whose authserv-id cannot be read may be our own server's: refuse, never look lower."""
+    raw = "(unclosed mx.example.com; dmarc=pass"
+    mail = parse_mail(_mail("bob@example.com", raw, f"{MTA}; dmarc=pass header.from=example.com"))
+    verdict = check_authentication(mail, MTA)
+    assert not verdict.passed and "no readable authserv-id" in verdict.reason and verdict.header == raw
 
 
 def test_long_header_is_shortened_in_the_verdict() -> None:
