@@ -9,7 +9,7 @@ claims a trusted authserv-id was written by our server (or by a hop after it, in
 sender can add any number of headers claiming the same name *below* it (RFC 8601 §5 asks servers to delete
 those; not all do). So exactly one header is consulted: the topmost that claims a trusted authserv-id. If it
 cannot be read, or does not show a pass, the answer is no -- never a second look further down, where the forgeries
-are. A header whose authserv-id itself is unreadable claims nothing and is skipped like any foreign header.
+are. A header above the first trusted one whose authserv-id itself is unreadable may be our own server's: refused too.
 """
 
 from __future__ import annotations
