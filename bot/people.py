@@ -35,6 +35,12 @@ def key(identity: str) -> str:
     return identity.strip().lower()
 
 
+def canonical(identity: str) -> str:
+    """How an identity is shown and recorded: Slack ids as Slack writes them, anything else in lowercase."""
+    value = identity.strip()
+    return value if SLACK_ID.match(value) else value.lower()
+
+
 class Actor(BaseModel):
     """Who acted on a channel: the identity the channel authenticated, plus the email address it vouches for.
 
@@ -57,9 +63,8 @@ class Person(BaseModel):
 
     @classmethod
     def alone(cls, identity: str) -> Person:
-        """An identity nobody mapped: a person of its own."""
-        k = key(identity)
-        return cls(name=k, identities=(k,))
+        """An identity nobody mapped: a person of its own, named by it."""
+        return cls(name=canonical(identity), identities=(key(identity),))
 
     def has(self, identity: str) -> bool:
         return key(identity) in self.identities
@@ -76,14 +81,14 @@ class Person(BaseModel):
 
     def label(self, identity: str | None = None) -> str:
         """``alice (U012AB)`` when acting under another identity than the name, else ``alice``."""
-        if identity is None or key(identity) == self.name:
+        if identity is None or key(identity) == key(self.name):
             return self.name
         return f"{self.name} ({identity})"
 
 
 def same_person(a: Person, b: Person) -> bool:
-    """Whether two resolved people are the same human: same name, or an identity in common."""
-    return a.name == b.name or not set(a.identities).isdisjoint(b.identities)
+    """Whether two resolved people are the same human: an identity in common (a person's name is one)."""
+    return not set(a.identities).isdisjoint(b.identities)
 
 
 def parse_people(raw: str | None, variable: str = PEOPLE_VARIABLE) -> list[Person]:

@@ -44,7 +44,7 @@ def test_an_actor_with_an_unmapped_email_is_that_email() -> None:
 
 def test_an_actor_without_email_is_only_its_id() -> None:
     """Without a vouched-for email only an explicit mapping links a Slack id to a person."""
-    assert DIRECTORY.person_of(Actor(id="U0ERIN")).name == "u0erin"
+    assert DIRECTORY.person_of(Actor(id="U0ERIN")).name == "U0ERIN"
     assert DIRECTORY.person_of(Actor(id="U0ALICE")).name == "alice"
     assert not same_person(DIRECTORY.person_of(Actor(id="U0ERIN")), DIRECTORY.resolve("alice"))
 
