@@ -86,6 +86,15 @@ class Person(BaseModel):
         return f"{self.name} ({identity})"
 
 
+def acted(identity: str | None, person: str | None) -> str:
+    """Who acted, for people to read: ``alice (U012AB)`` when the person differs from the channel identity."""
+    if not identity:
+        return person or "someone"
+    if not person or key(person) == key(identity):
+        return identity
+    return f"{person} ({identity})"
+
+
 def same_person(a: Person, b: Person) -> bool:
     """Whether two resolved people are the same human: an identity in common (a person's name is one)."""
     return not set(a.identities).isdisjoint(b.identities)
