@@ -29,8 +29,9 @@ FIELDS = ["at", "thread_id", "agent", "record", "action", "action_id", "approval
 def audit_row(record: AuditRecord) -> dict[str, Any]:
     """One flat row for an audit record."""
     e = record.event
-    row: dict[str, Any] = {"at": e.at.isoformat(), "thread_id": record.thread_id, "agent": record.agent,
-                           "record": e.type}
+    # Every column in every row (None when it does not apply), so JSON lines read like the CSV.
+    row: dict[str, Any] = {**dict.fromkeys(FIELDS), "at": e.at.isoformat(), "thread_id": record.thread_id,
+                           "agent": record.agent, "record": e.type}
     if isinstance(e, ApprovalRequested):
         row.update(action=e.name, action_id=e.action_id, approval_id=e.approval_id, who=e.requester,
                    person=e.requester_person, arguments=e.arguments,
