@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
+from bot.events import (
+    EVENT_ADAPTER,
+    ApprovalDecided,
+    ApprovalRequested,
+    DecisionRefused,
+    ExecutionStarted,
+    UserMessage,
+)
 from bot.people import Actor, People, Person, same_person
 
 DIRECTORY = People.parse("alice=U0ALICE,Alice@Example.com; bob = bob@example.com , W0BOB,bobby")
@@ -88,3 +96,23 @@ def test_config_errors_name_the_variable(raw: str, message: str) -> None:
 def test_empty_mapping_is_an_empty_directory() -> None:
     """No OPSGATE_PEOPLE (or only separators) is valid: every identity is its own person."""
     assert People.parse(None).people == () and People.parse(" ; ;").people == ()
+
+
+def test_events_stored_before_people_still_load() -> None:
+    """Rows written before people were recorded (no person fields) load, with those fields empty."""
+    old = [
+        '{"type": "user_message", "id": "e1", "at": "2026-01-01T00:00:00Z", "text": "hi", "user": "U0ALICE"}',
+        '{"type": "approval_requested", "id": "e2", "at": "2026-01-01T00:00:00Z", "action_id": "a", "name": "deploy",'
+        ' "arguments": {}, "requester": "U0ALICE", "four_eyes": true}',
+        '{"type": "approval_decided", "id": "e3", "at": "2026-01-01T00:00:00Z", "approval_id": "p", "action_id": "a",'
+        ' "approved": true, "by": "bob@example.com"}',
+        '{"type": "decision_refused", "id": "e4", "at": "2026-01-01T00:00:00Z", "by": "U0EVE", "reason": "no"}',
+        '{"type": "execution_started", "id": "e5", "at": "2026-01-01T00:00:00Z", "action_id": "a", "name": "deploy",'
+        ' "arguments": {}, "idempotency_key": "t:a", "approved_by": "bob@example.com"}',
+    ]
+    events = [EVENT_ADAPTER.validate_json(raw) for raw in old]
+    assert isinstance(events[0], UserMessage) and events[0].person is None
+    assert isinstance(events[1], ApprovalRequested) and events[1].requester_person is None
+    assert isinstance(events[2], ApprovalDecided) and events[2].by_person is None
+    assert isinstance(events[3], DecisionRefused) and events[3].by_person is None
+    assert isinstance(events[4], ExecutionStarted) and events[4].approved_by_person is None
