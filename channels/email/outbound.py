@@ -33,6 +33,7 @@ from bot.events import (
     HumanInputRequested,
     UserMessage,
 )
+from bot.people import acted
 from bot.thread import Thread
 from channels.email.addresses import Address, MailKind, make_message_id
 from channels.email.decisions import FORMAT_HELP, UNCLEAR
@@ -96,7 +97,7 @@ def _arguments_block(arguments: dict[str, Any]) -> str:
 
 def approval_text(thread: Thread, request: ApprovalRequested) -> str:
     """The body of an approval request: the action, its arguments, who asked and why, how to answer."""
-    who = request.requester or thread.requester or "someone"
+    who = acted(request.requester, request.requester_person) if request.requester else thread.requester or "someone"
     lines = [
         f"{who} asked for an action that needs your approval.",
         "",
@@ -113,7 +114,8 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
               "Only the first line of your reply is read, and only from your own address. "
               f"Replies count for {TOKEN_TTL.days} days."]
     if request.four_eyes and request.requester:
-        lines.append(f"Four-eyes rule: {request.requester} may not approve this request themselves.")
+        lines.append(f"Four-eyes rule: {acted(request.requester, request.requester_person)} may not approve this "
+                     "request themselves, from any channel.")
     lines += ["", f"opsgate thread {thread.id}, approval {request.approval_id}"]
     return "\n".join(lines)
 

@@ -61,8 +61,10 @@ async def test_a_slack_requester_gets_no_approval_mail_and_cannot_approve_by_ema
 
 
 async def test_the_other_approver_approves_by_email_as_a_person(room: Mailroom) -> None:
-    """Carol's emailed approval of Bob's Slack request counts and records her as the person who decided."""
+    """Carol's mail names Bob as person and Slack id; her emailed approval counts and records her person."""
     thread_id = await slack_request(room, Actor(id="U0BOB"))
+    text = room.approval_mail(CAROL).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "bob (U0BOB) asked" in text and "Four-eyes rule: bob (U0BOB) may not approve" in text
     result = await room.receive(gmail_reply(room.approval_mail(CAROL), CAROL, "APPROVE"))
     assert result.outcome == "decided"
     [decision] = [e for e in (await room.thread(thread_id)).events if isinstance(e, ApprovalDecided)]
