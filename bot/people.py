@@ -67,6 +67,7 @@ class Person(BaseModel):
         return cls(name=canonical(identity), identities=(key(identity),))
 
     def has(self, identity: str) -> bool:
+        """Whether ``identity`` is one of this person's (case-insensitively)."""
         return key(identity) in self.identities
 
     def seen_as(self, identity: str) -> Person:
