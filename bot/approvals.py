@@ -15,7 +15,7 @@ from bot.authorization import Allowed, may_decide
 from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
-from bot.people import Actor, Person
+from bot.people import Actor, Person, identity_of
 from bot.policy import four_eyes_applies
 from bot.thread import PendingApproval, Thread
 
@@ -30,11 +30,6 @@ def describe_validation(exc: ValidationError) -> str:
             msg = "unknown argument"
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
-
-
-def identity_of(actor: Actor | str | None) -> str | None:
-    """The channel identity of an actor (what ``by`` records)."""
-    return actor.id if isinstance(actor, Actor) else actor
 
 
 def check(

@@ -53,6 +53,11 @@ class Actor(BaseModel):
     email: str | None = None
 
 
+def identity_of(actor: Actor | str | None) -> str | None:
+    """The channel identity of an actor: what events record as ``user`` / ``by``."""
+    return actor.id if isinstance(actor, Actor) else actor
+
+
 class Person(BaseModel):
     """One human: a canonical name and every identity known to be theirs (comparison keys, name first)."""
 

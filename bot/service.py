@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.agent import Registry
-from bot.approvals import decide, identity_of
+from bot.approvals import decide
 from bot.config import Settings
 from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
-from bot.people import Actor
+from bot.people import Actor, identity_of
 from bot.store import Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
