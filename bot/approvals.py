@@ -1,4 +1,8 @@
-"""Turning a person's decision into an ``ApprovalDecided`` event, or a clear refusal. Pure functions."""
+"""Turning a person's decision into an ``ApprovalDecided`` event, or a clear refusal. Pure functions.
+
+``check`` is everything a decision must pass (the approval is pending, nobody decided it yet, ``may_decide``);
+``decide`` adds the edited arguments and builds the event. Channels that ask before a modal opens call ``check``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.agent import Agent
+from bot.authorization import Allowed, may_decide
 from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
-from bot.policy import authorize, four_eyes_applies
-from bot.thread import Thread
+from bot.people import Actor, Person, identity_of
+from bot.policy import four_eyes_applies
+from bot.thread import PendingApproval, Thread
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -26,19 +32,10 @@ def describe_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def decide(
-    thread: Thread,
-    agent: Agent,
-    approval_id: str,
-    *,
-    approved: bool,
-    user: str | None,
-    via: Via,
-    settings: Settings,
-    comment: str | None = None,
-    arguments: dict[str, Any] | None = None,
-) -> ApprovalDecided:
-    """Validate a decision against the thread and the policy; return the event to append."""
+def check(
+    thread: Thread, approval_id: str, actor: Actor | str | None, channel: str, settings: Settings, *, approving: bool
+) -> tuple[PendingApproval, Person]:
+    """The pending approval and the deciding person, or the signal saying why this decision cannot count."""
     request = thread.approval_request(approval_id)
     if request is None:
         raise NotWaiting(f"thread {thread.id} has no approval {approval_id}")
@@ -48,8 +45,28 @@ def decide(
     pending = thread.pending
     if pending is None or pending.approval_id != approval_id:
         raise NotWaiting(f"approval {approval_id} is no longer pending")
-    authorize(user, pending, via.channel, settings, approving=approved)
-    assert user is not None  # authorize refuses anonymous decisions
+    answer = may_decide(actor, pending, channel, settings, approving=approving)
+    if not isinstance(answer, Allowed):
+        raise answer.error()
+    return pending, answer.person
+
+
+def decide(
+    thread: Thread,
+    agent: Agent,
+    approval_id: str,
+    *,
+    approved: bool,
+    user: Actor | str | None,
+    via: Via,
+    settings: Settings,
+    comment: str | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> ApprovalDecided:
+    """Validate a decision against the thread and the policy; return the event to append."""
+    pending, person = check(thread, approval_id, user, via.channel, settings, approving=approved)
+    by = identity_of(user)
+    assert by is not None  # may_decide refuses anonymous decisions
 
     edited: dict[str, Any] | None = None
     changes: list[ArgumentChange] = []
@@ -76,9 +93,12 @@ def decide(
             if action_type.approval.group != pending.group:
                 raise InvalidArguments("edited arguments would need a different approver group")
             if four_eyes_applies(action, settings) and not pending.four_eyes:
-                authorize(user, pending.model_copy(update={"four_eyes": True}), via.channel, settings)
+                stricter = pending.model_copy(update={"four_eyes": True})
+                answer = may_decide(user, stricter, via.channel, settings, approving=True)
+                if not isinstance(answer, Allowed):
+                    raise answer.error()
     text = (comment or "").strip() or None
     return ApprovalDecided(
-        approval_id=approval_id, action_id=pending.action_id, approved=approved, by=user,
-        comment=text, arguments=edited, changes=changes, via=via,
+        approval_id=approval_id, action_id=pending.action_id, approved=approved, by=by,
+        by_person=person.name, comment=text, arguments=edited, changes=changes, via=via,
     )

@@ -1,4 +1,9 @@
-"""The audit export: every approval request, decision and execution, with who, when and what."""
+"""The audit export: every approval request, decision and execution, with who, when and what.
+
+``who`` is the channel identity that acted (Slack id, email address, inbox/CLI/API name), ``person`` the person
+it resolved to (bot/people.py) when it happened, and ``channel`` where it acted; rows written before people
+were recorded have an empty ``person``.
+"""
 
 from __future__ import annotations
 
@@ -17,28 +22,32 @@ from bot.events import (
 )
 from bot.store import AuditRecord, Store
 
-FIELDS = ["at", "thread_id", "agent", "record", "action", "action_id", "approval_id", "who", "decision",
-          "arguments", "detail"]
+FIELDS = ["at", "thread_id", "agent", "record", "action", "action_id", "approval_id", "who", "person", "channel",
+          "decision", "arguments", "detail"]
 
 
 def audit_row(record: AuditRecord) -> dict[str, Any]:
     """One flat row for an audit record."""
     e = record.event
-    row: dict[str, Any] = {"at": e.at.isoformat(), "thread_id": record.thread_id, "agent": record.agent,
-                           "record": e.type}
+    # Every column in every row (None when it does not apply), so JSON lines read like the CSV.
+    row: dict[str, Any] = {**dict.fromkeys(FIELDS), "at": e.at.isoformat(), "thread_id": record.thread_id,
+                           "agent": record.agent, "record": e.type}
     if isinstance(e, ApprovalRequested):
         row.update(action=e.name, action_id=e.action_id, approval_id=e.approval_id, who=e.requester,
-                   arguments=e.arguments, detail=f"approvers: {', '.join(e.approvers) or 'local user'}")
+                   person=e.requester_person, arguments=e.arguments,
+                   detail=f"approvers: {', '.join(e.approvers) or 'local user'}")
     elif isinstance(e, ApprovalDecided):
         changes = "; ".join(f"{c.field}: {c.old} -> {c.new}" for c in e.changes)
-        row.update(action_id=e.action_id, approval_id=e.approval_id, who=e.by,
-                   decision="approved" if e.approved else "rejected", arguments=e.arguments,
+        row.update(action_id=e.action_id, approval_id=e.approval_id, who=e.by, person=e.by_person,
+                   channel=e.via.channel, decision="approved" if e.approved else "rejected", arguments=e.arguments,
                    detail=" | ".join(x for x in (e.comment, changes and f"edited {changes}",
                                                  f"via {e.via.channel}") if x))
     elif isinstance(e, DecisionRefused):
-        row.update(approval_id=e.approval_id, who=e.by, decision="refused", detail=f"{e.reason} | via {e.via.channel}")
+        row.update(approval_id=e.approval_id, who=e.by, person=e.by_person, channel=e.via.channel,
+                   decision="refused", detail=f"{e.reason} | via {e.via.channel}")
     elif isinstance(e, ExecutionStarted):
-        row.update(action=e.name, action_id=e.action_id, who=e.approved_by, arguments=e.arguments,
+        row.update(action=e.name, action_id=e.action_id, who=e.approved_by, person=e.approved_by_person,
+                   arguments=e.arguments,
                    detail=f"idempotency key {e.idempotency_key}")
     elif isinstance(e, ActionResult):
         row.update(action=e.name, action_id=e.action_id, decision="ok" if e.ok else "failed", detail=e.result)

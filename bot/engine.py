@@ -105,7 +105,7 @@ class Engine:
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
                 reason=outcome.reason or "explicit command",
             )
-            return gate(proposal, action, self.settings, thread.requester)
+            return gate(proposal, action, self.settings, thread.requester, thread.requester_person)
         return [Done(message=outcome.message)]
 
     async def _call_model(self, thread: Thread) -> list[Event]:
@@ -141,7 +141,7 @@ class Engine:
             name=parsed.action.name, arguments=parsed.action.model_dump(mode="json"),
             reason=parsed.reason, call=call,
         )
-        return gate(proposal, parsed.action, self.settings, thread.requester)
+        return gate(proposal, parsed.action, self.settings, thread.requester, thread.requester_person)
 
     async def _execute(self, thread: Thread, work: Execute) -> Thread | None:
         """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""
@@ -151,6 +151,7 @@ class Engine:
             started = ExecutionStarted(
                 action_id=work.action_id, name=work.name, arguments=work.arguments,
                 idempotency_key=f"{thread.id}:{work.action_id}", approved_by=work.approved_by,
+                approved_by_person=thread.approver_person(work.action_id),
             )
             thread = await self.journal.append(thread, [started])  # Conflict: someone else got there first
         action_type = agent.action(work.name)

@@ -47,9 +47,13 @@ class AlreadyDecided(Signal):
 
 
 class NotAuthorized(Signal):
-    """The person may not make this decision (not an approver, or four-eyes)."""
+    """The person may not make this decision; ``kind`` says why (see bot/authorization.py ``RefusalKind``)."""
 
     http_status = 403
+
+    def __init__(self, message: str, kind: str = "not_an_approver") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class InvalidArguments(Signal):

@@ -52,7 +52,8 @@ class UserMessage(_Event):
 
     type: Literal["user_message"] = "user_message"
     text: str
-    user: str | None = None
+    user: str | None = None  # the channel identity (Slack id, email address, inbox or CLI name)
+    person: str | None = None  # the person it resolved to (bot/people.py); None in rows written before people
     via: Via = Via(channel="api")
 
 
@@ -89,6 +90,7 @@ class ApprovalRequested(_Event):
     group: str | None = None
     approvers: list[str] = Field(default_factory=list)
     requester: str | None = None
+    requester_person: str | None = None  # fixed at request time; None in rows written before people
     four_eyes: bool = False
 
 
@@ -105,7 +107,8 @@ class ApprovalDecided(_Event):
     approval_id: str
     action_id: str
     approved: bool
-    by: str
+    by: str  # the channel identity that decided
+    by_person: str | None = None  # the person behind it; None in rows written before people
     comment: str | None = None
     arguments: dict[str, Any] | None = None  # the edited arguments, when edited
     changes: list[ArgumentChange] = Field(default_factory=list)
@@ -121,6 +124,7 @@ class DecisionRefused(_Event):
     type: Literal["decision_refused"] = "decision_refused"
     approval_id: str | None = None
     by: str | None = None
+    by_person: str | None = None
     reason: str
     via: Via = Via(channel="api")
 
@@ -139,6 +143,7 @@ class HumanInputReceived(_Event):
     type: Literal["human_input_received"] = "human_input_received"
     text: str
     user: str | None = None
+    person: str | None = None
     via: Via = Via(channel="api")
 
 
@@ -151,6 +156,7 @@ class ExecutionStarted(_Event):
     arguments: dict[str, Any]
     idempotency_key: str
     approved_by: str | None = None
+    approved_by_person: str | None = None
 
 
 class ActionResult(_Event):

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
+from bot.people import Actor, identity_of
 from bot.store import Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
@@ -31,14 +32,14 @@ class Service:
         self,
         text: str,
         *,
-        user: str | None,
+        user: Actor | str | None,
         via: Via,
         agent: str | None = None,
         refs: Sequence[Ref] = (),
         thread_id: str | None = None,
     ) -> Thread:
         """Create a thread from a first message; the worker picks it up. DuplicateRef on a retried delivery."""
-        events: list[Event] = [UserMessage(text=text, user=user, via=via)]
+        events: list[Event] = [UserMessage(text=text, user=identity_of(user), person=self.person(user), via=via)]
         if agent is not None:
             self.registry.get(agent)  # UnknownAgent before anything is stored
             events.append(AgentSelected(agent=agent, reason=f"chosen via {via.channel}"))
@@ -57,9 +58,11 @@ class Service:
         return await self.store.list_threads(status, limit, offset)
 
     async def add_message(
-        self, thread_id: str, text: str, *, user: str | None, via: Via, refs: Sequence[Ref] = ()
+        self, thread_id: str, text: str, *, user: Actor | str | None, via: Via, refs: Sequence[Ref] = ()
     ) -> Thread:
         """A person speaks in an existing thread: answers a question, or asks something new in context."""
+
+        person = self.person(user)
 
         async def message(thread: Thread) -> list[Event]:
             status = thread.status
@@ -68,8 +71,8 @@ class Service:
                 what = pending.action if pending else "an action"
                 raise NotWaiting(f"thread {thread_id} is waiting for an approval decision on {what}")
             if status == "waiting_for_human":
-                return [HumanInputReceived(text=text, user=user, via=via)]
-            return [UserMessage(text=text, user=user, via=via)]
+                return [HumanInputReceived(text=text, user=identity_of(user), person=person, via=via)]
+            return [UserMessage(text=text, user=identity_of(user), person=person, via=via)]
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, message, refs=refs))
 
@@ -79,7 +82,7 @@ class Service:
         approval_id: str,
         *,
         approved: bool,
-        user: str | None,
+        user: Actor | str | None,
         via: Via,
         comment: str | None = None,
         arguments: dict[str, Any] | None = None,
@@ -101,6 +104,10 @@ class Service:
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
 
+    def person(self, user: Actor | str | None) -> str | None:
+        """The name of the person behind a channel identity (None for nobody)."""
+        return self.settings.people.person_of(user).name if user else None
+
     @staticmethod
     def _found(thread_id: str, thread: Thread | None) -> Thread:
         if thread is None:
@@ -108,8 +115,10 @@ class Service:
         return thread
 
     async def record_refusal(
-        self, thread_id: str, approval_id: str | None, user: str | None, reason: str, via: Via
+        self, thread_id: str, approval_id: str | None, user: Actor | str | None, reason: str, via: Via
     ) -> None:
         """Keep a refused decision in the thread for the audit trail (it changes nothing else)."""
-        event = DecisionRefused(approval_id=approval_id, by=user, reason=reason, via=via)
+        event = DecisionRefused(
+            approval_id=approval_id, by=identity_of(user), by_person=self.person(user), reason=reason, via=via,
+        )
         await self.journal.append_independent(thread_id, [event])

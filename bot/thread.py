@@ -42,6 +42,7 @@ class PendingApproval(BaseModel):
     group: str | None = None
     approvers: list[str] = Field(default_factory=list)
     requester: str | None = None
+    requester_person: str | None = None
     four_eyes: bool = False
     requested_at: datetime
 
@@ -132,6 +133,12 @@ class Thread(BaseModel):
         return first.user if first else None
 
     @property
+    def requester_person(self) -> str | None:
+        """The person who started the thread, as resolved when they did (None in threads from before people)."""
+        first = self.first_message
+        return first.person if first else None
+
+    @property
     def origin(self) -> Via | None:
         first = self.first_message
         return first.via if first else None
@@ -163,6 +170,11 @@ class Thread(BaseModel):
             (e for e in self.events if isinstance(e, ApprovalRequested) and e.approval_id == approval_id), None
         )
 
+    def approver_person(self, action_id: str) -> str | None:
+        """The person whose approval cleared ``action_id`` (None when none did, or before people)."""
+        return next((e.by_person for e in self.events
+                     if isinstance(e, ApprovalDecided) and e.action_id == action_id and e.approved), None)
+
     @property
     def pending(self) -> PendingApproval | None:
         """The undecided approval request, if any (at most one at a time)."""
@@ -172,7 +184,8 @@ class Thread(BaseModel):
                 return PendingApproval(
                     approval_id=event.approval_id, action_id=event.action_id, action=event.name,
                     arguments=event.arguments, reason=event.reason, group=event.group,
-                    approvers=event.approvers, requester=event.requester, four_eyes=event.four_eyes,
+                    approvers=event.approvers, requester=event.requester,
+                    requester_person=event.requester_person, four_eyes=event.four_eyes,
                     requested_at=event.at,
                 )
         return None

@@ -25,6 +25,7 @@ from bot.events import (
     UserMessage,
     Via,
 )
+from bot.people import acted
 from bot.runtime import Loops
 from bot.service import Service
 from bot.thread import Thread
@@ -38,7 +39,7 @@ def describe_event(event: Event) -> str:
     when = f"{event.at:%H:%M:%S}"
     match event:
         case UserMessage() | HumanInputReceived():
-            return f"{when}  {event.user or 'someone'}: {event.text}"
+            return f"{when}  {acted(event.user, event.person)}: {event.text}"
         case AgentSelected():
             return f"{when}  agent {event.agent} ({event.reason})"
         case ActionProposed():
@@ -54,11 +55,13 @@ def describe_event(event: Event) -> str:
             verdict = "approved" if event.approved else "rejected"
             extra = f": {event.comment}" if event.comment else ""
             edits = "; ".join(f"{c.field} {c.old}->{c.new}" for c in event.changes)
-            return f"{when}  {verdict} by {event.by}{extra}{f' (edited {edits})' if edits else ''}"
+            edited = f" (edited {edits})" if edits else ""
+            return f"{when}  {verdict} by {acted(event.by, event.by_person)}{extra}{edited}"
         case DecisionRefused():
-            return f"{when}  refused decision by {event.by}: {event.reason}"
+            return f"{when}  refused decision by {acted(event.by, event.by_person)}: {event.reason}"
         case ExecutionStarted():
-            return f"{when}  executing {event.name}"
+            by = f" (approved by {acted(event.approved_by, event.approved_by_person)})" if event.approved_by else ""
+            return f"{when}  executing {event.name}{by}"
         case ActionResult():
             return f"{when}  result of {event.name}{'' if event.ok else ' (failed)'}: {event.result}"
         case ErrorEvent():

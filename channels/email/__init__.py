@@ -50,7 +50,9 @@ class EmailChannel(Channel):
         self.imap = ImapConfig.from_settings(settings) if settings.imap_enabled else None
         self.smtp = SmtpConfig.from_settings(settings) if settings.smtp_enabled else None
         # Approval requests only make sense when the replies can be read.
-        self.config = MailConfig(address=address, approvals=self.imap is not None and self.smtp is not None)
+        self.config = MailConfig(
+            address=address, approvals=self.imap is not None and self.smtp is not None, settings=settings,
+        )
         self._secret: str | None = None
         self._secret_lock = asyncio.Lock()
 

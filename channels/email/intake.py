@@ -15,6 +15,7 @@ from typing import Literal
 
 import structlog
 
+from bot.authorization import Refusal, may_decide
 from bot.errors import AlreadyDecided, DuplicateRef, InvalidArguments, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import Via
 from bot.service import Service
@@ -25,7 +26,7 @@ from channels.email.authentication import check_authentication
 from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_decision
 from channels.email.inbound import InboundMail
 from channels.email.noise import ignore_reason
-from channels.email.outbound import MailConfig, OutgoingMail, answer, describe_action
+from channels.email.outbound import MailConfig, OutgoingMail, answer
 from channels.email.tokens import TOKEN_TTL, TokenClaim, expired, read_token
 
 log = structlog.get_logger("opsgate.email")
@@ -171,10 +172,12 @@ class Intake:
             return await self._refuse(mail, thread.id, approval_id, "expired", "this approval email is more than "
                                       f"{TOKEN_TTL.days} days old; decide in the web inbox, Slack or the API")
         if not claim.valid_for(self.secret, mail.sender):
-            if mail.sender not in {a.lower() for a in request.approvers}:
-                what = describe_action(request.name, request.arguments)
-                return await self._refuse(mail, thread.id, approval_id, "not-approver",
-                                          f"{mail.sender} is not one of the approvers for {what}")
+            pending = thread.pending
+            if pending is not None and pending.approval_id == claim.approval_id:
+                # A token forwarded to someone who may not decide at all: say that, not "wrong token".
+                allowed = may_decide(mail.sender, pending, "email", self.service.settings, approving=False)
+                if isinstance(allowed, Refusal) and allowed.kind == "not_an_approver":
+                    return await self._refuse(mail, thread.id, approval_id, "not-approver", allowed.reason)
             return await self._refuse(mail, thread.id, approval_id, "bad-token", "the approval token in this "
                                       f"reply was not issued to {mail.sender}")
         decision = parse_decision(mail.text)

@@ -4,8 +4,9 @@ transaction as the events, each with its Message-ID already chosen, so a retried
 Who gets what:
 - the requester of a thread that came in by email: one reply per commit that says something to them (approval
   needed, result of an approved action, a question, the final answer, a failure), threaded under their mail;
-- every email approver of a pending approval, for a thread from any channel: an approval request whose
-  Reply-To carries their token (added at delivery, the secret never enters the outbox);
+- every person who may approve a pending approval by email (bot/authorization.py ``email_approvers``: who may
+  approve by email is who gets the mail), for a thread from any channel: an approval request whose Reply-To
+  carries their token (added at delivery, the secret never enters the outbox);
 - whoever decided by email: a short confirmation in their approval conversation.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bot.authorization import email_approvers
+from bot.config import Settings
 from bot.events import (
     ActionResult,
     ApprovalDecided,
@@ -30,6 +33,7 @@ from bot.events import (
     HumanInputRequested,
     UserMessage,
 )
+from bot.people import acted
 from bot.thread import Thread
 from channels.email.addresses import Address, MailKind, make_message_id
 from channels.email.decisions import FORMAT_HELP, UNCLEAR
@@ -60,6 +64,7 @@ class MailConfig:
 
     address: Address
     approvals: bool  # send approval requests by email (IMAP and SMTP configured: replies can be read)
+    settings: Settings  # who may approve by email (people, approver groups, four-eyes)
 
 
 # --- wording ----------------------------------------------------------------------------------------------------
@@ -92,7 +97,7 @@ def _arguments_block(arguments: dict[str, Any]) -> str:
 
 def approval_text(thread: Thread, request: ApprovalRequested) -> str:
     """The body of an approval request: the action, its arguments, who asked and why, how to answer."""
-    who = request.requester or thread.requester or "someone"
+    who = acted(request.requester, request.requester_person) if request.requester else thread.requester or "someone"
     lines = [
         f"{who} asked for an action that needs your approval.",
         "",
@@ -109,7 +114,8 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
               "Only the first line of your reply is read, and only from your own address. "
               f"Replies count for {TOKEN_TTL.days} days."]
     if request.four_eyes and request.requester:
-        lines.append(f"Four-eyes rule: {request.requester} may not approve this request themselves.")
+        lines.append(f"Four-eyes rule: {acted(request.requester, request.requester_person)} may not approve this "
+                     "request themselves, from any channel.")
     lines += ["", f"opsgate thread {thread.id}, approval {request.approval_id}"]
     return "\n".join(lines)
 
@@ -168,10 +174,11 @@ def _requester_reply(thread: Thread, new: Sequence[Event], config: MailConfig) -
 
 
 def _approval_requests(thread: Thread, request: ApprovalRequested, config: MailConfig) -> list[OutgoingMail]:
+    pending = thread.pending
+    if pending is None or pending.approval_id != request.approval_id:
+        return []  # decided in the same commit (nothing to ask any more)
     mails = []
-    for approver in dict.fromkeys(a.lower() for a in request.approvers if "@" in a):
-        if request.four_eyes and request.requester and approver == request.requester.lower():
-            continue  # may not approve their own request; they are told in their own thread
+    for approver in email_approvers(pending, config.settings):
         mails.append(OutgoingMail(
             kind="approval", to=approver, thread_id=thread.id, approval_id=request.approval_id,
             subject=f"[opsgate] Approval needed: {describe_action(request.name, request.arguments)}",

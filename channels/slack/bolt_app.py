@@ -36,12 +36,13 @@ from channels.slack.slack_client import api_url, retry_handlers
 from channels.slack.slack_inbound import incoming, receive, run_command
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_payloads import BlockActions, EventCallback, SlashCommand, ViewSubmission
+from channels.slack.users import ActorLookup, id_only
 
 log = structlog.get_logger("opsgate.slack")
 
 EVENTS_PATH = "/slack/events"
-ClickHandler = Callable[[BlockActions, Service], Awaitable[interactions.Answer]]
-SubmitHandler = Callable[[ViewSubmission, Service], Awaitable[dict[str, str] | None]]
+ClickHandler = Callable[[BlockActions, Service, ActorLookup], Awaitable[interactions.Answer]]
+SubmitHandler = Callable[[ViewSubmission, Service, ActorLookup], Awaitable[dict[str, str] | None]]
 Listener = Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
@@ -89,8 +90,13 @@ async def identify(client: AsyncWebClient, identity: BotIdentity) -> None:
         delay = min(delay * 2, 60.0)
 
 
-def build_app(settings: Settings, service: Service, identity: BotIdentity, notices: Notices) -> AsyncApp:
-    """The bolt app with our listeners; every listener parses its payload into a typed model first."""
+def build_app(
+    settings: Settings, service: Service, identity: BotIdentity, notices: Notices, actor_of: ActorLookup = id_only,
+) -> AsyncApp:
+    """The bolt app with our listeners; every listener parses its payload into a typed model first.
+
+    ``actor_of`` turns a signed Slack user id into the actor the core resolves to a person (channels/slack/users.py).
+    """
     # Bolt passes arguments by parameter name, so the hook is a plain function (a method's "self" confuses it).
     async def authorize(
         enterprise_id: str | None = None, team_id: str | None = None, user_id: str | None = None,
@@ -124,7 +130,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         message = incoming(envelope, identity.user_id)
         if message is None:
             return
-        received = await receive(message, service)
+        received = await receive(message, service, actor_of)
         log.info("slack_event", event_id=message.event_id, outcome=received.outcome,
                  thread_id=received.thread_id)
         if received.notice:
@@ -138,7 +144,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
             await ack()
             click = BlockActions.model_validate(body)
             try:
-                answer = await handler(click, service)
+                answer = await handler(click, service, actor_of)
             except ValueError as exc:  # a button value that is not ours
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
@@ -156,7 +162,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
             submission = ViewSubmission.model_validate(body)
             try:
-                errors = await handler(submission, service)
+                errors = await handler(submission, service, actor_of)
             except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
@@ -170,7 +176,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.view(EDIT_MODAL)(modal(interactions.submit_edit))
 
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        _, answer = await run_command(SlashCommand.model_validate(body), service)
+        _, answer = await run_command(SlashCommand.model_validate(body), service, actor_of)
         await ack(text=answer)
 
     app.command(re.compile(r"^/opsgate"))(on_command)

@@ -21,6 +21,7 @@ from channels.slack.slack_client import web_client
 from channels.slack.slack_delivery import SlackDelivery
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_outbound import outbound
+from channels.slack.users import SlackUsers
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -41,12 +42,13 @@ class SlackChannel(Channel):
         self.client = web_client(settings)
         self.identity = BotIdentity(token=settings.slack_bot_token)
         self.notices = Notices(self.client)
+        self.users = SlackUsers(web_client(settings, retries=False), lambda: self.identity.team_id)
         self._bolt: AsyncApp | None = None
 
     def bolt(self, service: Service) -> AsyncApp:
         """The one bolt app shared by the HTTP route and Socket Mode."""
         if self._bolt is None:
-            self._bolt = build_app(self.settings, service, self.identity, self.notices)
+            self._bolt = build_app(self.settings, service, self.identity, self.notices, self.users.actor)
         return self._bolt
 
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:

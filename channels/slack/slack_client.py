@@ -72,11 +72,14 @@ def retry_handlers() -> list[AsyncRetryHandler]:
     ]
 
 
-def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    """An AsyncWebClient for the bot token (or ``token``, e.g. the app-level token for Socket Mode)."""
+def web_client(settings: Settings, token: str | None = None, *, retries: bool = True) -> AsyncWebClient:
+    """An AsyncWebClient for the bot token (or ``token``, e.g. the app-level token for Socket Mode).
+
+    ``retries=False`` for calls made while a person's request waits (user lookups): one quick try only.
+    """
     return AsyncWebClient(
         token=token or settings.slack_bot_token,
         base_url=api_url(settings),
         timeout=15,
-        retry_handlers=retry_handlers(),
+        retry_handlers=retry_handlers() if retries else [],
     )

@@ -18,6 +18,7 @@ from bot.service import Service
 from bot.store import Ref
 from channels.slack.slack_delivery import THREAD_REF, thread_key
 from channels.slack.slack_payloads import EventCallback, SlashCommand, clean_text, mentions
+from channels.slack.users import ActorLookup, id_only
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -73,8 +74,11 @@ def incoming(envelope: EventCallback, bot_user_id: str | None) -> Incoming | Non
     )
 
 
-async def receive(message: Incoming, service: Service) -> Received:
-    """Start or continue the opsgate thread of this Slack thread; idempotent per event id."""
+async def receive(message: Incoming, service: Service, actor_of: ActorLookup = id_only) -> Received:
+    """Start or continue the opsgate thread of this Slack thread; idempotent per event id.
+
+    ``actor_of`` (the author's Slack-reported email) is only asked for a message that starts or continues one.
+    """
     store = service.store
     event_ref = Ref(channel=EVENT_REF, key=message.event_id)
     if await store.get_ref(EVENT_REF, message.event_id) is not None:
@@ -84,11 +88,11 @@ async def receive(message: Incoming, service: Service) -> Received:
         known = await store.get_ref(THREAD_REF, key)
         try:
             if known is not None and known.thread_id is not None:
-                return await _continue(message, service, known.thread_id, event_ref)
+                return await _continue(message, service, known.thread_id, event_ref, actor_of)
             if not message.addressed:
                 return Received("ignored")
             thread = await service.start_thread(
-                message.text, user=message.user,
+                message.text, user=await actor_of(message.user),
                 # the root ts, not this message's: it is where every reply of the thread goes
                 via=Via(channel=CHANNEL, conversation=message.channel, message=message.root_ts),
                 refs=[Ref(channel=THREAD_REF, key=key), event_ref],
@@ -101,11 +105,13 @@ async def receive(message: Incoming, service: Service) -> Received:
     raise DuplicateRef(f"Slack thread {key} changed twice while handling event {message.event_id}")
 
 
-async def _continue(message: Incoming, service: Service, thread_id: str, event_ref: Ref) -> Received:
+async def _continue(
+    message: Incoming, service: Service, thread_id: str, event_ref: Ref, actor_of: ActorLookup
+) -> Received:
     via = Via(channel=CHANNEL, conversation=message.channel, message=message.ts)
     try:
         thread = await service.add_message(
-            thread_id, message.text, user=message.user, via=via, refs=[event_ref]
+            thread_id, message.text, user=await actor_of(message.user), via=via, refs=[event_ref]
         )
     except NotWaiting as exc:
         # The thread waits for a decision: say so privately; remember the event so a retry stays quiet.
@@ -130,11 +136,14 @@ def command_text(text: str) -> str:
     return words if words.startswith("!") else f"!{words}"
 
 
-async def run_command(command: SlashCommand, service: Service) -> tuple[str, str]:
+async def run_command(
+    command: SlashCommand, service: Service, actor_of: ActorLookup = id_only
+) -> tuple[str, str]:
     """Start a thread for a slash command; returns (thread id, the ephemeral answer to the command)."""
     text = command_text(command.text)
     thread = await service.start_thread(
-        text, user=command.user_id, via=Via(channel=CHANNEL, conversation=command.channel_id, message=None),
+        text, user=await actor_of(command.user_id),
+        via=Via(channel=CHANNEL, conversation=command.channel_id, message=None),
     )
     log.info("slack_command", thread_id=thread.id, channel=command.channel_id, user=command.user_id,
              text=text)

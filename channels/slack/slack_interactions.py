@@ -1,9 +1,11 @@
 """Approve / Reject / Edit clicks and the reject and edit modals -> ``service.decide``.
 
-Who decides is the signed payload's ``user.id``, never anything in a button value or private_metadata (those
-only say which approval). ``service.decide`` is the authority (approver list, four-eyes, first decision wins)
-and records refused decisions in the thread; the pre-check before a modal opens spares a refused person from
-typing a reason for nothing, and records its refusals the same way. Every refusal is also logged.
+Who decides is the signed payload's ``user.id`` (with the email Slack reports for it, channels/slack/users.py),
+never anything in a button value or private_metadata (those only say which approval). ``service.decide`` is
+the authority (bot/authorization.py: approvers, four-eyes; first decision wins) and records refused decisions
+in the thread; the pre-check before a modal opens asks ``bot.approvals.check``, the same rules, to spare a
+refused person from typing a reason for nothing, and records its refusals the same way. Every refusal is
+also logged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from bot.approvals import check
 from bot.errors import (
     AlreadyDecided,
     Conflict,
@@ -24,7 +27,7 @@ from bot.errors import (
     ThreadNotFound,
 )
 from bot.events import Via
-from bot.policy import authorize
+from bot.people import Actor
 from bot.service import Service
 from bot.thread import PendingApproval
 from channels.slack.slack_blocks import (
@@ -39,6 +42,7 @@ from channels.slack.slack_blocks import (
     who,
 )
 from channels.slack.slack_payloads import BlockActions, CardRef, ViewSubmission
+from channels.slack.users import ActorLookup, id_only
 
 log = structlog.get_logger("opsgate.slack")
 audit = structlog.get_logger("opsgate.audit")
@@ -78,9 +82,9 @@ def _refused(exc: Signal, ref: CardRef, user: str, attempt: str) -> None:
     )
 
 
-async def _precheck_refused(service: Service, exc: Signal, ref: CardRef, user: str, attempt: str) -> Answer:
+async def _precheck_refused(service: Service, exc: Signal, ref: CardRef, user: Actor, attempt: str) -> Answer:
     """A modal that will not open: audit it like a refused decision, and tell the person why."""
-    _refused(exc, ref, user, attempt)
+    _refused(exc, ref, user.id, attempt)
     if isinstance(exc, NotAuthorized | AlreadyDecided):
         await service.record_refusal(ref.thread_id, ref.approval_id, user, str(exc), _via(ref))
     return Answer(ephemeral=refusal(exc))
@@ -97,26 +101,19 @@ def _via(ref: CardRef) -> Via:
     return Via(channel=CHANNEL, conversation=ref.channel, message=ref.message_ts)
 
 
-async def precheck(service: Service, ref: CardRef, user: str, *, approving: bool) -> PendingApproval:
+async def precheck(service: Service, ref: CardRef, user: Actor, *, approving: bool) -> PendingApproval:
     """Raise the signal ``service.decide`` would raise for this person, without writing anything."""
     thread = await service.get_thread(ref.thread_id)
-    if thread.approval_request(ref.approval_id) is None:
-        raise NotWaiting(f"thread {ref.thread_id} has no approval {ref.approval_id}")
-    earlier = thread.decision(ref.approval_id)
-    if earlier is not None:
-        raise AlreadyDecided(earlier.by, earlier.approved)
-    pending = thread.pending
-    if pending is None or pending.approval_id != ref.approval_id:
-        raise NotWaiting(f"approval {ref.approval_id} is no longer pending")
-    authorize(user, pending, CHANNEL, service.settings, approving=approving)
+    pending, _ = check(thread, ref.approval_id, user, CHANNEL, service.settings, approving=approving)
     return pending
 
 
-async def approve(click: BlockActions, service: Service) -> Answer:
+async def approve(click: BlockActions, service: Service, actor_of: ActorLookup = id_only) -> Answer:
     """Approve button: decide as the signed ``user.id``; the card update comes through the outbox."""
     ref, user = _ref(click), click.user.id
     try:
-        await service.decide(ref.thread_id, ref.approval_id, approved=True, user=user, via=_via(ref))
+        actor = await actor_of(user)
+        await service.decide(ref.thread_id, ref.approval_id, approved=True, user=actor, via=_via(ref))
     except Signal as exc:
         _refused(exc, ref, user, "approve")
         return Answer(ephemeral=refusal(exc))
@@ -124,9 +121,9 @@ async def approve(click: BlockActions, service: Service) -> Answer:
     return Answer()
 
 
-async def open_reject(click: BlockActions, service: Service) -> Answer:
+async def open_reject(click: BlockActions, service: Service, actor_of: ActorLookup = id_only) -> Answer:
     """Reject button: ask for the reason in a modal (only people who may reject get one)."""
-    ref, user = _ref(click), click.user.id
+    ref, user = _ref(click), await actor_of(click.user.id)
     try:
         pending = await precheck(service, ref, user, approving=False)
     except Signal as exc:
@@ -134,9 +131,9 @@ async def open_reject(click: BlockActions, service: Service) -> Answer:
     return Answer(view=reject_modal(ref, pending.action, pending.arguments))
 
 
-async def open_edit(click: BlockActions, service: Service) -> Answer:
+async def open_edit(click: BlockActions, service: Service, actor_of: ActorLookup = id_only) -> Answer:
     """Edit button: a modal with the arguments; submitting approves the edited action."""
-    ref, user = _ref(click), click.user.id
+    ref, user = _ref(click), await actor_of(click.user.id)
     try:
         pending = await precheck(service, ref, user, approving=True)
         thread = await service.get_thread(ref.thread_id)
@@ -152,7 +149,9 @@ async def open_edit(click: BlockActions, service: Service) -> Answer:
     return Answer(view=edit_modal(ref, pending.action, pending.arguments))
 
 
-async def submit_reject(submission: ViewSubmission, service: Service) -> dict[str, str] | None:
+async def submit_reject(
+    submission: ViewSubmission, service: Service, actor_of: ActorLookup = id_only
+) -> dict[str, str] | None:
     """Reject modal submitted: the reason is required and goes back to the model. Returns input errors."""
     ref, user = CardRef.parse(submission.view.private_metadata), submission.user.id
     reason = submission.value(REASON_BLOCK, REASON_INPUT)
@@ -160,7 +159,8 @@ async def submit_reject(submission: ViewSubmission, service: Service) -> dict[st
         return {REASON_BLOCK: "Please say why, so the agent can propose something better."}
     try:
         await service.decide(
-            ref.thread_id, ref.approval_id, approved=False, user=user, via=_via(ref), comment=reason,
+            ref.thread_id, ref.approval_id, approved=False, user=await actor_of(user), via=_via(ref),
+            comment=reason,
         )
     except Signal as exc:
         _refused(exc, ref, user, "reject")
@@ -202,7 +202,9 @@ def argument_errors(message: str, ref: CardRef) -> dict[str, str]:
     return errors
 
 
-async def submit_edit(submission: ViewSubmission, service: Service) -> dict[str, str] | None:
+async def submit_edit(
+    submission: ViewSubmission, service: Service, actor_of: ActorLookup = id_only
+) -> dict[str, str] | None:
     """Edit modal submitted: approve with the edited arguments, validated against the action's schema."""
     ref, user = CardRef.parse(submission.view.private_metadata), submission.user.id
     arguments, errors = _edited_arguments(submission, ref)
@@ -210,7 +212,8 @@ async def submit_edit(submission: ViewSubmission, service: Service) -> dict[str,
         return errors
     try:
         await service.decide(
-            ref.thread_id, ref.approval_id, approved=True, user=user, via=_via(ref), arguments=arguments,
+            ref.thread_id, ref.approval_id, approved=True, user=await actor_of(user), via=_via(ref),
+            arguments=arguments,
         )
     except InvalidArguments as exc:
         return argument_errors(str(exc), ref)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.authorization import Allowed, Refusal, may_decide
 from bot.commands import usage
 from bot.config import Settings
 from bot.errors import (
@@ -24,7 +25,6 @@ from bot.errors import (
     ThreadNotFound,
 )
 from bot.events import Via
-from bot.policy import authorize
 from bot.thread import STATUSES, Thread
 from channels.web import render
 from channels.web.auth import Auth, Session
@@ -150,13 +150,12 @@ class Pages:
             action = agent.action(pending.action)
             if action is not None:
                 fields = edit_fields(action, pending.arguments)
-            # Only to shape the buttons: decide() checks again, and the check there is the one that counts.
+            # Only to shape the buttons: decide() asks the same function again, and that answer is the one that counts.
             for verb in may:
-                try:
-                    authorize(session.user, pending, VIA.channel, self.settings, approving=verb == "approve")
-                    may[verb] = True
-                except NotAuthorized as exc:
-                    hint = hint or str(exc)
+                answer = may_decide(session.user, pending, VIA.channel, self.settings, approving=verb == "approve")
+                may[verb] = isinstance(answer, Allowed)
+                if isinstance(answer, Refusal):
+                    hint = hint or answer.reason
         return {"thread": thread, "status": thread.status, "items": timeline(thread), "pending": pending,
                 "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
 

@@ -15,6 +15,7 @@ from bot.events import (
     AgentSelected,
     ApprovalDecided,
     ApprovalRequested,
+    DecisionRefused,
     Done,
     ErrorEvent,
     Event,
@@ -23,6 +24,7 @@ from bot.events import (
     HumanInputRequested,
     UserMessage,
 )
+from bot.people import acted
 from bot.thread import Thread
 
 Tone = Literal["person", "agent", "approval", "approved", "rejected", "result", "failed", "error", "note"]
@@ -67,10 +69,10 @@ def item(event: Event, thread: Thread) -> Item | None:
         return Item(event.id, event.at, tone, who, headline, body, details or [])
 
     if isinstance(event, UserMessage):
-        return make("person", who=event.user or "someone",
+        return make("person", who=acted(event.user, event.person),
                     headline=f"asked via {event.via.channel}", body=event.text)
     if isinstance(event, HumanInputReceived):
-        return make("person", who=event.user or "someone",
+        return make("person", who=acted(event.user, event.person),
                     headline=f"answered via {event.via.channel}", body=event.text)
     if isinstance(event, AgentSelected):
         return make("note", who="opsgate", headline=f"agent {event.agent} ({event.reason})")
@@ -87,19 +89,24 @@ def item(event: Event, thread: Thread) -> Item | None:
         if event.group:
             details.append(("group", event.group))
         if event.four_eyes:
-            details.append(("four-eyes", f"{event.requester or 'the requester'} may not approve"))
+            requester = acted(event.requester, event.requester_person) if event.requester else "the requester"
+            details.append(("four-eyes", f"{requester} may not approve"))
         return make("approval", who="opsgate", headline=f"{event.name} needs approval",
                     details=details)
     if isinstance(event, ApprovalDecided):
         verb = "approved" if event.approved else "rejected"
         details = [(c.field, f"{_text(c.old)} → {_text(c.new)}") for c in event.changes]
         edited = " with changes" if event.changes else ""
-        return make("approved" if event.approved else "rejected", who=event.by,
+        return make("approved" if event.approved else "rejected", who=acted(event.by, event.by_person),
                     headline=f"{verb}{edited} via {event.via.channel}", body=event.comment, details=details)
+    if isinstance(event, DecisionRefused):
+        return make("failed", who=acted(event.by, event.by_person),
+                    headline=f"decision refused via {event.via.channel}", body=event.reason)
     if isinstance(event, HumanInputRequested):
         return make("agent", who=thread.agent or "agent", headline="asks", body=event.message)
     if isinstance(event, ExecutionStarted):
-        by = f" (approved by {event.approved_by})" if event.approved_by else ""
+        approver = acted(event.approved_by, event.approved_by_person)
+        by = f" (approved by {approver})" if event.approved_by else ""
         return make("note", who="opsgate", headline=f"running {event.name}{by}")
     if isinstance(event, ActionResult):
         state = "succeeded" if event.ok else "failed"

@@ -153,6 +153,8 @@ async def test_audit_export_jsonl_and_csv_hold_request_decision_refusal_and_exec
     assert (request["who"], request["action"], request["arguments"]["version"]) == (BOB, "deploy", "1.2.3")
     assert (refusal["who"], refusal["decision"]) == (MALLORY, "refused") and "not one of" in refusal["detail"]
     assert (decision["who"], decision["decision"], decision["arguments"]["version"]) == (ALICE, "approved", "1.2.4")
+    assert (decision["person"], decision["channel"], refusal["person"], request["person"]) == (
+        ALICE, "slack", MALLORY, BOB)  # unmapped addresses are people of their own
     assert "ship the patch" in decision["detail"] and "edited version: 1.2.3 -> 1.2.4" in decision["detail"]
     assert (started["who"], started["arguments"]["version"]) == (ALICE, "1.2.4")
     assert f"{history.executed}:" in started["detail"]

@@ -91,6 +91,8 @@ def test_booleans_and_numbers_are_parsed() -> None:
     ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": " , "}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
     ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx example com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
     ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx..example.com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
+    ({"OPSGATE_PEOPLE": "alice=a@example.com; bob=a@example.com"}, "OPSGATE_PEOPLE"),
+    ({"OPSGATE_PEOPLE": "alice"}, "OPSGATE_PEOPLE"),
 ])
 def test_bad_configuration_names_the_variable(env: dict[str, str], variable: str) -> None:
     """Every configuration mistake raises ConfigError whose message names the variable."""

@@ -10,6 +10,7 @@ from agents.deploy import AGENT
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from bot.actions import Action, DoneForNow, RequestMoreInformation
 from bot.approvals import decide
+from bot.authorization import LOCAL_CHANNELS, Refusal, may_decide
 from bot.config import Settings, load_settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotAuthorized, NotWaiting
 from bot.events import (
@@ -22,8 +23,9 @@ from bot.events import (
     UserMessage,
     Via,
 )
-from bot.policy import LOCAL_CHANNELS, approvers_for, authorize, gate
-from bot.thread import Thread
+from bot.people import Actor
+from bot.policy import approvers_for, gate
+from bot.thread import PendingApproval, Thread
 
 ALICE, BOB, CAROL, MALLORY = "alice@example.com", "bob@example.com", "U0CAROL", "mallory@example.com"
 PROD = {"service": "api", "version": "1.4.2", "environment": "production"}
@@ -32,6 +34,15 @@ SLACK, API = Via(channel="slack"), Via(channel="api")
 
 def settings(**env: str) -> Settings:
     return load_settings(env)
+
+
+def authorize(
+    user: Actor | str | None, pending: PendingApproval, channel: str, config: Settings, approving: bool = True
+) -> None:
+    """may_decide's answer as the signal service.decide raises for it."""
+    answer = may_decide(user, pending, channel, config, approving=approving)
+    if isinstance(answer, Refusal):
+        raise answer.error()
 
 
 CONFIGURED = settings(OPSGATE_APPROVERS=f"{ALICE},{BOB}", OPSGATE_APPROVERS_DEPLOYERS=f"{ALICE}, {BOB} ,{CAROL}")

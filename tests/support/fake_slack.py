@@ -1,10 +1,12 @@
 """FakeSlack: a local Slack Web API over a real socket, answering with Slack's documented response shapes.
 
 Point ``SLACK_API_URL`` at ``fake.api_url`` (it ends with "/", as slack_sdk needs). It answers auth.test,
-chat.postMessage, chat.update, chat.postEphemeral and views.open; it checks the bearer token like Slack
-(not_authed / invalid_auth), keeps the messages it was sent so chat.update can find them, records every call
-(method, JSON or form arguments, headers), and can answer the next N calls of a method with an HTTP error,
-e.g. 429 with Retry-After. Like bolt's own tests/mock_web_api_server, but async and inspectable.
+chat.postMessage, chat.update, chat.postEphemeral, views.open and users.info; it checks the bearer token like
+Slack (not_authed / invalid_auth), keeps the messages it was sent so chat.update can find them, records every
+call (method, JSON or form arguments, headers), and can answer the next N calls of a method with an HTTP error,
+e.g. 429 with Retry-After, or answer a method late. users.info knows the users added with ``add_user`` and
+answers like Slack: ``missing_scope`` without users:read, ``profile.email`` only with users:read.email,
+``user_not_found`` for anyone else. Like bolt's own tests/mock_web_api_server, but async and inspectable.
 
 ``FakeSocketMode`` is the other half of Socket Mode: apps.connections.open (app-level token) hands out its
 ``ws://`` URL; it greets with ``hello``, pushes envelopes and waits for each envelope's ack.
@@ -36,6 +38,8 @@ APP_TOKEN = "xapp-1-A0TEST01-test-token"
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T0TEST01"
+DEFAULT_SCOPES = frozenset({"app_mentions:read", "chat:write", "chat:write.public", "im:history", "commands",
+                            "users:read", "users:read.email"})
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 
 
@@ -67,9 +71,12 @@ class FakeSlack:
 
     def __init__(
         self, token: str = BOT_TOKEN, *, unknown_channels: tuple[str, ...] = (), app_token: str = APP_TOKEN,
-        socket_url: str | None = None,
+        socket_url: str | None = None, scopes: frozenset[str] = DEFAULT_SCOPES,
     ) -> None:
         self.token = token
+        self.scopes = scopes  # the bot token's scopes: users.info needs users:read, its email users:read.email
+        self.users: dict[str, dict[str, Any]] = {}
+        self.delays: dict[str, float] = {}
         self.app_token = app_token
         self.socket_url = socket_url  # what apps.connections.open hands out (a FakeSocketMode's url)
         self.unknown_channels = set(unknown_channels)  # chat.postMessage there -> channel_not_found
@@ -85,6 +92,7 @@ class FakeSlack:
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "views.open": self._views_open,
+            "users.info": self._users_info,
             "apps.connections.open": lambda args: {},  # answered in _answer (app-level token)
         }
         app = Starlette(routes=[Route("/api/{method}", self._api, methods=["POST", "GET"])])
@@ -120,6 +128,27 @@ class FakeSlack:
         with self._lock:
             self._failures[method] = _Failure(times, status, retry_after if status == 429 else None, error)
 
+    def add_user(
+        self, user_id: str, *, email: str | None = None, team_id: str = TEAM_ID, deleted: bool = False,
+        is_bot: bool = False, is_email_confirmed: bool = True,
+    ) -> None:
+        """A workspace member that users.info knows (``email`` None: a profile without an address)."""
+        name = (email or user_id).split("@")[0].lower()
+        profile: dict[str, Any] = {"real_name": name.title(), "display_name": name, "image_24": "https://x/24.png"}
+        if email is not None:
+            profile["email"] = email
+        with self._lock:
+            self.users[user_id] = {
+                "id": user_id, "team_id": team_id, "name": name, "deleted": deleted, "real_name": name.title(),
+                "tz": "Europe/Berlin", "is_admin": False, "is_owner": False, "is_bot": is_bot,
+                "is_app_user": False, "is_restricted": False, "is_ultra_restricted": False,
+                "is_email_confirmed": is_email_confirmed, "updated": int(time.time()), "profile": profile,
+            }
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every call of ``method`` only after ``seconds`` (a slow Slack)."""
+        self.delays[method] = seconds
+
     # inspection
 
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[SlackCall]:
@@ -154,6 +183,8 @@ class FakeSlack:
         method = request.path_params["method"]
         headers = {k.lower(): v for k, v in request.headers.items()}
         args = _arguments(await request.body(), headers.get("content-type", ""), dict(request.query_params))
+        if self.delays.get(method):
+            await asyncio.sleep(self.delays[method])
         status, body, extra = self._answer(method, args, headers)
         with self._lock:
             self.calls.append(SlackCall(method, args, headers, status))
@@ -243,6 +274,20 @@ class FakeSlack:
             **view, "id": view_id, "team_id": TEAM_ID, "state": {"values": {}}, "hash": f"{time.time():.6f}",
             "root_view_id": view_id, "app_id": "A0TEST01", "bot_id": BOT_ID,
         }}
+
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        if "users:read" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "users:read",
+                    "provided": ",".join(sorted(self.scopes))}
+        with self._lock:
+            user = self.users.get(str(args.get("user", "")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        user = json.loads(json.dumps(user))
+        if "users:read.email" not in self.scopes:
+            user["profile"].pop("email", None)
+        return {"ok": True, "user": user}
 
 
 def _arguments(body: bytes, content_type: str, query: dict[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.config import load_settings
 from bot.events import (
     ActionProposed,
     ActionResult,
@@ -22,7 +23,15 @@ from channels.email.compose import compose
 from channels.email.outbound import MailConfig, approval_text, describe_action, mails_for, reply_subject
 
 OWN = Address("opsgate", None, "example.com")
-CONFIG = MailConfig(address=OWN, approvals=True)
+
+
+def mail_config(approvers: list[str], approvals: bool = True, **env: str) -> MailConfig:
+    """Approval mails on, with these approvers (OPSGATE_APPROVERS) and any other settings."""
+    return MailConfig(address=OWN, approvals=approvals,
+                      settings=load_settings({"OPSGATE_APPROVERS": ",".join(approvers), **env}))
+
+
+CONFIG = mail_config(["bob@example.com"])
 ARGS = {"service": "api", "version": "1.4.2", "environment": "production"}
 ROOT = "<req-1@example.com>"
 
@@ -42,9 +51,10 @@ def _request(approvers: list[str], four_eyes: bool = False, requester: str = "al
 def test_approval_request_goes_to_each_email_approver_with_the_expected_subject() -> None:
     """One mail per email approver (Slack ids skipped), subject "[opsgate] Approval needed: deploy api 1.4.2 to
     production", body with the action, arguments, who asked and why, and how to answer."""
-    request = _request(["U123ABC", "Bob@Example.com", "carol@corp.example.org"])
+    approvers = ["U123ABC", "Bob@Example.com", "carol@corp.example.org"]
+    request = _request(approvers)
     thread = _email_thread(ActionProposed(action_id="a1", name="deploy", arguments=ARGS), request)
-    mails = [m for m in mails_for(thread, thread.events[1:], CONFIG) if m.kind == "approval"]
+    mails = [m for m in mails_for(thread, thread.events[1:], mail_config(approvers)) if m.kind == "approval"]
     assert [m.to for m in mails] == ["bob@example.com", "carol@corp.example.org"]
     mail = mails[0]
     assert mail.subject == "[opsgate] Approval needed: deploy api 1.4.2 to production"
@@ -61,9 +71,10 @@ def test_four_eyes_skips_the_requester_and_approvals_off_sends_none() -> None:
     """The requester cannot approve their own four-eyes request; without IMAP no approval mails are sent."""
     request = _request(["alice@example.com", "bob@example.com"], four_eyes=True)
     thread = _email_thread(request)
-    assert [m.to for m in mails_for(thread, [request], CONFIG) if m.kind == "approval"] == ["bob@example.com"]
+    both = mail_config(["alice@example.com", "bob@example.com"])
+    assert [m.to for m in mails_for(thread, [request], both) if m.kind == "approval"] == ["bob@example.com"]
     assert "may not approve this request themselves" in approval_text(thread, request)
-    no_imap = MailConfig(address=OWN, approvals=False)
+    no_imap = mail_config(["alice@example.com", "bob@example.com"], approvals=False)
     assert [m for m in mails_for(thread, [request], no_imap) if m.kind == "approval"] == []
 
 

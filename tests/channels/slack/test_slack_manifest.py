@@ -21,6 +21,7 @@ def test_scopes_and_events() -> None:
     data = manifest()
     scopes = set(data["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "im:history", "commands"} <= scopes
+    assert {"users:read", "users:read.email"} <= scopes  # users.info email: approvers listed by address
     assert set(data["settings"]["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im"}
     assert data["features"]["app_home"]["messages_tab_enabled"] is True
     assert data["features"]["bot_user"]["display_name"] == "opsgate"
