@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # web inbox
     web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")
 
+    # credentials: who may assert identities, where sign-in links point
+    api_trusted_relay: bool = Field(False, alias="OPSGATE_API_TRUSTED_RELAY")  # shared token may assert any user
+    public_url: str | None = Field(None, alias="OPSGATE_PUBLIC_URL")  # base of sign-in links (never the Host header)
+
     # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
     approver_groups_raw: dict[str, str] = Field(default_factory=dict)
 
@@ -92,6 +96,13 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an absolute http(s) URL without query, e.g. https://opsgate.example.com")
+        return value.rstrip("/") if value else value
 
     @cached_property
     def approvers(self) -> list[str]:
