@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Literal
@@ -12,10 +11,10 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.people import IDENTITY_HELP, People, is_identity
 
 TlsMode = Literal["ssl", "starttls", "none"]
 _GROUP_PREFIX = "OPSGATE_APPROVERS_"
-_IDENTITY = re.compile(r"^([UW][A-Z0-9]{2,}|[^@\s]+@[^@\s]+\.[^@\s]+|[a-z][a-z0-9_.-]*)$")
 
 
 def _split(value: str | None) -> list[str]:
@@ -46,6 +45,9 @@ class Settings(BaseSettings):
     approvers_raw: str | None = Field(None, alias="OPSGATE_APPROVERS")
     max_steps: int = Field(20, alias="OPSGATE_MAX_STEPS", ge=1)
     four_eyes: bool = Field(True, alias="OPSGATE_FOUR_EYES")
+
+    # people: who is who across channels (bot/people.py)
+    people_raw: str | None = Field(None, alias="OPSGATE_PEOPLE")
 
     # worker
     worker_concurrency: int = Field(8, alias="OPSGATE_WORKER_CONCURRENCY", ge=1, le=256)
@@ -113,6 +115,11 @@ class Settings(BaseSettings):
     def approver_groups(self) -> dict[str, list[str]]:
         return {name: _split(raw) for name, raw in self.approver_groups_raw.items()}
 
+    @cached_property
+    def people(self) -> People:
+        """The people directory from OPSGATE_PEOPLE (validated by ``check``)."""
+        return People.parse(self.people_raw)
+
     @property
     def open_mode(self) -> bool:
         """No approvers configured at all: the local inbox user approves everything (first run)."""
@@ -139,11 +146,10 @@ class Settings(BaseSettings):
         for name, members in {"OPSGATE_APPROVERS": self.approvers, **{
             f"{_GROUP_PREFIX}{g.upper()}": m for g, m in self.approver_groups.items()
         }}.items():
-            bad = [m for m in members if not _IDENTITY.match(m)]
+            bad = [m for m in members if not is_identity(m)]
             if bad:
-                raise ConfigError(
-                    f"{name}: {', '.join(bad)} is not a Slack user id (U…/W…), an email address or a user name"
-                )
+                raise ConfigError(f"{name}: {', '.join(bad)} is not {IDENTITY_HELP}")
+        self.people  # noqa: B018 - parse OPSGATE_PEOPLE now, so a mistake stops the start
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:

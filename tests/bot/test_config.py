@@ -86,6 +86,8 @@ def test_booleans_and_numbers_are_parsed() -> None:
     ({"OPSGATE_DEPLOY_WEBHOOK_URL": "http://relay/hook"}, "OPSGATE_WEBHOOK_SECRET"),
     ({"IMAP_HOST": "imap.example.com"}, "IMAP_USERNAME"),
     ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+    ({"OPSGATE_PEOPLE": "alice=a@example.com; bob=a@example.com"}, "OPSGATE_PEOPLE"),
+    ({"OPSGATE_PEOPLE": "alice"}, "OPSGATE_PEOPLE"),
 ])
 def test_bad_configuration_names_the_variable(env: dict[str, str], variable: str) -> None:
     """Every configuration mistake raises ConfigError whose message names the variable."""
