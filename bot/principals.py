@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.credentials import TOKEN_PREFIX, digest, looks_like_token
 from bot.errors import NotAuthorized
 from bot.events import utcnow
+from bot.people import same_person as people_match
 from bot.store import Store
 
 SHARED_USER = "api"
@@ -53,8 +54,10 @@ class BadCredential(Exception):
 
 
 def same_person(a: str, b: str, settings: Settings) -> bool:
-    """Whether two identities are the same person: the one comparison every credential check uses."""
-    return a.strip().casefold() == b.strip().casefold()
+    """Whether two identities are the same person (OPSGATE_PEOPLE mappings, else case-insensitive equality):
+    the one comparison every credential check uses."""
+    people = settings.people
+    return people_match(people.resolve(a), people.resolve(b))
 
 
 def acting_user(caller: PersonalCaller | SharedCaller, asserted: str | None, settings: Settings, *,

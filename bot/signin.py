@@ -89,8 +89,12 @@ class SignInLinks:
         log.info("signin_link_sent", identity=identity, channels=[i.channel for i in items], audit=True)
 
     def _messages(self, identity: str, url: str) -> list[OutboxItem]:
+        """A message to ``identity`` and to the email addresses of its person (OPSGATE_PEOPLE), where a channel
+        reaches them (a Slack DM only to a Slack id typed as such: the directory keeps ids lower-cased)."""
         subject = "Your opsgate sign-in link"
-        found = (c.direct_message(identity, subject, link_text(url, identity)) for c in self.channels)
+        targets = dict.fromkeys([identity, *self.settings.people.resolve(identity).emails])
+        found = (c.direct_message(target, subject, link_text(url, identity))
+                 for target in targets for c in self.channels)
         return [item for item in found if item is not None]
 
     async def redeem(self, secret: str, now: datetime | None = None) -> str | None:
