@@ -27,8 +27,8 @@ def startup_warnings(settings: Settings) -> list[str]:
         warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads accepts personal tokens only "
                         "(opsgate tokens create)")
     if settings.api_token and settings.api_trusted_relay:
-        warnings.append("OPSGATE_API_TRUSTED_RELAY=true: whoever holds OPSGATE_API_TOKEN may act as any user, "
-                        "approvals included")
+        warnings.append("OPSGATE_API_TRUSTED_RELAY=true: whoever holds the shared API token may act as any "
+                        "user, approvals included")
     if settings.open_mode:
         warnings.append("no approvers configured (OPSGATE_APPROVERS): the local inbox/CLI/API user approves "
                         "everything and the four-eyes rule is off")

@@ -101,7 +101,8 @@ async def authenticate(
     """The caller a bearer header proves, or BadCredential saying why not."""
     token = bearer_of(authorization)
     if token is None:
-        raise BadCredential("missing bearer token: send Authorization: Bearer <personal token>")
+        hint = "" if settings.api_token else " (OPSGATE_API_TOKEN is not set, so only personal tokens are accepted)"
+        raise BadCredential(f"missing bearer token: send Authorization: Bearer <personal token>{hint}")
     if token.startswith(TOKEN_PREFIX):
         return await personal_caller(token, store, now)
     if settings.api_token and hmac.compare_digest(token.encode(), settings.api_token.encode()):
