@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -24,6 +25,8 @@ from bot.principals import BadCredential, PersonalCaller, SharedCaller, acting_u
 from bot.service import Service
 from bot.store import Store, ThreadSummary
 from bot.thread import PendingApproval, ThreadStatus
+
+log = structlog.get_logger("opsgate.api")
 
 
 async def signal_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -150,6 +153,8 @@ async def respond(thread_id: str, body: Response, svc: Svc, who: Caller) -> Acce
     via = Via(channel="api")
     if isinstance(body, ApprovalResponse):
         user = acting_user(who, body.user, svc.settings, deciding=True)
+        credential = who.token_id if isinstance(who, PersonalCaller) else "shared-relay"
+        log.info("api_decision", thread_id=thread_id, user=user, credential=credential, audit=True)
         thread = await svc.decide(
             thread_id, body.approval_id, approved=body.approved, user=user, via=via,
             comment=body.comment, arguments=body.arguments,

@@ -27,7 +27,7 @@ from typing import Any
 from bot.config import Settings
 from bot.credentials import LoginMethod, WebSession, digest, is_identity, new_secret
 from bot.events import utcnow
-from bot.principals import BadCredential, PersonalCaller, SharedCaller, authenticate, bearer_of
+from bot.principals import BadCredential, PersonalCaller, SharedCaller, authenticate, bearer_of, same_person
 from bot.store import Store
 
 COOKIE = "opsgate_session"
@@ -158,6 +158,8 @@ class Auth:
         except BadCredential:
             return None
         if isinstance(caller, PersonalCaller):
+            if asserted and not same_person(asserted, caller.person, self.settings):
+                return None  # X-Opsgate-User naming someone else: this token cannot act as them
             return Session(user=caller.person, csrf="", bearer=True)
         assert isinstance(caller, SharedCaller)
         if not caller.relay:

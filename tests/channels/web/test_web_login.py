@@ -161,7 +161,11 @@ async def test_bearer_tokens_act_without_cookie_or_csrf(inbox_at: InboxFactory) 
     """``Authorization: Bearer`` with a personal token acts as its person; a relay's shared token as
     ``X-Opsgate-User`` (no ambient credential, so no CSRF)."""
     async with inbox_at({"OPSGATE_API_TOKEN": TOKEN, "OPSGATE_API_TRUSTED_RELAY": "true"}) as inbox:
-        mine = inbox.client(Authorization=f"Bearer {await inbox.personal_token('carol')}")
+        carol_token = await inbox.personal_token("carol")
+        posing = inbox.client(Authorization=f"Bearer {carol_token}", **{"X-Opsgate-User": "dave"})
+        assert (await posing.post("/new", {"text": "!help"})).status_code == 401
+        await posing.aclose()
+        mine = inbox.client(Authorization=f"Bearer {carol_token}")
         response = await mine.post("/new", {"text": "!list_deployments", "agent": "deploy"})
         assert response.status_code == 303
         assert (await inbox.thread(response.headers["location"].removeprefix("/t/"))).requester == "carol"
