@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -20,11 +19,11 @@ from bot.thread import Thread
 from channels.slack.bolt_app import BotIdentity, build_app, identify, mount_events, run_socket_mode
 from channels.slack.slack_client import web_client
 from channels.slack.slack_delivery import SlackDelivery
+from channels.slack.slack_direct import direct_post
 from channels.slack.slack_notices import Notices
-from channels.slack.slack_outbound import SlackPost, outbound
+from channels.slack.slack_outbound import outbound
 
 log = structlog.get_logger("opsgate.slack")
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class SlackChannel(Channel):
@@ -57,10 +56,8 @@ class SlackChannel(Channel):
 
     def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
         """A DM to a Slack user id (sign-in links): chat.postMessage to U…/W… lands in the app's DM with them."""
-        if not SLACK_USER_ID.match(identity):
-            return None
-        post = SlackPost(channel=identity, thread_ts=None, text=f"*{subject}*\n{text}")
-        return OutboxItem(channel=self.name, payload=post.model_dump(mode="json"))
+        post = direct_post(identity, f"*{subject}*\n{text}")
+        return OutboxItem(channel=self.name, payload=post.model_dump(mode="json")) if post else None
 
     async def deliver(self, row: OutboxRow) -> None:
         """Post or update one message through the Web API."""
