@@ -16,7 +16,7 @@ import secrets
 import string
 import zlib
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -156,3 +156,35 @@ class WebSession(BaseModel):
     binding: str | None = None
     created_at: datetime
     expires_at: datetime
+
+
+class Credentials(Protocol):
+    """Personal API tokens, inbox sessions and sign-in links; every secret is looked up by its SHA-256."""
+
+    async def add_api_token(self, token: ApiToken) -> None: ...
+
+    async def api_tokens(self, person: str | None = None) -> list[ApiToken]: ...
+
+    async def api_token_by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    async def touch_api_token(self, token_id: str, at: datetime) -> None: ...
+
+    async def revoke_api_tokens(
+        self, at: datetime, *, key: str | None = None, person: str | None = None
+    ) -> list[ApiToken]:
+        """Revoke one token (id or hash) or all of a person's; their inbox sessions end in the same transaction."""
+        ...
+
+    async def add_session(self, session: WebSession) -> None: ...
+
+    async def session_by_hash(self, session_hash: str) -> WebSession | None: ...
+
+    async def delete_session(self, session_hash: str) -> bool: ...
+
+    async def add_signin_link(self, link: SignInLink, *, limit: int, since: datetime) -> bool:
+        """Insert unless ``limit`` links for the identity were made since ``since``."""
+        ...
+
+    async def consume_signin_link(self, link_hash: str, at: datetime) -> SignInLink | None:
+        """Use a link once: None if unknown, already used or expired."""
+        ...

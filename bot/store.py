@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from bot.credentials import ApiToken, SignInLink, WebSession
+from bot.credentials import Credentials
 from bot.events import Event, utcnow
 from bot.thread import Thread, ThreadStatus
 
@@ -77,38 +77,6 @@ class Ledger(Protocol):
         ...
 
     async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]: ...
-
-
-class Credentials(Protocol):
-    """Personal API tokens, inbox sessions and sign-in links; every secret is looked up by its SHA-256."""
-
-    async def add_api_token(self, token: ApiToken) -> None: ...
-
-    async def api_tokens(self, person: str | None = None) -> list[ApiToken]: ...
-
-    async def api_token_by_hash(self, token_hash: str) -> ApiToken | None: ...
-
-    async def touch_api_token(self, token_id: str, at: datetime) -> None: ...
-
-    async def revoke_api_tokens(
-        self, at: datetime, *, key: str | None = None, person: str | None = None
-    ) -> list[ApiToken]:
-        """Revoke one token (id or hash) or all of a person's; their inbox sessions end in the same transaction."""
-        ...
-
-    async def add_session(self, session: WebSession) -> None: ...
-
-    async def session_by_hash(self, session_hash: str) -> WebSession | None: ...
-
-    async def delete_session(self, session_hash: str) -> bool: ...
-
-    async def add_signin_link(self, link: SignInLink, *, limit: int, since: datetime) -> bool:
-        """Insert unless ``limit`` links for the identity were made since ``since``."""
-        ...
-
-    async def consume_signin_link(self, link_hash: str, at: datetime) -> SignInLink | None:
-        """Use a link once: None if unknown, already used or expired."""
-        ...
 
 
 class Store(Ledger, Credentials, Protocol):

@@ -68,21 +68,6 @@ state = Table(
     Column("value", Text, nullable=False),
 )
 
-deployments = Table(
-    "deployments",
-    metadata,
-    Column("idempotency_key", String(80), primary_key=True),
-    Column("action", String(32), nullable=False),
-    Column("service", String(128), nullable=False),
-    Column("environment", String(32), nullable=False),
-    Column("version", String(64)),
-    Column("thread_id", String(32)),
-    Column("action_id", String(32)),
-    Column("approved_by", String(255)),
-    Column("at", Float, nullable=False),
-    Index("ix_deployments_service", "service", "at"),
-)
-
 # --- credentials (migration 0003): personal API tokens, inbox sessions, sign-in links. Only hashes are stored.
 
 api_tokens = Table(
@@ -123,4 +108,20 @@ signin_links = Table(
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float),
     Index("ix_signin_links_identity", "identity", "created_at"),
+)
+
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("idempotency_key", String(80), primary_key=True),
+    Column("action", String(32), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("version", String(64)),
+    Column("thread_id", String(32)),
+    Column("action_id", String(32)),
+    Column("approved_by", String(255)),
+    Column("at", Float, nullable=False),
+    Index("ix_deployments_service", "service", "at"),
 )
