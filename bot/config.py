@@ -93,19 +93,19 @@ class Settings(BaseSettings):
     # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
     approver_groups_raw: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("database_url")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        return value
-
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
             raise ValueError("must be an absolute http(s) URL without query, e.g. https://opsgate.example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
 
     @cached_property
     def approvers(self) -> list[str]:
