@@ -3,7 +3,7 @@
 A link is single use (consumed atomically), expires after ``LINK_TTL``, and is stored only as the SHA-256 of its
 secret. Asking for one always gets the same answer, whether or not the identity is known or was rate-limited,
 so the form tells nobody who has an account. Links are only sent to identities opsgate already knows (configured
-approvers and holders of a personal token), so the form is no open mail relay, and they point at
+approvers, people in OPSGATE_PEOPLE, holders of a personal token), so the form is no open mail relay, and they point at
 OPSGATE_PUBLIC_URL (else the configured host and port) — never at the request's Host header, which a caller
 controls. The message travels through the outbox like any other until it is sent.
 """
@@ -62,9 +62,11 @@ class SignInLinks:
         return self.can_deliver("someone@example.com") or self.can_deliver("U00000000")
 
     async def known(self, identity: str) -> bool:
-        """A configured approver, or the person of an active personal token."""
+        """A configured approver, a person listed in OPSGATE_PEOPLE, or the person of an active personal token."""
         approvers = [*self.settings.approvers, *(m for g in self.settings.approver_groups.values() for m in g)]
         if any(same_person(identity, a, self.settings) for a in approvers):
+            return True
+        if self.settings.people.resolve(identity).mapped:
             return True
         return any(t.state() == "active" for t in await self.store.api_tokens(identity))
 

@@ -120,8 +120,12 @@ class Login:
             return await self._page(request, 422, identity=identity[:100], error=(
                 "Enter your email address or Slack member id (no spaces)."
             ))
-        if self.links.available:
-            await self.links.request(identity)
+        if not self.links.available:
+            return await self._page(request, 409, error=(
+                "This server cannot send sign-in links (neither SMTP nor Slack is configured). "
+                "Log in with a personal token."
+            ))
+        await self.links.request(identity)
         minutes = int(LINK_TTL.total_seconds() // 60)
         return await self._page(request, identity=identity, notice=(
             f"If {identity} may use this inbox, a sign-in link is on its way to it by email or Slack DM. "

@@ -244,6 +244,16 @@ async def test_opsgate_serve_prints_the_login_url(tmp_workdir: Path) -> None:
             assert (await http.get(url)).status_code == 303
 
 
+async def test_with_approvers_serve_prints_how_to_log_in(tmp_workdir: Path) -> None:
+    """With approvers configured `opsgate serve` prints no login URL, only where the inbox is and how to prove who
+    you are."""
+    async with OpsgateProcess({"OPSGATE_APPROVERS": "alice@example.com"}, cwd=tmp_workdir) as process:
+        record = await process.wait_for_log(event="web_inbox")
+        assert record["login"] == "personal token or sign-in link"
+        assert f"opsgate inbox: {process.url}/ (log in with a personal token" in process.log_text()
+        assert "/login?token=" not in process.log_text()
+
+
 async def _printed_login_url(process: OpsgateProcess, within: float = 15.0) -> str:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

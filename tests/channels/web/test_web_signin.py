@@ -145,3 +145,33 @@ async def test_sign_in_link_by_slack_dm(inbox_at: InboxFactory, database_url: st
             assert await use_link(client, found.group(1), inbox) == 303
             assert 'title="you are signed in as UCAROL01"' in (await client.get("/")).text
             await client.aclose()
+
+
+async def test_a_mapped_person_gets_the_link_at_their_address(
+    inbox_at: InboxFactory, smtp_server: SmtpRecorder  # noqa: F811
+) -> None:
+    """A person named in OPSGATE_PEOPLE may ask by name: the link goes to their address and signs in the name."""
+    async with inbox_at({**mail_env(smtp_server), "OPSGATE_PEOPLE": "dana=dana@example.com"}) as inbox:
+        client = inbox.client()
+        assert SAME_ANSWER in await ask_for_link(client, "dana")
+        [mail] = await smtp_server.wait_for(lambda m: "dana@example.com" in m.rcpt_tos)
+        body = mail.message.get_body(("plain",))
+        assert body is not None and "as dana." in body.get_content()
+        found = _LINK.search(body.get_content())
+        assert found
+        assert await use_link(client, found.group(1), inbox) == 303
+        assert 'title="you are signed in as dana"' in (await client.get("/")).text
+        await client.aclose()
+
+
+async def test_without_smtp_or_slack_there_are_no_links(inbox_at: InboxFactory) -> None:
+    """The form is hidden, and a hand-made request says links cannot be sent (a fact about the server only)."""
+    async with inbox_at(APPROVERS) as inbox:
+        client = inbox.client()
+        page = await client.get("/login")
+        assert "Send me a link" not in page.text
+        response = await client.post("/login/link/request", {"csrf": csrf_of(page.text),
+                                                             "identity": "alice@example.com"})
+        assert response.status_code == 409
+        assert "cannot send sign-in links" in text_of(response.text)
+        await client.aclose()
