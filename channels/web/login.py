@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -125,12 +126,14 @@ class Login:
                 "This server cannot send sign-in links (neither SMTP nor Slack is configured). "
                 "Log in with a personal token."
             ))
-        await self.links.request(identity)
         minutes = int(LINK_TTL.total_seconds() // 60)
-        return await self._page(request, identity=identity, notice=(
+        response = await self._page(request, identity=identity, notice=(
             f"If {identity} may use this inbox, a sign-in link is on its way to it by email or Slack DM. "
             f"It works once, for {minutes} minutes."
         ))
+        # After the answer is sent, so its timing does not tell known identities (which cost writes) from others.
+        response.background = BackgroundTask(self.links.request, identity)
+        return response
 
     async def link_page(self, request: Request) -> Response:
         """The landing page of a sign-in link: a button, so mail scanners that open links do not use it up."""
