@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from bot.config import Settings
 from bot.credentials import TOKEN_PREFIX, digest, looks_like_token
@@ -44,9 +44,6 @@ class SharedCaller(BaseModel):
 
     kind: Literal["shared"] = "shared"
     relay: bool = False
-
-
-Caller = Annotated[PersonalCaller | SharedCaller, Field(discriminator="kind")]
 
 
 class BadCredential(Exception):
