@@ -1,27 +1,32 @@
 """The HTTP API (factor 6): launch a thread, look at it, answer it. Bearer-token protected.
 
-Bad input gets a 4xx with a clear message, never a 5xx: 401 token, 403 not an approver, 404 unknown thread,
-409 not waiting for that / already decided, 422 malformed body or arguments.
+A personal token acts as its person; the shared OPSGATE_API_TOKEN acts as ``api`` and cannot decide unless
+OPSGATE_API_TRUSTED_RELAY is set (see bot/principals.py).
+
+Bad input gets a 4xx with a clear message, never a 5xx: 401 token, 403 not an approver / not your identity,
+404 unknown thread, 409 not waiting for that / already decided, 422 malformed body or arguments.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.errors import (
-    Signal,
-)
+from bot.config import Settings
+from bot.errors import Signal
 from bot.events import Event, Via
+from bot.principals import BadCredential, PersonalCaller, SharedCaller, acting_user, authenticate
 from bot.service import Service
-from bot.store import ThreadSummary
+from bot.store import Store, ThreadSummary
 from bot.thread import PendingApproval, ThreadStatus
+
+log = structlog.get_logger("opsgate.api")
 
 
 async def signal_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -84,45 +89,44 @@ def service(request: Request) -> Service:
     return request.app.state.runtime.service  # type: ignore[no-any-return]
 
 
-def token_problem(authorization: str, expected: str | None) -> str | None:
-    """Why a request may not use the API (None when the bearer token matches)."""
-    if not expected:
-        return "the API is disabled: OPSGATE_API_TOKEN is not set"
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        return "missing or wrong bearer token"
-    return None
-
-
 class BearerGate:
     """ASGI middleware: /threads requests are authenticated before anything reads their body, so an anonymous
-    caller learns nothing (not even whether its JSON parses)."""
+    caller learns nothing (not even whether its JSON parses). The proven caller goes to ``request.state.caller``."""
 
-    def __init__(self, app: ASGIApp, expected: str | None, prefix: str = "/threads") -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, store: Store, prefix: str = "/threads") -> None:
         self.app = app
-        self.expected = expected
+        self.settings = settings
+        self.store = store
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
-            headers = Headers(scope=scope)
-            problem = token_problem(headers.get("authorization", ""), self.expected)
-            if problem is not None:
-                response = JSONResponse({"detail": problem}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            try:
+                caller = await authenticate(Headers(scope=scope).get("authorization"), self.settings, self.store)
+            except BadCredential as exc:
+                response = JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
                 await response(scope, receive, send)
                 return
+            scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
+
+
+def caller(request: Request) -> PersonalCaller | SharedCaller:
+    """Who sent this request, as BearerGate proved it."""
+    return request.state.caller  # type: ignore[no-any-return]
 
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 Svc = Annotated[Service, Depends(service)]
+Caller = Annotated[PersonalCaller | SharedCaller, Depends(caller)]
 
 
 @router.post("", status_code=202, response_model=Accepted)
-async def start_thread(body: StartThread, svc: Svc) -> Accepted:
-    """Start a thread; the worker continues in the background."""
-    thread = await svc.start_thread(body.message, user=body.user, agent=body.agent, via=Via(channel="api"))
+async def start_thread(body: StartThread, svc: Svc, who: Caller) -> Accepted:
+    """Start a thread as the token's person (the shared token: as ``api``); the worker continues."""
+    user = acting_user(who, body.user, svc.settings, deciding=False)
+    thread = await svc.start_thread(body.message, user=user, agent=body.agent, via=Via(channel="api"))
     return Accepted(thread_id=thread.id, status=thread.status)
 
 
@@ -144,14 +148,18 @@ async def get_thread(thread_id: str, svc: Svc) -> ThreadView:
 
 
 @router.post("/{thread_id}/responses", status_code=202, response_model=Accepted)
-async def respond(thread_id: str, body: Response, svc: Svc) -> Accepted:
-    """An approval decision or a message from a person."""
+async def respond(thread_id: str, body: Response, svc: Svc, who: Caller) -> Accepted:
+    """An approval decision (personal token, or a trusted relay) or a message from a person."""
     via = Via(channel="api")
     if isinstance(body, ApprovalResponse):
+        user = acting_user(who, body.user, svc.settings, deciding=True)
+        credential = who.token_id if isinstance(who, PersonalCaller) else "shared-relay"
+        log.info("api_decision", thread_id=thread_id, user=user, credential=credential, audit=True)
         thread = await svc.decide(
-            thread_id, body.approval_id, approved=body.approved, user=body.user or "api", via=via,
+            thread_id, body.approval_id, approved=body.approved, user=user, via=via,
             comment=body.comment, arguments=body.arguments,
         )
     else:
-        thread = await svc.add_message(thread_id, body.text, user=body.user, via=via)
+        user = acting_user(who, body.user, svc.settings, deciding=False)
+        thread = await svc.add_message(thread_id, body.text, user=user, via=via)
     return Accepted(thread_id=thread.id, status=thread.status)

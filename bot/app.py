@@ -24,7 +24,11 @@ def startup_warnings(settings: Settings) -> list[str]:
     """Things an operator must know at start-up."""
     warnings = []
     if not settings.api_token:
-        warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads refuses every request")
+        warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads accepts personal tokens only "
+                        "(opsgate tokens create)")
+    if settings.api_token and settings.api_trusted_relay:
+        warnings.append("OPSGATE_API_TRUSTED_RELAY=true: whoever holds the shared API token may act as any "
+                        "user, approvals included")
     if settings.open_mode:
         warnings.append("no approvers configured (OPSGATE_APPROVERS): the local inbox/CLI/API user approves "
                         "everything and the four-eyes rule is off")
@@ -63,7 +67,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_exception_handler(Signal, signal_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.include_router(router)
-    app.add_middleware(BearerGate, expected=settings.api_token)
+    app.add_middleware(BearerGate, settings=settings, store=runtime.store)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

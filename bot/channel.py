@@ -35,6 +35,10 @@ class Channel:
         """Messages to send because ``new`` events were appended to ``thread`` (pure; no I/O)."""
         return []
 
+    def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
+        """A private message to ``identity`` on this channel (a sign-in link), or None if it cannot reach it."""
+        return None
+
     async def deliver(self, row: OutboxRow) -> None:
         """Send one outbox item; raise DeliveryRetry (try later) or DeliveryFailed (give up)."""
         raise NotImplementedError(f"{self.name} channel delivers nothing")

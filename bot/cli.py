@@ -1,4 +1,4 @@
-"""The ``opsgate`` command line: serve, worker, email, chat, threads, db, audit."""
+"""The ``opsgate`` command line: serve, worker, email, chat, threads, db, tokens, audit."""
 
 from __future__ import annotations
 
@@ -182,6 +182,15 @@ def db_upgrade() -> None:
     settings = _settings()
     revision = _run(upgrade(settings.database_url))
     click.echo(f"database at revision {revision}")
+
+
+def _register_tokens() -> None:
+    from bot.token_cli import tokens
+
+    main.add_command(tokens)
+
+
+_register_tokens()
 
 
 @main.group()

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,8 +95,21 @@ class Settings(BaseSettings):
     # web inbox
     web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")
 
+    # credentials: who may assert identities, where sign-in links point
+    api_trusted_relay: bool = Field(False, alias="OPSGATE_API_TRUSTED_RELAY")  # shared token may assert any user
+    public_url: str | None = Field(None, alias="OPSGATE_PUBLIC_URL")  # base of sign-in links (never the Host header)
+
     # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
     approver_groups_raw: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value) if value is not None else None
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query
+                                  or parts.fragment or any(c.isspace() for c in str(value))):
+            raise ValueError("must be an absolute http(s) URL without query, e.g. https://opsgate.example.com")
+        return value.rstrip("/") if value else value
 
     @field_validator("database_url")
     @classmethod

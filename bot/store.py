@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from bot.credentials import Credentials
 from bot.events import Event, utcnow
 from bot.thread import Thread, ThreadStatus
 
@@ -78,7 +79,7 @@ class Ledger(Protocol):
     async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]: ...
 
 
-class Store(Ledger, Protocol):
+class Store(Ledger, Credentials, Protocol):
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = ()
     ) -> None:

@@ -68,6 +68,49 @@ state = Table(
     Column("value", Text, nullable=False),
 )
 
+# --- credentials (migration 0003): personal API tokens, inbox sessions, sign-in links. Only hashes are stored.
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public handle for list/revoke, not a secret
+    Column("person", String(255), nullable=False),
+    Column("label", String(100), nullable=False, default=""),
+    Column("hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the whole token
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+    Index("ix_api_tokens_person", "person"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # SHA-256 hex of the session id the cookie carries
+    Column("person", String(255), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("method", String(16), nullable=False),  # token, link, url, relay
+    Column("token_id", String(32)),  # the personal token it was opened with: revoking it ends the session
+    Column("binding", String(64)),  # fingerprint of the process credential (login URL, shared token) it needs
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_web_sessions_token", "token_id"),
+    Index("ix_web_sessions_expires", "expires_at"),
+)
+
+signin_links = Table(
+    "signin_links",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # SHA-256 hex of the link's secret
+    Column("identity", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+    Index("ix_signin_links_identity", "identity", "created_at"),
+)
+
+
 deployments = Table(
     "deployments",
     metadata,

@@ -17,6 +17,7 @@ from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
 from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.thread import Thread, ThreadStatus
+from storage.credential_store import CredentialStore
 from storage.database import create_engine, create_read_engine
 from storage.schema import deployments, events, outbox, refs, state, threads
 
@@ -29,7 +30,7 @@ def _dump(event: Event) -> str:
     return EVENT_ADAPTER.dump_json(event, exclude_none=True).decode()
 
 
-class SqlStore:
+class SqlStore(CredentialStore):
     """Threads, events, refs, outbox, state and the deployment ledger in one SQL database."""
 
     def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:

@@ -17,11 +17,11 @@ import structlog
 from bot.channel import BackgroundTask, Channel
 from bot.config import Settings
 from bot.errors import ConfigError, DeliveryFailed
-from bot.events import Event
+from bot.events import Event, new_id
 from bot.service import Service
 from bot.store import OutboxItem, OutboxRow, Ref
 from bot.thread import Thread
-from channels.email.addresses import Address, ref_key
+from channels.email.addresses import Address, make_message_id, normalize, ref_key
 from channels.email.compose import compose
 from channels.email.imap_session import ImapConfig
 from channels.email.imap_watcher import ImapWatcher
@@ -64,6 +64,15 @@ class EmailChannel(Channel):
             return []
         return [OutboxItem(channel=self.name, thread_id=thread.id, payload=mail.model_dump(mode="json"))
                 for mail in mails_for(thread, new, self.config)]
+
+    def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
+        """A notice mail to an email address (sign-in links), when SMTP is configured."""
+        address = normalize(identity)
+        if self.smtp is None or address != identity.lower() or "@" not in address or address == self.address.base:
+            return None
+        mail = OutgoingMail(kind="notice", to=identity, subject=subject, text=text,
+                            message_id=make_message_id(new_id(), "notice", self.address.domain))
+        return OutboxItem(channel=self.name, payload=mail.model_dump(mode="json"))
 
     async def deliver(self, row: OutboxRow) -> None:
         """Send one outbox row by SMTP; approval requests get their token Reply-To here."""

@@ -19,6 +19,7 @@ from bot.thread import Thread
 from channels.slack.bolt_app import BotIdentity, build_app, identify, mount_events, run_socket_mode
 from channels.slack.slack_client import web_client
 from channels.slack.slack_delivery import SlackDelivery
+from channels.slack.slack_direct import direct_post
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_outbound import outbound
 from channels.slack.users import SlackUsers
@@ -54,6 +55,11 @@ class SlackChannel(Channel):
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
         """Replies, approval cards and card updates for threads that started in Slack."""
         return outbound(thread, new)
+
+    def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
+        """A DM to a Slack user id (sign-in links): chat.postMessage to U…/W… lands in the app's DM with them."""
+        post = direct_post(identity, f"*{subject}*\n{text}")
+        return OutboxItem(channel=self.name, payload=post.model_dump(mode="json")) if post else None
 
     async def deliver(self, row: OutboxRow) -> None:
         """Post or update one message through the Web API."""

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from bot.channel import BackgroundTask, Channel
 from bot.config import Settings
+from bot.signin import LINK_PATH, SignInLinks
 from channels.web.auth import Auth
 from channels.web.login import Login
 from channels.web.pages import Pages
@@ -49,8 +50,11 @@ class WebChannel(Channel):
         return f"http://{host}:{self.settings.port}"
 
     def routes(self, service: Service) -> list[Route | Mount]:
+        self.auth.bind(service.store)
+        journal = service.journal
+        links = SignInLinks(self.settings, service.store, journal.channels, journal.outbox_ready, self.base_url)
         pages = Pages(self.settings, service, self.auth, self.renderer)
-        login = Login(self.settings, self.auth, self.renderer)
+        login = Login(self.settings, self.auth, self.renderer, links)
         return [
             Route("/", pages.list_page, methods=["GET"], name="web_list"),
             Route("/events", pages.list_events, methods=["GET"], name="web_list_events"),
@@ -62,6 +66,9 @@ class WebChannel(Channel):
             Route("/t/{thread_id}/message", pages.message, methods=["POST"], name="web_message"),
             Route("/login", login.page, methods=["GET"], name="web_login"),
             Route("/login", login.submit, methods=["POST"], name="web_login_submit"),
+            Route(LINK_PATH, login.link_page, methods=["GET"], name="web_link"),
+            Route(LINK_PATH, login.use_link, methods=["POST"], name="web_link_use"),
+            Route("/login/link/request", login.request_link, methods=["POST"], name="web_link_request"),
             Route("/logout", login.logout, methods=["POST"], name="web_logout"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="web_static"),
         ]
@@ -80,11 +87,10 @@ class WebChannel(Channel):
         if url is not None:
             print(f"opsgate inbox: open {url} to log in", flush=True)
             log.info("web_login_url", url=url)
-        elif self.auth.enabled:
-            print(f"opsgate inbox: {self.base_url}/ (log in with OPSGATE_API_TOKEN)", flush=True)
-            log.info("web_inbox", url=f"{self.base_url}/", login="api token")
         else:
-            log.warning("web_inbox_disabled", reason="listening beyond loopback without OPSGATE_API_TOKEN")
+            print(f"opsgate inbox: {self.base_url}/ (log in with a personal token from "
+                  "`opsgate tokens create --user YOU`, or a sign-in link)", flush=True)
+            log.info("web_inbox", url=f"{self.base_url}/", login="personal token or sign-in link")
         await asyncio.Event().wait()  # a background task is a loop; stay until cancelled at shutdown
 
 

@@ -18,10 +18,10 @@ def wants_json(request: Request) -> bool:
     return request.headers.get(FETCH_HEADER, "").lower() == "fetch"
 
 
-def session_of(request: Request, auth: Auth) -> Session | None:
-    """The bearer session if a valid API token is sent, else the signed cookie's session, else None."""
-    bearer = auth.from_bearer(request.headers.get("authorization"), request.headers.get("x-opsgate-user"))
-    return bearer or auth.decode(request.cookies.get(COOKIE))
+async def session_of(request: Request, auth: Auth) -> Session | None:
+    """The bearer session if a valid token is sent, else the cookie's session (stored or anonymous), else None."""
+    return await auth.current(request.cookies.get(COOKIE), request.headers.get("authorization"),
+                              request.headers.get("x-opsgate-user"))
 
 
 def safe_next(target: str | None) -> str:
@@ -31,9 +31,10 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def set_session(response: Response, request: Request, auth: Auth, session: Session) -> None:
+def set_cookie(response: Response, request: Request, value: str) -> None:
+    """The session cookie: HttpOnly, SameSite=Lax, Secure over HTTPS."""
     response.set_cookie(
-        COOKIE, auth.encode(session), max_age=SESSION_SECONDS, path="/", httponly=True, samesite="lax",
+        COOKIE, value, max_age=SESSION_SECONDS, path="/", httponly=True, samesite="lax",
         secure=request.url.scheme == "https",
     )
 

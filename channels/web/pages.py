@@ -77,15 +77,15 @@ class Pages:
     def _base(self, session: Session, **extra: Any) -> dict[str, Any]:
         return {"user": session.user, "csrf": session.csrf, "open_mode": self.settings.open_mode, **extra}
 
-    def _user(self, request: Request) -> Session | Response:
-        session = session_of(request, self.auth)
+    async def _user(self, request: Request) -> Session | Response:
+        session = await session_of(request, self.auth)
         if session is None or session.user is None:
             return unauthenticated(request)
         return session
 
     async def _post(self, request: Request) -> tuple[Session, dict[str, str]] | Response:
         """An authenticated form post whose CSRF token matches, with its fields as strings."""
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         form = await request.form()
@@ -123,7 +123,7 @@ class Pages:
                 "page": page, "more": more, "version": version}
 
     async def list_page(self, request: Request) -> Response:
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         context = await self._list_context(request)
@@ -131,7 +131,7 @@ class Pages:
 
     async def list_events(self, request: Request) -> Response:
         """JSON poll of the list: the list's HTML when its version differs from ``v``."""
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         context = await self._list_context(request)
@@ -172,14 +172,14 @@ class Pages:
                                                                    error=message, **context))
 
     async def thread_page(self, request: Request) -> Response:
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         return await self._thread_response(session, request.path_params["thread_id"])
 
     async def thread_events(self, request: Request) -> Response:
         """JSON poll of one thread: its timeline and approval panel when it has more events than ``seq``."""
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         try:
@@ -266,7 +266,7 @@ class Pages:
                           model_configured=self.settings.model_configured, **extra)
 
     async def new_page(self, request: Request) -> Response:
-        session = self._user(request)
+        session = await self._user(request)
         if isinstance(session, Response):
             return session
         return self.renderer.html("new.html", **self._new_context(session, text="", chosen=None, error=None))

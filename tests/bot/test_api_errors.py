@@ -27,7 +27,10 @@ PRODUCTION = "!deploy service=api version=1.2.3 environment=production"
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, OpsgateProcess]]:
     """Two opsgate processes for the whole module: "token" (API enabled) and "no_token" (API disabled)."""
     root = tmp_path_factory.mktemp("api-errors")
-    common = {"OPSGATE_APPROVERS": ",".join([APPROVER, *OTHER_APPROVERS]), "OPSGATE_POLL_INTERVAL": "0.05"}
+    # A trusted relay: these tests assert several users with one token (tests/bot/test_credentials_e2e.py covers
+    # personal tokens and the shared token without the opt-in).
+    common = {"OPSGATE_APPROVERS": ",".join([APPROVER, *OTHER_APPROVERS]), "OPSGATE_POLL_INTERVAL": "0.05",
+              "OPSGATE_API_TRUSTED_RELAY": "true"}
     processes = {
         "token": OpsgateProcess({**common, "DATABASE_URL": sqlite_url(root / "a.db"), "OPSGATE_API_TOKEN": TOKEN},
                                 cwd=root),
@@ -109,7 +112,7 @@ async def test_unauthenticated_malformed_body_is_still_401(raw: httpx.AsyncClien
 async def test_without_a_configured_token_the_api_refuses_everything(
     servers: dict[str, OpsgateProcess], method: str, path: str
 ) -> None:
-    """With OPSGATE_API_TOKEN unset every /threads request is 401, whatever token is sent, and says why."""
+    """With OPSGATE_API_TOKEN unset every /threads request without a personal token is 401 and says why."""
     async with httpx.AsyncClient(base_url=servers["no_token"].url, timeout=10) as client:
         for headers in ({}, {"Authorization": f"Bearer {TOKEN}"}, {"Authorization": "Bearer"}):
             response = await client.request(method, path, json=BODY if method == "POST" else None, headers=headers)

@@ -30,6 +30,7 @@ async def server_env(
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_API_KEY": "test-key",
         "OPSGATE_API_TOKEN": TOKEN,
+        "OPSGATE_API_TRUSTED_RELAY": "true",  # the flows assert requester and approver with the shared token
         "OPSGATE_APPROVERS": f"{APPROVER},carol@example.com",
         "OPSGATE_DEPLOY_WEBHOOK_URL": webhook.url,
         "OPSGATE_WEBHOOK_SECRET": "whsecret",

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import uvicorn
 
 from bot.app import create_app
 from bot.config import load_settings
+from bot.credentials import issue_token
 from bot.runtime import Runtime
 from bot.thread import Thread, ThreadStatus
 from bot.wiring import build_runtime
@@ -47,6 +49,19 @@ class Inbox:
 
     async def thread(self, thread_id: str) -> Thread:
         return await self.runtime.service.get_thread(thread_id)
+
+    async def personal_token(self, person: str, lifetime: timedelta | None = None) -> str:
+        """Create a personal token for ``person`` as `opsgate tokens create` does; return the secret."""
+        secret, record = issue_token(person, "test", lifetime)
+        await self.runtime.store.add_api_token(record)
+        return secret
+
+    async def logged_in(self, person: str) -> Client:
+        """A client logged in with a fresh personal token of ``person``."""
+        client = self.client()
+        response = await client.login_with(await self.personal_token(person))
+        assert response.status_code == 303, response.text
+        return client
 
     async def wait_status(self, thread_id: str, *statuses: ThreadStatus, within: float = 10.0) -> Thread:
         """The thread once its status is one of ``statuses`` (the worker runs in the same loop)."""
@@ -84,8 +99,14 @@ class Client:
         return response
 
     async def login_by_token(self, token: str, identity: str) -> httpx.Response:
+        """The login form with a token and an asserted identity (the trusted-relay form)."""
         page = await self.get("/login")
         return await self.post("/login", {"csrf": csrf_of(page.text), "token": token, "identity": identity})
+
+    async def login_with(self, token: str) -> httpx.Response:
+        """The login form with a personal token."""
+        page = await self.get("/login")
+        return await self.post("/login", {"csrf": csrf_of(page.text), "token": token})
 
     async def csrf(self) -> str:
         page = await self.get("/new")

@@ -320,7 +320,7 @@ async def test_thread_poll_sends_the_new_timeline_after_a_decision(inbox: Inbox,
     assert "deploy succeeded" in text_of(update["html"])
 
 
-async def test_open_mode_banner_and_security_headers(local: Client) -> None:
+async def test_open_mode_banner_and_security_headers(inbox: Inbox, local: Client) -> None:
     """Open mode shows the warning banner; pages forbid framing and inline script; the cookie is HttpOnly."""
     response = await local.get("/")
     assert "Open mode:" in response.text
@@ -329,7 +329,9 @@ async def test_open_mode_banner_and_security_headers(local: Client) -> None:
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-store"
-    login = await local.http.get("/login")
+    visitor = inbox.client()
+    login = await visitor.get("/login")
+    await visitor.aclose()
     cookie = login.headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
@@ -355,8 +357,7 @@ async def test_help_command_reply_is_readable(inbox: Inbox, local: Client) -> No
 async def test_no_open_mode_banner_with_approvers(inbox_at: InboxFactory) -> None:
     """With approvers configured the banner is gone."""
     async with inbox_at({"OPSGATE_APPROVERS": "alice@example.com"}) as running:
-        client = running.client()
-        await client.login_by_url(running.login_token)
+        client = await running.logged_in("alice@example.com")
         response = await client.get("/")
         assert response.status_code == 200
         assert "Open mode" not in response.text
