@@ -28,6 +28,9 @@ ENV = {
     # Approvers by email alone, plus one person mapped explicitly (dave: Slack knows no email for him).
     "OPSGATE_APPROVERS": f"{ALICE_MAIL},{CAROL_MAIL},eve@example.com,dave",
     "OPSGATE_PEOPLE": f"dave={DAVE},dave@example.com",
+    # The API and inbox act as whoever the test names (a relay that authenticates people itself): what is under
+    # test is that every channel compares people, not how the API proves who calls (tests/bot/test_credentials_e2e).
+    "OPSGATE_API_TRUSTED_RELAY": "true",
 }
 
 
