@@ -100,7 +100,8 @@ class Service:
                     settings=self.settings, comment=comment, arguments=arguments,
                 )]
             except (NotAuthorized, AlreadyDecided) as exc:
-                await self.record_refusal(thread_id, approval_id, user, str(exc), via)
+                # The refusal is what this request caused: its refs (a replay guard) are recorded with it.
+                await self.record_refusal(thread_id, approval_id, user, str(exc), via, refs=refs)
                 raise
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
@@ -112,8 +113,12 @@ class Service:
         return thread
 
     async def record_refusal(
-        self, thread_id: str, approval_id: str | None, user: str | None, reason: str, via: Via
+        self, thread_id: str, approval_id: str | None, user: str | None, reason: str, via: Via,
+        *, refs: Sequence[Ref] = (),
     ) -> None:
-        """Keep a refused decision in the thread for the audit trail (it changes nothing else)."""
+        """Keep a refused decision in the thread for the audit trail (it changes nothing else).
+
+        DuplicateRef when one of ``refs`` is known: the same request was already handled (a replay).
+        """
         event = DecisionRefused(approval_id=approval_id, by=user, reason=reason, via=via)
-        await self.journal.append_independent(thread_id, [event])
+        await self.journal.append_independent(thread_id, [event], refs=refs)

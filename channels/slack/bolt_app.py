@@ -1,9 +1,14 @@
-"""The slack-bolt AsyncApp: signature check, url_verification, routing to our handlers; HTTP or Socket Mode.
+"""The slack-bolt AsyncApp: url_verification, routing to our handlers; HTTP (``route.py``) or Socket Mode.
 
 ``process_before_response=True`` makes bolt answer only after a listener returns, so the answer to Slack means
 "stored". Listeners do only the fast part (one database transaction); the worker does the slow model work, so
 the ack stays far below Slack's 3 s whatever the model does. Bolt's lazy listeners are never used: they are
 fire-and-forget tasks that a restart would lose.
+
+Over HTTP every request was verified before bolt saw it. Slash commands and clicks carry their request's
+replay key (``route.request_key``), recorded with what they cause, so the same signed request sent again
+changes nothing. A failing event asks Slack for a retry and is quarantined on its last delivery
+(``poison.py``); a failing command or click gets an answer with an error id. None of them answers 500.
 """
 
 from __future__ import annotations
@@ -11,27 +16,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
-from fastapi import FastAPI
 from pydantic import ValidationError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from starlette.requests import Request
-from starlette.responses import Response
 
 from bot.config import Settings
+from bot.errors import DuplicateRef
 from bot.service import Service
+from bot.store import Ref
+from channels.slack import poison
 from channels.slack import slack_interactions as interactions
-from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REJECT, REJECT_MODAL
+from channels.slack.route import ask_for_retry, request_key
+from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REASON_BLOCK, REJECT, REJECT_MODAL
 from channels.slack.slack_client import api_url, retry_handlers
 from channels.slack.slack_inbound import incoming, receive, run_command
 from channels.slack.slack_notices import Notices
@@ -39,10 +45,10 @@ from channels.slack.slack_payloads import BlockActions, EventCallback, SlashComm
 
 log = structlog.get_logger("opsgate.slack")
 
-EVENTS_PATH = "/slack/events"
-ClickHandler = Callable[[BlockActions, Service], Awaitable[interactions.Answer]]
-SubmitHandler = Callable[[ViewSubmission, Service], Awaitable[dict[str, str] | None]]
-Listener = Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]
+ClickHandler = Callable[[BlockActions, Service, list[Ref]], Awaitable[interactions.Answer]]
+SubmitHandler = Callable[[ViewSubmission, Service, list[Ref]], Awaitable[dict[str, str] | None]]
+Listener = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext], Awaitable[None]]
+ALREADY_HANDLED = "That request was already handled."
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -114,7 +120,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     finally:
         bolt_log.setLevel(level)
 
-    async def on_message(body: dict[str, Any]) -> None:
+    async def on_message(body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest) -> None:
         try:
             envelope = EventCallback.model_validate(body)
         except ValidationError as exc:
@@ -124,7 +130,14 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         message = incoming(envelope, identity.user_id)
         if message is None:
             return
-        received = await receive(message, service)
+        try:
+            received = await receive(message, service)
+        except Exception as exc:  # storage down, a bug: Slack retries; the last delivery is quarantined
+            delivery = poison.attempt(request.headers)
+            if not await poison.event_failed(service.store, envelope.event_id, body, exc, delivery):
+                if not ask_for_retry(context):
+                    raise  # Socket Mode: no HTTP answer to change; not acking makes Slack send it again
+            return
         log.info("slack_event", event_id=message.event_id, outcome=received.outcome,
                  thread_id=received.thread_id)
         if received.notice:
@@ -133,15 +146,30 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
 
+    async def replayed(context: AsyncBoltContext) -> bool:
+        """A signed request already handled (the same bytes sent again within the signature window)."""
+        key = request_key(context)
+        return key is not None and await service.store.get_ref(interactions.REQUEST_REF, key) is not None
+
     def button(handler: ClickHandler) -> Listener:
-        async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        async def on_click(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
             click = BlockActions.model_validate(body)
+            if await replayed(context):
+                log.warning("slack_request_replayed", kind="block_actions", user=click.user.id)
+                return
             try:
-                answer = await handler(click, service)
+                answer = await handler(click, service, interactions.request_refs(request_key(context)))
             except ValueError as exc:  # a button value that is not ours
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
+            except Exception:
+                error_id = secrets.token_hex(6)
+                log.exception("slack_click_failed", user=click.user.id, error_id=error_id)
+                answer = interactions.Answer(ephemeral=f"opsgate could not handle that click (error id "
+                                                       f"{error_id}). Please try again in a moment.")
+            if answer.replayed:
+                log.warning("slack_request_replayed", kind="block_actions", user=click.user.id)
             if answer.view is not None:
                 notices.open_view(click.trigger_id, answer.view)
             if answer.ephemeral is not None:
@@ -153,13 +181,22 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.action(EDIT)(button(interactions.open_edit))
 
     def modal(handler: SubmitHandler) -> Listener:
-        async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        async def on_submit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             submission = ViewSubmission.model_validate(body)
+            if await replayed(context):
+                log.warning("slack_request_replayed", kind="view_submission", user=submission.user.id)
+                await ack()
+                return
             try:
-                errors = await handler(submission, service)
+                errors = await handler(submission, service, interactions.request_refs(request_key(context)))
             except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
+            except Exception:
+                error_id = secrets.token_hex(6)
+                log.exception("slack_submit_failed", user=submission.user.id, error_id=error_id)
+                errors = {first_input(submission): f"opsgate could not save this (error id {error_id}). "
+                                                   "Please try again in a moment."}
             if errors:
                 await ack(response_action="errors", errors=errors)
             else:
@@ -169,22 +206,30 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.view(REJECT_MODAL)(modal(interactions.submit_reject))
     app.view(EDIT_MODAL)(modal(interactions.submit_edit))
 
-    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        _, answer = await run_command(SlashCommand.model_validate(body), service)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        command = SlashCommand.model_validate(body)
+        if await replayed(context):
+            log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
+            await ack(text=ALREADY_HANDLED)
+            return
+        try:
+            _, answer = await run_command(command, service, interactions.request_refs(request_key(context)))
+        except DuplicateRef:
+            log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
+            answer = ALREADY_HANDLED
+        except Exception:
+            error_id = secrets.token_hex(6)
+            log.exception("slack_command_failed", user=command.user_id, error_id=error_id)
+            answer = f"opsgate could not start this (error id {error_id}). Please try again in a moment."
         await ack(text=answer)
 
     app.command(re.compile(r"^/opsgate"))(on_command)
     return app
 
 
-def mount_events(app: FastAPI, bolt: AsyncApp) -> None:
-    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says."""
-    handler = AsyncSlackRequestHandler(bolt)
-
-    async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
-
-    app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)
+def first_input(submission: ViewSubmission) -> str:
+    """The block id of the modal's first input, where a general error is shown."""
+    return next(iter(submission.view.state.values), REASON_BLOCK)
 
 
 async def run_socket_mode(bolt: AsyncApp, settings: Settings, client: AsyncWebClient) -> None:

@@ -7,6 +7,7 @@ ignore (bots, edits, chatter not addressed to us) -> dedupe (event id) -> resolv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ from bot.errors import DuplicateRef, NotWaiting, ThreadNotFound
 from bot.events import Via
 from bot.service import Service
 from bot.store import Ref
+from channels.slack.limits import fit_escaped
 from channels.slack.slack_delivery import THREAD_REF, thread_key
 from channels.slack.slack_payloads import EventCallback, SlashCommand, clean_text, mentions
 
@@ -24,6 +26,7 @@ log = structlog.get_logger("opsgate.slack")
 EVENT_REF = "slack-event"
 CHANNEL = "slack"
 HELP = "!help"
+ECHO = 500  # characters of a slash command quoted back to its author
 
 
 @dataclass(frozen=True)
@@ -130,12 +133,17 @@ def command_text(text: str) -> str:
     return words if words.startswith("!") else f"!{words}"
 
 
-async def run_command(command: SlashCommand, service: Service) -> tuple[str, str]:
-    """Start a thread for a slash command; returns (thread id, the ephemeral answer to the command)."""
+async def run_command(command: SlashCommand, service: Service, refs: Sequence[Ref] = ()) -> tuple[str, str]:
+    """Start a thread for a slash command; returns (thread id, the ephemeral answer to the command).
+
+    ``refs`` (the request's replay guard) are stored with the thread: DuplicateRef when it was already handled.
+    """
     text = command_text(command.text)
     thread = await service.start_thread(
         text, user=command.user_id, via=Via(channel=CHANNEL, conversation=command.channel_id, message=None),
+        refs=refs,
     )
     log.info("slack_command", thread_id=thread.id, channel=command.channel_id, user=command.user_id,
-             text=text)
-    return thread.id, f"On it: `{text}`. I'll answer in a thread in this channel."
+             text=text[:200])
+    echo = fit_escaped(text.replace("`", "'"), ECHO)
+    return thread.id, f"On it: `{echo}`. I'll answer in a thread in this channel."

@@ -125,11 +125,11 @@ async def test_edit_approves_with_validated_arguments(runtime: Runtime) -> None:
     thread = await waiting_deploy(runtime)
     answer = await interactions.open_edit(press(thread, EDIT, "UCAROL01"), runtime.service)
     assert answer.view is not None and answer.view["callback_id"] == EDIT_MODAL
-    values = {"arg_service": {"value": "api"}, "arg_version": {"value": "1.4.3"},
-              "arg_environment": {"value": "prod"}}
+    values = {"arg_0": {"value": "api"}, "arg_1": {"value": "1.4.3"},
+              "arg_2": {"value": "prod"}}
     errors = await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service)
-    assert errors is not None and list(errors) == ["arg_environment"]
-    values["arg_environment"] = {"value": "production"}
+    assert errors is not None and list(errors) == ["arg_2"]
+    values["arg_2"] = {"value": "production"}
     assert await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service) is None
     [decision] = decisions(await runtime.service.get_thread(thread.id))
     assert decision.approved and decision.arguments is not None and decision.arguments["version"] == "1.4.3"
@@ -142,10 +142,10 @@ async def test_edit_requires_the_required_fields(runtime: Runtime) -> None:
     answer = await interactions.open_edit(press(thread, EDIT, "UCAROL01"), runtime.service)
     assert answer.view is not None
     values: dict[str, dict[str, str | None]] = {
-        "arg_service": {"value": None}, "arg_version": {"value": "1.4.3"}, "arg_environment": {"value": "production"},
+        "arg_0": {"value": None}, "arg_1": {"value": "1.4.3"}, "arg_2": {"value": "production"},
     }
     errors = await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service)
-    assert errors == {"arg_service": "service is required"}
+    assert errors == {"arg_0": "service is required"}
 
 
 async def test_button_value_that_is_not_ours_is_a_clear_error(runtime: Runtime) -> None:
