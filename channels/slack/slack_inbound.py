@@ -114,7 +114,8 @@ async def _continue(message: Incoming, service: Service, thread_id: str, event_r
         # The thread waits for a decision: say so privately; remember the event so a retry stays quiet.
         await service.store.put_ref(event_ref.model_copy(update={"thread_id": thread_id}))
         log.info("slack_message_while_waiting", thread_id=thread_id, user=message.user)
-        return Received("waiting", thread_id, f"I'm waiting for a decision on this thread first ({exc}). "
+        return Received("waiting", thread_id, f"I'm waiting for a decision on this thread first "
+                                              f"({fit_escaped(str(exc), 500)}). "
                                               "Use the Approve / Reject buttons on the approval card.")
     except ThreadNotFound:
         log.warning("slack_thread_ref_dangling", thread_id=thread_id, channel=message.channel)
