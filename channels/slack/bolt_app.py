@@ -31,11 +31,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.errors import DuplicateRef
+from bot.errors import Conflict, DuplicateRef, Signal
 from bot.service import Service
 from bot.store import Ref
 from channels.slack import poison
 from channels.slack import slack_interactions as interactions
+from channels.slack.limits import fit_escaped
 from channels.slack.route import ask_for_retry, request_key
 from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REASON_BLOCK, REJECT, REJECT_MODAL
 from channels.slack.slack_client import api_url, retry_handlers
@@ -132,7 +133,14 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
             return
         try:
             received = await receive(message, service)
-        except Exception as exc:  # storage down, a bug: Slack retries; the last delivery is quarantined
+        except Exception as exc:
+            if isinstance(exc, Signal) and not isinstance(exc, Conflict | DuplicateRef):
+                # Refused for good (e.g. a message over the size limit): tell the author, never retry.
+                log.info("slack_event_refused", event_id=message.event_id, reason=str(exc)[:200])
+                notices.ephemeral(message.channel, message.user, f":warning: {fit_escaped(str(exc), 2000)}",
+                                  message.root_ts)
+                return
+            # Storage down, a busy thread, a bug: Slack retries; its last delivery is quarantined.
             delivery = poison.attempt(request.headers)
             if not await poison.event_failed(service.store, envelope.event_id, body, exc, delivery):
                 if not ask_for_retry(context):
@@ -217,6 +225,8 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         except DuplicateRef:
             log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
             answer = ALREADY_HANDLED
+        except Signal as exc:  # refused for good (too long, unknown agent): say why
+            answer = f":warning: {fit_escaped(str(exc), 2000)}"
         except Exception:
             error_id = secrets.token_hex(6)
             log.exception("slack_command_failed", user=command.user_id, error_id=error_id)
