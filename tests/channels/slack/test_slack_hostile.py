@@ -99,6 +99,7 @@ async def test_fifty_megabyte_uploads_are_refused_without_the_process_growing(
     fresh = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "ab" * 32,
              "Content-Type": "application/json"}
     http = sender.http
+    started = time.perf_counter()
     unsigned = await http.post("/slack/events", content=b"A" * (50 * MB),
                                headers={"Content-Type": "application/json"})
     assert unsigned.status_code == 401
@@ -106,7 +107,9 @@ async def test_fifty_megabyte_uploads_are_refused_without_the_process_growing(
     assert declared.status_code == 413 and declared.json() == {"error": "request too large"}
     chunked = await http.post("/slack/events", content=fifty_megabytes(), headers=fresh)
     assert chunked.status_code == 413
+    print(f"3 x 50 MB refused in {time.perf_counter() - started:.2f} s")
     grown = rss_mb(opsgate.pid) - before
+    print(f"RSS before {before:.1f} MB, growth after 3 x 50 MB refused: {grown:.1f} MB")  # shown with -s
     assert grown < 20, f"opsgate grew by {grown:.1f} MB while refusing 150 MB of uploads"
     assert (await sender.event(mention("still here", ts="1732270099.000100", event_id="EvAfter"))).status_code == 200
 
