@@ -172,8 +172,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
             except Exception:
-                error_id = secrets.token_hex(6)
-                log.exception("slack_click_failed", user=click.user.id, error_id=error_id)
+                error_id = failure("slack_click_failed", user=click.user.id)
                 answer = interactions.Answer(ephemeral=f"opsgate could not handle that click (error id "
                                                        f"{error_id}). Please try again in a moment.")
             if answer.replayed:
@@ -201,8 +200,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
             except Exception:
-                error_id = secrets.token_hex(6)
-                log.exception("slack_submit_failed", user=submission.user.id, error_id=error_id)
+                error_id = failure("slack_submit_failed", user=submission.user.id)
                 errors = {first_input(submission): f"opsgate could not save this (error id {error_id}). "
                                                    "Please try again in a moment."}
             if errors:
@@ -228,13 +226,19 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         except Signal as exc:  # refused for good (too long, unknown agent): say why
             answer = f":warning: {fit_escaped(str(exc), 2000)}"
         except Exception:
-            error_id = secrets.token_hex(6)
-            log.exception("slack_command_failed", user=command.user_id, error_id=error_id)
+            error_id = failure("slack_command_failed", user=command.user_id)
             answer = f"opsgate could not start this (error id {error_id}). Please try again in a moment."
         await ack(text=answer)
 
     app.command(re.compile(r"^/opsgate"))(on_command)
     return app
+
+
+def failure(event: str, **fields: Any) -> str:
+    """Log an unexpected failure with its traceback and a short error id the person can quote; return the id."""
+    error_id = secrets.token_hex(6)
+    log.exception(event, error_id=error_id, **fields)
+    return error_id
 
 
 def first_input(submission: ViewSubmission) -> str:

@@ -167,31 +167,51 @@ async def test_replayed_approve_click_decides_and_posts_nothing_twice(
 # --- failures and poison events -----------------------------------------------------------------------------
 
 
-async def _poison_refs(url: str, key: str) -> None:
-    """A real storage failure on PostgreSQL: inserting the ref ``key`` raises an internal error."""
+async def _fail_inserts(url: str, table: str, condition: str = "true") -> None:
+    """A real storage failure on PostgreSQL: inserting a row of ``table`` matching ``condition`` raises."""
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await conn.execute(f"""
-            CREATE FUNCTION opsgate_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE FUNCTION opsgate_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                IF NEW.key = '{key}' THEN
+                IF {condition} THEN
                     RAISE EXCEPTION 'disk on fire (test)' USING ERRCODE = 'XX000';
                 END IF;
                 RETURN NEW;
             END $$;
-            CREATE TRIGGER opsgate_test_poison BEFORE INSERT ON refs
-                FOR EACH ROW EXECUTE FUNCTION opsgate_test_poison();
+            CREATE TRIGGER opsgate_test_fail BEFORE INSERT ON {table}
+                FOR EACH ROW EXECUTE FUNCTION opsgate_test_fail();
         """)
     finally:
         await conn.close()
 
 
-async def _cure(url: str) -> None:
+async def _poison_refs(url: str, key: str) -> None:
+    """Inserting the ref ``key`` fails."""
+    await _fail_inserts(url, "refs", f"NEW.key = '{key}'")
+
+
+async def _cure(url: str, table: str = "refs") -> None:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        await conn.execute("DROP TRIGGER opsgate_test_poison ON refs")
+        await conn.execute(f"DROP TRIGGER opsgate_test_fail ON {table}")
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("server_db", ["postgres"], indirect=True)
+async def test_failing_slash_command_is_answered_with_an_error_id(
+    sender: SlackSender, opsgate: OpsgateProcess, server_db: str,
+) -> None:
+    """The database refuses the new thread: the person gets an answer with an error id, not an error page."""
+    await _fail_inserts(server_db, "threads")
+    response = await sender.command(slash("deploy service=api version=1.4.2 environment=staging"))
+    assert response.status_code == 200
+    assert "could not start this (error id" in response.text and "disk on fire" not in response.text
+    [failed] = [r for r in opsgate.log_records() if r.get("event") == "slack_command_failed"]
+    assert failed["error_id"] in response.text and "disk on fire" in failed["exception"]
+    await _cure(server_db, "threads")
+    assert "On it" in (await sender.command(slash("help"))).text
 
 
 @pytest.mark.parametrize("server_db", ["postgres"], indirect=True)
