@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -50,6 +50,7 @@ ClickHandler = Callable[[BlockActions, Service, list[Ref]], Awaitable[interactio
 SubmitHandler = Callable[[ViewSubmission, Service, list[Ref]], Awaitable[dict[str, str] | None]]
 Listener = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext], Awaitable[None]]
 ALREADY_HANDLED = "That request was already handled."
+Payload = TypeVar("Payload", BlockActions, ViewSubmission, SlashCommand)
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -162,12 +163,14 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     def button(handler: ClickHandler) -> Listener:
         async def on_click(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
-            click = BlockActions.model_validate(body)
-            if await replayed(context):
-                log.warning("slack_request_replayed", kind="block_actions", user=click.user.id)
+            click = unreadable_or(BlockActions, body)
+            if click is None:
                 return
             try:
-                answer = await handler(click, service, interactions.request_refs(request_key(context)))
+                if await replayed(context):
+                    answer = interactions.REPLAYED
+                else:
+                    answer = await handler(click, service, interactions.request_refs(request_key(context)))
             except ValueError as exc:  # a button value that is not ours
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
@@ -189,13 +192,16 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
 
     def modal(handler: SubmitHandler) -> Listener:
         async def on_submit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-            submission = ViewSubmission.model_validate(body)
-            if await replayed(context):
-                log.warning("slack_request_replayed", kind="view_submission", user=submission.user.id)
+            submission = unreadable_or(ViewSubmission, body)
+            if submission is None:
                 await ack()
                 return
             try:
-                errors = await handler(submission, service, interactions.request_refs(request_key(context)))
+                if await replayed(context):
+                    log.warning("slack_request_replayed", kind="view_submission", user=submission.user.id)
+                    errors = None
+                else:
+                    errors = await handler(submission, service, interactions.request_refs(request_key(context)))
             except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
@@ -213,12 +219,13 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     app.view(EDIT_MODAL)(modal(interactions.submit_edit))
 
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        command = SlashCommand.model_validate(body)
-        if await replayed(context):
-            log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
-            await ack(text=ALREADY_HANDLED)
+        command = unreadable_or(SlashCommand, body)
+        if command is None:
+            await ack(text="opsgate could not read that command.")
             return
         try:
+            if await replayed(context):
+                raise DuplicateRef("request already handled")
             _, answer = await run_command(command, service, interactions.request_refs(request_key(context)))
         except DuplicateRef:
             log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
@@ -232,6 +239,15 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
 
     app.command(re.compile(r"^/opsgate"))(on_command)
     return app
+
+
+def unreadable_or(model: type[Payload], body: dict[str, Any]) -> Payload | None:
+    """The typed payload, or None (logged) when Slack sent something we cannot read: answered, never a 500."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        log.warning("slack_payload_unreadable", kind=model.__name__, error=str(exc).splitlines()[0])
+        return None
 
 
 def failure(event: str, **fields: Any) -> str:

@@ -135,8 +135,10 @@ async def test_replayed_slash_command_starts_no_second_thread(
     assert len(webhook.accepted) == 1
     await asyncio.sleep(0.5)  # give a wrongly started second thread time to post
     assert len(slack.calls_to("chat.postMessage")) == 3
-    again = await sender.command(slash("deploy service=api version=1.4.2 environment=staging"))
-    assert again.status_code == 200 and "On it" in again.text  # a new request (new timestamp) is not a replay
+    # The same words typed again are a new request: Slack gives every one a fresh trigger_id.
+    form = {**slash("deploy service=api version=1.4.2 environment=staging"), "trigger_id": "1337.42.again"}
+    again = await sender.post(urlencode(form).encode(), "application/x-www-form-urlencoded", timestamp=timestamp)
+    assert again.status_code == 200 and "On it" in again.text
 
 
 async def test_replayed_approve_click_decides_and_posts_nothing_twice(
