@@ -47,6 +47,7 @@ from channels.slack.slack_blocks import (
     edit_modal,
     edit_plan,
     reject_modal,
+    show_value,
     who,
 )
 from channels.slack.slack_payloads import BlockActions, CardRef, ViewSubmission
@@ -231,16 +232,22 @@ async def submit_reject(
     return None
 
 
-def _edited_arguments(
+def edited_arguments(
     submission: ViewSubmission, original: dict[str, Any], plan: EditPlan,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The original arguments with the offered ones replaced by what was typed (an emptied optional one removed)."""
+    """The original arguments with the offered ones replaced by what was typed (an emptied optional one removed).
+
+    An input left as it was keeps the original value exactly (inputs are read stripped, values need not be).
+    """
     arguments = dict(original)
     errors: dict[str, str] = {}
     for index, field in enumerate(plan.fields):
         block = edit_block_id(index)
         raw = submission.value(block, EDIT_INPUT)
         label = fit_escaped(field.name, 100)
+        before = original.get(field.name)
+        if (raw or "") == ("" if before is None else show_value(before).strip()):
+            continue
         if raw is None:
             if field.required:
                 errors[block] = f"{label} is required"
@@ -280,7 +287,7 @@ async def submit_edit(
     except Signal as exc:
         _refused(exc, ref, user, "edit")
         return {fallback: limits.fit(refusal(exc), ERROR_TEXT)}
-    arguments, errors = _edited_arguments(submission, original, plan)
+    arguments, errors = edited_arguments(submission, original, plan)
     if errors:
         return errors
     try:

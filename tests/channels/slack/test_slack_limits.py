@@ -37,9 +37,12 @@ from channels.slack.slack_blocks import (
     edit_modal,
     edit_plan,
     reject_modal,
+    show_value,
 )
+from channels.slack.slack_interactions import edited_arguments
 from channels.slack.slack_outbound import SlackCardUpdate, SlackPost, messages_for
-from channels.slack.slack_payloads import CardRef
+from channels.slack.slack_payloads import CardRef, ViewSubmission
+from tests.channels.slack.slack_requests import submission
 
 SPECIALS = ["<!channel>", "<!here>", "<@U0ADMIN1>", "<#C0GENERAL>", "<http://evil.example|click me>", "&",
             "&amp;", "<", ">", "\x00", "😀", "👩‍👩‍👧", "\ud83d", "*bold*", "`code`", "\n"]
@@ -199,6 +202,34 @@ def test_every_outbound_message_is_within_every_limit(
         if isinstance(message, SlackPost) and message.role == "root":
             quoted = message.text.rsplit(": `", 1)[1]
             assert quoted.endswith("`") and "`" not in quoted[:-1]  # the request cannot end the code span
+
+
+def submitted(view: dict[str, Any], changed: dict[str, str] | None = None) -> ViewSubmission:
+    """The view_submission Slack sends for ``view``: every input as it was, except ``changed`` (by block id)."""
+    values: dict[str, dict[str, str | None]] = {}
+    for block in view["blocks"]:
+        if block["type"] == "input":
+            typed = (changed or {}).get(block["block_id"], block["element"].get("initial_value"))
+            values[block["block_id"]] = {"value": typed}
+    return ViewSubmission.model_validate(submission(view["callback_id"], view["private_metadata"], values,
+                                                    user="UCAROL01"))
+
+
+@given(args=arguments, required=st.sets(user_text, max_size=5), typed=st.text(min_size=1, max_size=30))
+@PROPERTY
+def test_an_edit_changes_exactly_what_was_typed(args: dict[str, Any], required: set[str], typed: str) -> None:
+    """Submitting the edit modal untouched gives back the arguments exactly; typing into one input changes one."""
+    plan = edit_plan(args, required)
+    view = edit_modal(CardRef(thread_id="th1", approval_id="ap1"), "act", args, plan)
+    same, errors = edited_arguments(submitted(view), args, plan)
+    assert (same, errors) == (args, {})
+    text_fields = [i for i, f in enumerate(plan.fields) if not f.json_value]
+    if text_fields and typed.strip():
+        index = text_fields[0]
+        changed, errors = edited_arguments(submitted(view, {f"arg_{index}": typed}), args, plan)
+        name = plan.fields[index].name
+        unchanged = typed.strip() == show_value(args[name]).strip()  # typed what was there: kept as it was
+        assert errors == {} and changed == {**args, name: args[name] if unchanged else typed.strip()}
 
 
 def test_limits_match_slacks_documentation() -> None:
