@@ -1,7 +1,9 @@
 """A Slack event whose handling fails: ask Slack to retry, and quarantine it when its retries are used up.
 
 Slack re-sends an event that was not acknowledged with a 2xx (``X-Slack-Retry-Num`` 1, 2, 3; then it gives
-up). A failure a retry can fix (the database briefly down) therefore answers 503 and lets Slack retry. On the
+up); over Socket Mode the same happens to an envelope that is not acknowledged, and bolt mirrors its
+``retry_attempt`` into the same header. A failure a retry can fix (the database briefly down) therefore answers
+503 (Socket Mode: no acknowledgement) and lets Slack retry. On the
 last delivery, ``POISON_ATTEMPTS``, the event is quarantined instead — recorded with its payload, logged,
 visible in the web inbox — and acknowledged, so it is never silently lost and never retried forever. If even
 the quarantine cannot be written, the whole envelope goes to the log at error level.
