@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.errors import Conflict, DuplicateRef, Signal
 from bot.service import Service
 from bot.store import Ref
-from channels.slack import poison
+from channels.slack import poison, replay
 from channels.slack import slack_interactions as interactions
 from channels.slack.limits import fit_escaped
 from channels.slack.route import ask_for_retry, request_key
@@ -157,8 +157,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
 
     async def replayed(context: AsyncBoltContext) -> bool:
         """A signed request already handled (the same bytes sent again within the signature window)."""
-        key = request_key(context)
-        return key is not None and await service.store.get_ref(interactions.REQUEST_REF, key) is not None
+        return await replay.seen(service.store, request_key(context))
 
     def button(handler: ClickHandler) -> Listener:
         async def on_click(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -170,7 +169,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
                 if await replayed(context):
                     answer = interactions.REPLAYED
                 else:
-                    answer = await handler(click, service, interactions.request_refs(request_key(context)))
+                    answer = await handler(click, service, replay.request_refs(request_key(context)))
             except ValueError as exc:  # a button value that is not ours
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
@@ -201,7 +200,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
                     log.warning("slack_request_replayed", kind="view_submission", user=submission.user.id)
                     errors = None
                 else:
-                    errors = await handler(submission, service, interactions.request_refs(request_key(context)))
+                    errors = await handler(submission, service, replay.request_refs(request_key(context)))
             except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
@@ -226,7 +225,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         try:
             if await replayed(context):
                 raise DuplicateRef("request already handled")
-            _, answer = await run_command(command, service, interactions.request_refs(request_key(context)))
+            _, answer = await run_command(command, service, replay.request_refs(request_key(context)))
         except DuplicateRef:
             log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
             answer = ALREADY_HANDLED

@@ -5,10 +5,10 @@ only say which approval). ``service.decide`` is the authority (approver list, fo
 and records refused decisions in the thread; the pre-check before a modal opens spares a refused person from
 typing a reason for nothing, and records its refusals the same way. Every refusal is also logged.
 
-Replays: each handler takes the ``refs`` naming the signed request (see ``verify.request_key``) and records
-them with whatever the request causes (the decision, the refusal) or, when it causes nothing durable, on their
-own before answering. A request whose ref is already known is a replay: ``Answer(replayed=True)``, nothing
-decided, nothing posted.
+Replays (``replay.py``): each handler takes the ``refs`` naming the signed request and records them with
+whatever the request causes (the decision, the refusal) or, when it causes nothing durable, on their own before
+answering. A request whose ref is already known is a replay: ``Answer(replayed=True)``, nothing decided,
+nothing posted.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bot.store import Ref
 from bot.thread import PendingApproval
 from channels.slack import limits
 from channels.slack.limits import fit_escaped
+from channels.slack.replay import claim
 from channels.slack.slack_blocks import (
     EDIT_INPUT,
     REASON_BLOCK,
@@ -56,7 +57,6 @@ log = structlog.get_logger("opsgate.slack")
 audit = structlog.get_logger("opsgate.audit")
 
 CHANNEL = "slack"
-REQUEST_REF = "slack-request"  # replay guard: the key of a signed request that was handled
 ERROR_TEXT = 1000  # an input error under a modal field
 
 
@@ -70,19 +70,6 @@ class Answer:
 
 
 REPLAYED = Answer(replayed=True)
-
-
-def request_refs(key: str | None) -> list[Ref]:
-    """The replay-guard ref of a verified request (none in Socket Mode)."""
-    return [Ref(channel=REQUEST_REF, key=key)] if key else []
-
-
-async def claim(service: Service, refs: Sequence[Ref]) -> bool:
-    """Record ``refs`` for a request that causes nothing durable; False when they were known (a replay)."""
-    fresh = True
-    for ref in refs:
-        fresh = await service.store.put_ref(ref) and fresh
-    return fresh
 
 
 def refusal(exc: Signal) -> str:
@@ -113,7 +100,7 @@ async def _not_applied(
 ) -> Answer:
     """A click that decides nothing: log it, keep the request's refs, and tell the person why (once)."""
     _refused(exc, ref, user, attempt)
-    if not recorded and not await claim(service, refs):
+    if not recorded and not await claim(service.store, refs):
         return REPLAYED
     return Answer(ephemeral=refusal(exc))
 
@@ -178,7 +165,7 @@ async def open_reject(click: BlockActions, service: Service, refs: Sequence[Ref]
         pending = await precheck(service, ref, user, approving=False)
     except Signal as exc:
         return await _precheck_refused(service, exc, ref, user, "reject", refs)
-    if not await claim(service, refs):
+    if not await claim(service.store, refs):
         return REPLAYED
     return Answer(view=reject_modal(ref, pending.action, pending.arguments))
 
@@ -203,7 +190,7 @@ async def open_edit(click: BlockActions, service: Service, refs: Sequence[Ref] =
         arguments, plan = await _plan(service, ref)
     except Signal as exc:
         return await _precheck_refused(service, exc, ref, user, "edit", refs)
-    if not await claim(service, refs):
+    if not await claim(service.store, refs):
         return REPLAYED
     if not plan.fields:
         return Answer(ephemeral="None of these arguments can be edited in Slack (too long): approve or reject "

@@ -14,6 +14,7 @@ from bot.runtime import Runtime
 from bot.store import Ref
 from bot.thread import Thread
 from channels.slack import slack_interactions as interactions
+from channels.slack.replay import request_refs
 from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REJECT, REJECT_MODAL
 from channels.slack.slack_payloads import BlockActions, CardRef, ViewSubmission
 from tests.channels.slack.conftest import waiting_deploy
@@ -164,7 +165,7 @@ async def test_button_value_that_is_not_ours_is_a_clear_error(runtime: Runtime) 
 
 
 def guard(key: str = "k" * 64) -> list[Ref]:
-    return interactions.request_refs(key)
+    return request_refs(key)
 
 
 async def test_replayed_approve_decides_nothing_and_says_nothing(runtime: Runtime) -> None:
