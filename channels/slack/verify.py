@@ -9,7 +9,8 @@ compared, in constant time; JSON or form parsing happens afterwards, in bolt, on
 ``MAX_BODY_BYTES`` is 1 MiB. Slack's own payloads are small: a message event carries at most 40,000
 characters of text (twice: ``text`` and its ``rich_text`` block), under 400 KB even with every character
 ``\\uXXXX``-escaped; clicks and modal submissions echo views we built, which the limits module keeps far below
-that (an edit modal shows at most ``MAX_EDIT_FIELDS`` inputs). Anything bigger is not from Slack.
+that (an edit modal shows at most ``MAX_EDIT_FIELDS`` inputs: its largest possible submission, every input full
+of 3-byte characters, URL-encoded, is about 550 KB). Anything bigger is not from Slack.
 
 ``request_key`` names one signed request (timestamp + body) for replay protection: the same bytes re-sent
 within the 5-minute window verify again, so the handlers record the key with what the request caused.

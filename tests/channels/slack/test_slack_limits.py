@@ -8,9 +8,11 @@ of ``channels.slack.limits``, and in every mrkdwn text and notification ``text``
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,6 +44,7 @@ from channels.slack.slack_blocks import (
 from channels.slack.slack_interactions import edited_arguments
 from channels.slack.slack_outbound import SlackCardUpdate, SlackPost, messages_for
 from channels.slack.slack_payloads import CardRef, ViewSubmission
+from channels.slack.verify import MAX_BODY_BYTES
 from tests.channels.slack.slack_requests import submission
 
 SPECIALS = ["<!channel>", "<!here>", "<@U0ADMIN1>", "<#C0GENERAL>", "<http://evil.example|click me>", "&",
@@ -255,3 +258,17 @@ def test_checks_catch_what_slack_refuses() -> None:
     view = {"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "private_metadata": "m" * 3001,
             "blocks": []}
     assert modal_problems(view) == ["title: 25 characters > 24", "private_metadata: id of 3001 characters > 3000"]
+
+
+def test_the_largest_edit_submission_fits_the_body_limit() -> None:
+    """Ten full inputs of 3-byte characters, echoed and typed, URL-encoded as Slack posts them: under 1 MiB."""
+    args = {f"argument_{i}_" + "n" * 180: "字" * limits.INPUT_VALUE for i in range(MAX_EDIT_FIELDS + 5)}
+    view = edit_modal(CardRef(thread_id="0" * 32, approval_id="1" * 32), "deploy", args, edit_plan(args, set()))
+    typed = {b["block_id"]: "界" * limits.INPUT_VALUE for b in view["blocks"] if b["type"] == "input"}
+    payload = submission(view["callback_id"], view["private_metadata"], {k: {"value": v} for k, v in
+                                                                         typed.items()}, user="UCAROL01")
+    payload["view"]["blocks"] = view["blocks"]
+    for escaped in (False, True):  # Slack's JSON may carry the characters raw or as \uXXXX
+        body = urlencode({"payload": json.dumps(payload, ensure_ascii=escaped)}).encode()
+        print(f"largest edit submission (ensure_ascii={escaped}): {len(body)} bytes")  # shown with -s
+        assert len(body) < MAX_BODY_BYTES, len(body)
