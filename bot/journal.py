@@ -74,14 +74,14 @@ class Journal:
         raise Conflict(f"thread {thread_id} is busy; try again")
 
     async def append_independent(
-        self, thread_id: str, new: Sequence[Event], *, known: Thread | None = None
+        self, thread_id: str, new: Sequence[Event], *, known: Thread | None = None, refs: Sequence[Ref] = (),
     ) -> Thread | None:
         """Append events that stay true whatever else was appended meanwhile (a tool's result, an audit note)."""
 
         async def same(_: Thread) -> Sequence[Event]:
             return new
 
-        return await self.append_derived(thread_id, same, attempts=20, known=known)
+        return await self.append_derived(thread_id, same, refs=refs, attempts=20, known=known)
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
         """Queue outbox items that no event caused (e.g. an email channel's answer to an empty mail)."""

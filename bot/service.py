@@ -15,7 +15,7 @@ from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
 from bot.people import Actor, identity_of
-from bot.store import Ref, Store, ThreadSummary
+from bot.store import QuarantineItem, Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
 
@@ -56,6 +56,10 @@ class Service:
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[ThreadSummary]:
         return await self.store.list_threads(status, limit, offset)
+
+    async def quarantined(self, limit: int = 100) -> list[QuarantineItem]:
+        """Messages set aside because they could not be processed or delivered, newest first."""
+        return await self.store.list_quarantine(limit)
 
     async def add_message(
         self, thread_id: str, text: str, *, user: Actor | str | None, via: Via, refs: Sequence[Ref] = ()
@@ -99,7 +103,8 @@ class Service:
                     settings=self.settings, comment=comment, arguments=arguments,
                 )]
             except (NotAuthorized, AlreadyDecided) as exc:
-                await self.record_refusal(thread_id, approval_id, user, str(exc), via)
+                # The refusal is what this request caused: its refs (a replay guard) are recorded with it.
+                await self.record_refusal(thread_id, approval_id, user, str(exc), via, refs=refs)
                 raise
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
@@ -115,10 +120,14 @@ class Service:
         return thread
 
     async def record_refusal(
-        self, thread_id: str, approval_id: str | None, user: Actor | str | None, reason: str, via: Via
+        self, thread_id: str, approval_id: str | None, user: Actor | str | None, reason: str, via: Via,
+        *, refs: Sequence[Ref] = (),
     ) -> None:
-        """Keep a refused decision in the thread for the audit trail (it changes nothing else)."""
+        """Keep a refused decision in the thread for the audit trail (it changes nothing else).
+
+        DuplicateRef when one of ``refs`` is known: the same request was already handled (a replay).
+        """
         event = DecisionRefused(
             approval_id=approval_id, by=identity_of(user), by_person=self.person(user), reason=reason, via=via,
         )
-        await self.journal.append_independent(thread_id, [event])
+        await self.journal.append_independent(thread_id, [event], refs=refs)

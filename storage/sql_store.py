@@ -16,9 +16,11 @@ from sqlalchemy.sql.expression import ColumnElement
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
 from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.text import storable
 from bot.thread import Thread, ThreadStatus
 from storage.credential_store import CredentialStore
 from storage.database import create_engine, create_read_engine
+from storage.quarantine_store import QuarantineStore
 from storage.schema import deployments, events, outbox, refs, state, threads
 
 
@@ -30,8 +32,22 @@ def _dump(event: Event) -> str:
     return EVENT_ADAPTER.dump_json(event, exclude_none=True).decode()
 
 
-class SqlStore(CredentialStore):
-    """Threads, events, refs, outbox, state and the deployment ledger in one SQL database."""
+def _outbox_row(row: Any) -> OutboxRow:
+    """A claimed row; one whose payload cannot be read says why instead of failing the whole claim."""
+    payload: Any = {}
+    problem = None
+    try:
+        payload = json.loads(row.payload)
+    except ValueError as exc:
+        problem = f"payload is not valid JSON: {exc}"
+    if not isinstance(payload, dict):
+        payload, problem = {}, f"payload is a JSON {type(payload).__name__}, not an object"
+    return OutboxRow(id=row.id, channel=row.channel, thread_id=row.thread_id, payload=payload, problem=problem,
+                     attempts=row.attempts, created_at=_ts(row.created_at))
+
+
+class SqlStore(QuarantineStore, CredentialStore):
+    """Threads, events, refs, outbox, state, the deployment ledger and the quarantine in one SQL database."""
 
     def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
         self.engine = engine  # every write transaction
@@ -56,7 +72,7 @@ class SqlStore(CredentialStore):
             return
         try:
             await conn.execute(insert(refs), [
-                {"channel": ref.channel, "key": ref.key, "thread_id": ref.thread_id or thread_id,
+                {"channel": storable(ref.channel), "key": storable(ref.key), "thread_id": ref.thread_id or thread_id,
                  "data": json.dumps(ref.data) if ref.data is not None else None}
                 for ref in items
             ])
@@ -105,7 +121,7 @@ class SqlStore(CredentialStore):
         query = (
             select(threads.c.agent, threads.c.created_at, threads.c.updated_at, events.c.data)
             .select_from(threads.outerjoin(events, events.c.thread_id == threads.c.id))
-            .where(threads.c.id == thread_id)
+            .where(threads.c.id == storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
             .order_by(events.c.seq)
         )
         async with self.reader.connect() as conn:
@@ -221,7 +237,8 @@ class SqlStore(CredentialStore):
     async def get_ref(self, channel: str, key: str) -> Ref | None:
         async with self.reader.connect() as conn:
             row = (await conn.execute(
-                select(refs).where(refs.c.channel == channel, refs.c.key == key)
+                # Keys were made storable when recorded; look up the same raw key the same way.
+                select(refs).where(refs.c.channel == storable(channel), refs.c.key == storable(key))
             )).first()
         if row is None:
             return None
@@ -260,8 +277,7 @@ class SqlStore(CredentialStore):
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                     .values(next_attempt_at=now + lease_seconds, attempts=outbox.c.attempts + 1)
                 )
-        return [OutboxRow(id=r.id, channel=r.channel, thread_id=r.thread_id, payload=json.loads(r.payload),
-                          attempts=r.attempts, created_at=_ts(r.created_at)) for r in rows]
+        return [_outbox_row(r) for r in rows]
 
     async def _outbox_set(self, row_id: int, **values: Any) -> None:
         async with self.engine.begin() as conn:

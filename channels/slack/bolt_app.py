@@ -1,9 +1,14 @@
-"""The slack-bolt AsyncApp: signature check, url_verification, routing to our handlers; HTTP or Socket Mode.
+"""The slack-bolt AsyncApp: url_verification, routing to our handlers; HTTP (``route.py``) or Socket Mode.
 
 ``process_before_response=True`` makes bolt answer only after a listener returns, so the answer to Slack means
 "stored". Listeners do only the fast part (one database transaction); the worker does the slow model work, so
 the ack stays far below Slack's 3 s whatever the model does. Bolt's lazy listeners are never used: they are
 fire-and-forget tasks that a restart would lose.
+
+Over HTTP every request was verified before bolt saw it. Slash commands and clicks carry their request's
+replay key (``route.request_key``), recorded with what they cause, so the same signed request sent again
+changes nothing. A failing event asks Slack for a retry and is quarantined on its last delivery
+(``poison.py``); a failing command or click gets an answer with an error id. None of them answers 500.
 """
 
 from __future__ import annotations
@@ -11,27 +16,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
-from fastapi import FastAPI
 from pydantic import ValidationError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from starlette.requests import Request
-from starlette.responses import Response
 
 from bot.config import Settings
+from bot.errors import Conflict, DuplicateRef, Signal
 from bot.service import Service
+from bot.store import Ref
+from channels.slack import poison, replay
 from channels.slack import slack_interactions as interactions
-from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REJECT, REJECT_MODAL
+from channels.slack.limits import fit_escaped
+from channels.slack.route import ask_for_retry, request_key
+from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REASON_BLOCK, REJECT, REJECT_MODAL
 from channels.slack.slack_client import api_url, retry_handlers
 from channels.slack.slack_inbound import incoming, receive, run_command
 from channels.slack.slack_notices import Notices
@@ -40,10 +47,11 @@ from channels.slack.users import ActorLookup, id_only
 
 log = structlog.get_logger("opsgate.slack")
 
-EVENTS_PATH = "/slack/events"
-ClickHandler = Callable[[BlockActions, Service, ActorLookup], Awaitable[interactions.Answer]]
-SubmitHandler = Callable[[ViewSubmission, Service, ActorLookup], Awaitable[dict[str, str] | None]]
-Listener = Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]
+ClickHandler = Callable[[BlockActions, Service, ActorLookup, list[Ref]], Awaitable[interactions.Answer]]
+SubmitHandler = Callable[[ViewSubmission, Service, ActorLookup, list[Ref]], Awaitable[dict[str, str] | None]]
+Listener = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext], Awaitable[None]]
+ALREADY_HANDLED = "That request was already handled."
+Payload = TypeVar("Payload", BlockActions, ViewSubmission, SlashCommand)
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -120,7 +128,7 @@ def build_app(
     finally:
         bolt_log.setLevel(level)
 
-    async def on_message(body: dict[str, Any]) -> None:
+    async def on_message(body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest) -> None:
         try:
             envelope = EventCallback.model_validate(body)
         except ValidationError as exc:
@@ -130,7 +138,21 @@ def build_app(
         message = incoming(envelope, identity.user_id)
         if message is None:
             return
-        received = await receive(message, service, actor_of)
+        try:
+            received = await receive(message, service, actor_of)
+        except Exception as exc:
+            if isinstance(exc, Signal) and not isinstance(exc, Conflict | DuplicateRef):
+                # Refused for good (e.g. a message over the size limit): tell the author, never retry.
+                log.info("slack_event_refused", event_id=message.event_id, reason=str(exc)[:200])
+                notices.ephemeral(message.channel, message.user, f":warning: {fit_escaped(str(exc), 2000)}",
+                                  message.root_ts)
+                return
+            # Storage down, a busy thread, a bug: Slack retries; its last delivery is quarantined.
+            delivery = poison.attempt(request.headers)
+            if not await poison.event_failed(service.store, envelope.event_id, body, exc, delivery):
+                if not ask_for_retry(context):
+                    raise  # Socket Mode: no HTTP answer to change; not acking makes Slack send it again
+            return
         log.info("slack_event", event_id=message.event_id, outcome=received.outcome,
                  thread_id=received.thread_id)
         if received.notice:
@@ -139,15 +161,30 @@ def build_app(
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
 
+    async def replayed(context: AsyncBoltContext) -> bool:
+        """A signed request already handled (the same bytes sent again within the signature window)."""
+        return await replay.seen(service.store, request_key(context))
+
     def button(handler: ClickHandler) -> Listener:
-        async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        async def on_click(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
-            click = BlockActions.model_validate(body)
+            click = unreadable_or(BlockActions, body)
+            if click is None:
+                return
             try:
-                answer = await handler(click, service, actor_of)
+                if await replayed(context):
+                    answer = interactions.REPLAYED
+                else:
+                    answer = await handler(click, service, actor_of, replay.request_refs(request_key(context)))
             except ValueError as exc:  # a button value that is not ours
                 log.warning("slack_button_unreadable", error=str(exc), user=click.user.id)
                 answer = interactions.Answer(ephemeral="That button does not belong to an opsgate approval.")
+            except Exception:
+                error_id = failure("slack_click_failed", user=click.user.id)
+                answer = interactions.Answer(ephemeral=f"opsgate could not handle that click (error id "
+                                                       f"{error_id}). Please try again in a moment.")
+            if answer.replayed:
+                log.warning("slack_request_replayed", kind="block_actions", user=click.user.id)
             if answer.view is not None:
                 notices.open_view(click.trigger_id, answer.view)
             if answer.ephemeral is not None:
@@ -159,13 +196,24 @@ def build_app(
     app.action(EDIT)(button(interactions.open_edit))
 
     def modal(handler: SubmitHandler) -> Listener:
-        async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-            submission = ViewSubmission.model_validate(body)
+        async def on_submit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            submission = unreadable_or(ViewSubmission, body)
+            if submission is None:
+                await ack()
+                return
             try:
-                errors = await handler(submission, service, actor_of)
+                if await replayed(context):
+                    log.warning("slack_request_replayed", kind="view_submission", user=submission.user.id)
+                    errors = None
+                else:
+                    errors = await handler(submission, service, actor_of, replay.request_refs(request_key(context)))
             except ValueError as exc:  # private_metadata that is not ours: close the modal, change nothing
                 log.warning("slack_modal_unreadable", error=str(exc), user=submission.user.id)
                 errors = None
+            except Exception:
+                error_id = failure("slack_submit_failed", user=submission.user.id)
+                errors = {first_input(submission): f"opsgate could not save this (error id {error_id}). "
+                                                   "Please try again in a moment."}
             if errors:
                 await ack(response_action="errors", errors=errors)
             else:
@@ -175,22 +223,48 @@ def build_app(
     app.view(REJECT_MODAL)(modal(interactions.submit_reject))
     app.view(EDIT_MODAL)(modal(interactions.submit_edit))
 
-    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        _, answer = await run_command(SlashCommand.model_validate(body), service, actor_of)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        command = unreadable_or(SlashCommand, body)
+        if command is None:
+            await ack(text="opsgate could not read that command.")
+            return
+        try:
+            if await replayed(context):
+                raise DuplicateRef("request already handled")
+            _, answer = await run_command(command, service, actor_of, replay.request_refs(request_key(context)))
+        except DuplicateRef:
+            log.warning("slack_request_replayed", kind="slash_command", user=command.user_id)
+            answer = ALREADY_HANDLED
+        except Signal as exc:  # refused for good (too long, unknown agent): say why
+            answer = f":warning: {fit_escaped(str(exc), 2000)}"
+        except Exception:
+            error_id = failure("slack_command_failed", user=command.user_id)
+            answer = f"opsgate could not start this (error id {error_id}). Please try again in a moment."
         await ack(text=answer)
 
     app.command(re.compile(r"^/opsgate"))(on_command)
     return app
 
 
-def mount_events(app: FastAPI, bolt: AsyncApp) -> None:
-    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says."""
-    handler = AsyncSlackRequestHandler(bolt)
+def unreadable_or(model: type[Payload], body: dict[str, Any]) -> Payload | None:
+    """The typed payload, or None (logged) when Slack sent something we cannot read: answered, never a 500."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        log.warning("slack_payload_unreadable", kind=model.__name__, error=str(exc).splitlines()[0])
+        return None
 
-    async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
 
-    app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)
+def failure(event: str, **fields: Any) -> str:
+    """Log an unexpected failure with its traceback and a short error id the person can quote; return the id."""
+    error_id = secrets.token_hex(6)
+    log.exception(event, error_id=error_id, **fields)
+    return error_id
+
+
+def first_input(submission: ViewSubmission) -> str:
+    """The block id of the modal's first input, where a general error is shown."""
+    return next(iter(submission.view.state.values), REASON_BLOCK)
 
 
 async def run_socket_mode(bolt: AsyncApp, settings: Settings, client: AsyncWebClient) -> None:

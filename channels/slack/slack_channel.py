@@ -16,7 +16,8 @@ from bot.events import Event
 from bot.service import Service
 from bot.store import OutboxItem, OutboxRow
 from bot.thread import Thread
-from channels.slack.bolt_app import BotIdentity, build_app, identify, mount_events, run_socket_mode
+from channels.slack.bolt_app import BotIdentity, build_app, identify, run_socket_mode
+from channels.slack.route import mount_events
 from channels.slack.slack_client import web_client
 from channels.slack.slack_delivery import SlackDelivery
 from channels.slack.slack_direct import direct_post
@@ -68,7 +69,7 @@ class SlackChannel(Channel):
     def mount(self, app: FastAPI, service: Service) -> None:
         """POST /slack/events, when requests can be verified (SLACK_SIGNING_SECRET)."""
         if self.settings.slack_signing_secret:
-            mount_events(app, self.bolt(service))
+            mount_events(app, self.bolt(service), self.settings.slack_signing_secret)
         else:
             log.info("slack_http_disabled", reason="no SLACK_SIGNING_SECRET; Socket Mode only")
 

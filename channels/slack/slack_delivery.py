@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.store import OutboxRow, Ref, Store
+from channels.slack.limits import message_problems
 from channels.slack.slack_client import retry_after
 from channels.slack.slack_outbound import MESSAGE_ADAPTER, SlackCardUpdate, SlackPost
 
@@ -69,6 +70,9 @@ class SlackDelivery:
         except ValidationError as exc:
             raise DeliveryFailed(f"malformed Slack outbox item {row.id}: {exc.error_count()} errors") from exc
         method = "chat.update" if isinstance(message, SlackCardUpdate) else "chat.postMessage"
+        problems = message_problems(message.text, message.blocks)
+        if problems:  # a builder bug: Slack will refuse it (then the outbox sets the row aside); say why first
+            log.error("slack_payload_over_limit", row=row.id, thread_id=row.thread_id, problems=problems[:5])
         try:
             if isinstance(message, SlackPost):
                 await self._post(row, message)

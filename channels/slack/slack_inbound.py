@@ -7,6 +7,7 @@ ignore (bots, edits, chatter not addressed to us) -> dedupe (event id) -> resolv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ from bot.errors import DuplicateRef, NotWaiting, ThreadNotFound
 from bot.events import Via
 from bot.service import Service
 from bot.store import Ref
+from channels.slack.limits import fit_escaped
 from channels.slack.slack_delivery import THREAD_REF, thread_key
 from channels.slack.slack_payloads import EventCallback, SlashCommand, clean_text, mentions
 from channels.slack.users import ActorLookup, id_only
@@ -25,6 +27,7 @@ log = structlog.get_logger("opsgate.slack")
 EVENT_REF = "slack-event"
 CHANNEL = "slack"
 HELP = "!help"
+ECHO = 500  # characters of a slash command quoted back to its author
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ async def _continue(
         # The thread waits for a decision: say so privately; remember the event so a retry stays quiet.
         await service.store.put_ref(event_ref.model_copy(update={"thread_id": thread_id}))
         log.info("slack_message_while_waiting", thread_id=thread_id, user=message.user)
-        return Received("waiting", thread_id, f"I'm waiting for a decision on this thread first ({exc}). "
+        return Received("waiting", thread_id, f"I'm waiting for a decision on this thread first "
+                                              f"({fit_escaped(str(exc), 500)}). "
                                               "Use the Approve / Reject buttons on the approval card.")
     except ThreadNotFound:
         log.warning("slack_thread_ref_dangling", thread_id=thread_id, channel=message.channel)
@@ -137,14 +141,18 @@ def command_text(text: str) -> str:
 
 
 async def run_command(
-    command: SlashCommand, service: Service, actor_of: ActorLookup = id_only
+    command: SlashCommand, service: Service, actor_of: ActorLookup = id_only, refs: Sequence[Ref] = (),
 ) -> tuple[str, str]:
-    """Start a thread for a slash command; returns (thread id, the ephemeral answer to the command)."""
+    """Start a thread for a slash command; returns (thread id, the ephemeral answer to the command).
+
+    ``refs`` (the request's replay guard) are stored with the thread: DuplicateRef when it was already handled.
+    """
     text = command_text(command.text)
     thread = await service.start_thread(
         text, user=await actor_of(command.user_id),
-        via=Via(channel=CHANNEL, conversation=command.channel_id, message=None),
+        via=Via(channel=CHANNEL, conversation=command.channel_id, message=None), refs=refs,
     )
     log.info("slack_command", thread_id=thread.id, channel=command.channel_id, user=command.user_id,
-             text=text)
-    return thread.id, f"On it: `{text}`. I'll answer in a thread in this channel."
+             text=text[:200])
+    echo = fit_escaped(text.replace("`", "'"), ECHO)
+    return thread.id, f"On it: `{echo}`. I'll answer in a thread in this channel."

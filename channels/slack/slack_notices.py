@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels.slack import limits
 from channels.slack.slack_blocks import Block
 
 log = structlog.get_logger("opsgate.slack")
@@ -27,12 +28,12 @@ class Notices:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def ephemeral(self, channel: str | None, user: str, text: str, thread_ts: str | None = None) -> None:
-        """Show ``text`` to ``user`` only, next to the message they acted on."""
+        """Show ``text`` (already escaped by its builder) to ``user`` only, next to the message they acted on."""
         if channel is None:
             log.warning("slack_ephemeral_without_channel", user=user, text=text)
             return
         self._spawn("chat.postEphemeral", self.client.chat_postEphemeral(
-            channel=channel, user=user, text=text, thread_ts=thread_ts,
+            channel=channel, user=user, text=limits.fit(text, limits.TEXT), thread_ts=thread_ts,
         ))
 
     def open_view(self, trigger_id: str, view: Block) -> None:

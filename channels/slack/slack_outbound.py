@@ -23,10 +23,13 @@ from bot.events import (
 )
 from bot.store import OutboxItem
 from bot.thread import Thread
-from channels.slack.slack_blocks import Block, approval_card, clip, decided_card, escape, who
+from channels.slack import limits
+from channels.slack.limits import fit_escaped
+from channels.slack.slack_blocks import Block, approval_card, decided_card, who
 
 CHANNEL = "slack"
 _ERRORS_SHOWN = ("step_limit", "internal", "execution")
+ROOT_TEXT = 1000  # the request quoted in the root post of a slash-command thread
 
 
 class SlackPost(BaseModel):
@@ -76,28 +79,30 @@ def messages_for(
     channel, root = where
     out: list[SlackPost | SlackCardUpdate] = []
 
-    def reply(text: str) -> None:
-        out.append(SlackPost(channel=channel, thread_ts=root, text=clip(text, 39000)))
+    def reply(prefix: str, text: str) -> None:
+        # The prefix is ours (emoji, action name in backticks); the rest came from the model or a tool.
+        body = fit_escaped(text, limits.TEXT - limits.length(prefix)) if text else "-"
+        out.append(SlackPost(channel=channel, thread_ts=root, text=prefix + body))
 
     first = thread.first_message
     for event in new:
         if isinstance(event, UserMessage):
             if root is None and first is not None and event.id == first.id:
                 asker = f"{who(event.user)} asked" if event.user else "Asked"
-                out.append(SlackPost(
-                    channel=channel, thread_ts=None, role="root", text=f"{asker}: `{escape(event.text)}`",
-                ))
+                said = fit_escaped(event.text.replace("`", "'"), ROOT_TEXT) or "-"
+                out.append(SlackPost(channel=channel, thread_ts=None, role="root", text=f"{asker}: `{said}`"))
         elif isinstance(event, HumanInputRequested):
-            reply(f":question: {escape(event.message)}")
+            reply(":question: ", event.message)
         elif isinstance(event, Done):
-            reply(escape(event.message))
+            reply("", event.message)
         elif isinstance(event, ActionResult):
+            name = fit_escaped(event.name.replace("`", "'"), 100)
             if event.ok:
-                reply(f":white_check_mark: `{event.name}`: {escape(event.result)}")
+                reply(f":white_check_mark: `{name}`: ", event.result)
             else:
-                reply(f":x: `{event.name}` failed: {escape(event.result)}")
+                reply(f":x: `{name}` failed: ", event.result)
         elif isinstance(event, ErrorEvent) and event.kind in _ERRORS_SHOWN:
-            reply(f":warning: {escape(event.message)}")
+            reply(":warning: ", event.message)
         elif isinstance(event, ApprovalRequested):
             text, blocks = approval_card(thread.id, event, editable=editable)
             out.append(SlackPost(

@@ -204,7 +204,6 @@ class CardRef(_Slack):
     channel: str | None = None
     message_ts: str | None = None
     thread_ts: str | None = None
-    fields: list[EditField] = Field(default_factory=list)
 
     def to_value(self) -> str:
         """Compact JSON for a button value (<= 2000 chars) or a modal's private_metadata (<= 3000 chars)."""
@@ -218,16 +217,6 @@ class CardRef(_Slack):
         except (ValueError, ValidationError) as exc:
             raise ValueError(f"not an opsgate approval reference: {raw!r}") from exc
 
-
-class EditField(_Slack):
-    """One argument offered in the edit modal; ``json`` when its value is not a string (numbers, lists)."""
-
-    name: str
-    json_value: bool = False
-    required: bool = True
-
-
-CardRef.model_rebuild()
 
 # --- text ---------------------------------------------------------------------------------------------------
 

@@ -349,11 +349,14 @@ class FakeSocketMode:
 
     async def push(
         self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = False,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0, retry_attempt: int = 0,  # noqa: ASYNC109
     ) -> tuple[dict[str, Any], float]:
-        """Send one envelope (events_api, interactive, slash_commands); return the ack and seconds until it came."""
+        """Send one envelope (events_api, interactive, slash_commands); return the ack and seconds until it came.
+
+        ``retry_attempt`` marks Slack's re-delivery of an envelope that was not acknowledged (TimeoutError: no ack).
+        """
         future = asyncio.run_coroutine_threadsafe(
-            self._push(kind, payload, accepts_response_payload, timeout), self._loop)
+            self._push(kind, payload, accepts_response_payload, timeout, retry_attempt), self._loop)
         return await asyncio.wrap_future(future)
 
     async def _serve(self) -> Server:
@@ -375,6 +378,7 @@ class FakeSocketMode:
 
     async def _push(
         self, kind: str, payload: dict[str, Any], accepts_response_payload: bool, timeout: float,  # noqa: ASYNC109
+        retry_attempt: int,
     ) -> tuple[dict[str, Any], float]:
         deadline = time.monotonic() + timeout
         while not self.connected:
@@ -388,7 +392,7 @@ class FakeSocketMode:
         started = time.perf_counter()
         await connection.send(json.dumps({
             "envelope_id": envelope_id, "type": kind, "accepts_response_payload": accepts_response_payload,
-            "retry_attempt": 0, "retry_reason": "", "payload": payload,
+            "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "", "payload": payload,
         }))
         ack = await asyncio.wait_for(acked, max(0.1, deadline - time.monotonic()))
         return ack, time.perf_counter() - started

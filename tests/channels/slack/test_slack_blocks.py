@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.events import ApprovalDecided, ApprovalRequested, ArgumentChange
+from channels.slack.limits import message_problems, modal_problems
 from channels.slack.slack_blocks import (
+    MAX_EDIT_FIELDS,
     approval_card,
     decided_card,
-    edit_fields,
     edit_modal,
+    edit_plan,
     escape,
     reject_modal,
 )
@@ -74,13 +76,14 @@ def test_card_without_arguments_has_no_edit_button() -> None:
 
 
 def test_card_respects_slack_limits() -> None:
-    """At most 10 fields per section (the rest in a text block); long values are clipped."""
+    """At most 10 fields per section (the rest in a text block); long values are cut and say so."""
     arguments = {f"arg{i}": "x" * 5000 for i in range(12)}
-    _, blocks = approval_card("th1", request(arguments=arguments))
+    text, blocks = approval_card("th1", request(arguments=arguments))
     sections = of_type(blocks, "section")
     assert len(sections[0]["fields"]) == 10
-    assert all(len(f["text"]) <= 2000 for f in sections[0]["fields"])
-    assert "arg10" in sections[1]["text"]["text"] and len(sections[1]["text"]["text"]) <= 3000
+    assert all(f["text"].endswith("…(truncated)") for f in sections[0]["fields"])
+    assert "arg10" in sections[1]["text"]["text"]
+    assert message_problems(text, blocks) == []
 
 
 def test_approved_card_replaces_buttons_with_who_and_when() -> None:
@@ -134,13 +137,29 @@ def test_reject_modal_asks_for_a_reason_and_remembers_the_approval() -> None:
 def test_edit_modal_has_one_input_per_argument() -> None:
     """Each argument is an input pre-filled with its value; non-strings are marked as JSON."""
     arguments = {"service": "api", "replicas": 3, "reason": "x"}
-    ref = CardRef(thread_id="th1", approval_id="ap1", fields=edit_fields(arguments, {"service"}))
-    view = edit_modal(ref, "scale", arguments)
+    ref = CardRef(thread_id="th1", approval_id="ap1")
+    plan = edit_plan(arguments, {"service"})
+    view = edit_modal(ref, "scale", arguments, plan)
     inputs = of_type(view["blocks"], "input")
-    assert [i["block_id"] for i in inputs] == ["arg_service", "arg_replicas"]
+    assert [i["block_id"] for i in inputs] == ["arg_0", "arg_1"]
+    assert [i["label"]["text"] for i in inputs] == ["service", "replicas"]
     assert [i["element"]["initial_value"] for i in inputs] == ["api", "3"]
     assert [i["optional"] for i in inputs] == [False, True]
-    assert CardRef.parse(view["private_metadata"]).fields[1].json_value
+    assert [f.json_value for f in plan.fields] == [False, True] and plan.kept == []
+    assert CardRef.parse(view["private_metadata"]) == ref
+
+
+def test_edit_modal_with_too_many_or_too_long_arguments_offers_the_first_ones_and_says_so() -> None:
+    """150 arguments: the first 10 are inputs, a too-long value is never cut into an input, the rest are named."""
+    arguments: dict[str, Any] = {"huge": "y" * 3001, **{f"a{i}": str(i) for i in range(150)}}
+    plan = edit_plan(arguments, set())
+    assert [f.name for f in plan.fields] == [f"a{i}" for i in range(MAX_EDIT_FIELDS)]
+    assert plan.kept[0] == "huge" and len(plan.kept) == 141
+    view = edit_modal(CardRef(thread_id="th1", approval_id="ap1"), "scale", arguments, plan)
+    assert len(of_type(view["blocks"], "input")) == MAX_EDIT_FIELDS
+    note = view["blocks"][-1]["text"]["text"]
+    assert "Kept as they are" in note and "*huge*" in note and "and 121 more" in note and "web inbox" in note
+    assert modal_problems(view) == []
 
 
 def test_escape() -> None:

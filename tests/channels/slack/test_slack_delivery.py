@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.config import Settings
 from bot.errors import DeliveryFailed, DeliveryRetry
@@ -179,3 +180,16 @@ async def test_slash_command_thread_root_then_replies(
     first, second = slack.calls_to("chat.postMessage")
     assert "thread_ts" not in first.args or first.args["thread_ts"] is None
     assert second.args["thread_ts"] == root.data["ts"]
+
+
+async def test_a_payload_over_slacks_limits_is_logged_before_it_is_sent(delivery: SlackDelivery) -> None:
+    """An item that breaks a limit (e.g. queued by an older version) names the problem in the log."""
+    oversize = SlackPost(channel=CHANNEL, thread_ts=ROOT, text="x" * 5000,
+                         blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}])
+    with capture_logs() as logs:
+        await delivery.deliver(row(oversize))
+    [record] = [r for r in logs if r["event"] == "slack_payload_over_limit"]
+    assert record["problems"] == ["text of 5000 characters (1-4000)", "blocks[0].text: 151 characters > 150"]
+    with capture_logs() as quiet:
+        await delivery.deliver(row(card()))
+    assert not any(r["event"] == "slack_payload_over_limit" for r in quiet)

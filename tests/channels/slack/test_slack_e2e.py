@@ -179,14 +179,13 @@ async def test_edit_approves_the_edited_arguments(
     [opened] = await slack.wait_for("views.open")
     view = opened.args["view"]
     initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
-    assert initial == {"arg_service": "api", "arg_version": "1.4.2", "arg_environment": "production"}
+    assert initial == {"arg_0": "api", "arg_1": "1.4.2", "arg_2": "production"}
     values: dict[str, dict[str, str | None]] = {
-        "arg_service": {"value": "api"}, "arg_version": {"value": "1.4.3 beta"},
-        "arg_environment": {"value": "production"},
+        "arg_0": {"value": "api"}, "arg_1": {"value": "1.4.3 beta"}, "arg_2": {"value": "production"},
     }
     refused = await sender.interaction(submission("opsgate_edit", view["private_metadata"], values, user=APPROVER))
-    assert refused.json()["response_action"] == "errors" and list(refused.json()["errors"]) == ["arg_version"]
-    values["arg_version"] = {"value": "1.4.3"}
+    assert refused.json()["response_action"] == "errors" and list(refused.json()["errors"]) == ["arg_1"]
+    values["arg_1"] = {"value": "1.4.3"}
     accepted = await sender.interaction(submission("opsgate_edit", view["private_metadata"], values, user=APPROVER))
     assert accepted.status_code == 200 and accepted.text == ""
     [update] = await slack.wait_for("chat.update")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,8 +11,10 @@ from structlog.testing import capture_logs
 
 from bot.events import ApprovalDecided, DecisionRefused
 from bot.runtime import Runtime
+from bot.store import Ref
 from bot.thread import Thread
 from channels.slack import slack_interactions as interactions
+from channels.slack.replay import request_refs
 from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REJECT, REJECT_MODAL
 from channels.slack.slack_payloads import BlockActions, CardRef, ViewSubmission
 from tests.channels.slack.conftest import waiting_deploy
@@ -125,11 +128,11 @@ async def test_edit_approves_with_validated_arguments(runtime: Runtime) -> None:
     thread = await waiting_deploy(runtime)
     answer = await interactions.open_edit(press(thread, EDIT, "UCAROL01"), runtime.service)
     assert answer.view is not None and answer.view["callback_id"] == EDIT_MODAL
-    values = {"arg_service": {"value": "api"}, "arg_version": {"value": "1.4.3"},
-              "arg_environment": {"value": "prod"}}
+    values = {"arg_0": {"value": "api"}, "arg_1": {"value": "1.4.3"},
+              "arg_2": {"value": "prod"}}
     errors = await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service)
-    assert errors is not None and list(errors) == ["arg_environment"]
-    values["arg_environment"] = {"value": "production"}
+    assert errors is not None and list(errors) == ["arg_2"]
+    values["arg_2"] = {"value": "production"}
     assert await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service) is None
     [decision] = decisions(await runtime.service.get_thread(thread.id))
     assert decision.approved and decision.arguments is not None and decision.arguments["version"] == "1.4.3"
@@ -142,10 +145,10 @@ async def test_edit_requires_the_required_fields(runtime: Runtime) -> None:
     answer = await interactions.open_edit(press(thread, EDIT, "UCAROL01"), runtime.service)
     assert answer.view is not None
     values: dict[str, dict[str, str | None]] = {
-        "arg_service": {"value": None}, "arg_version": {"value": "1.4.3"}, "arg_environment": {"value": "production"},
+        "arg_0": {"value": None}, "arg_1": {"value": "1.4.3"}, "arg_2": {"value": "production"},
     }
     errors = await interactions.submit_edit(submit(answer.view, values, "UCAROL01"), runtime.service)
-    assert errors == {"arg_service": "service is required"}
+    assert errors == {"arg_0": "service is required"}
 
 
 async def test_button_value_that_is_not_ours_is_a_clear_error(runtime: Runtime) -> None:
@@ -156,3 +159,67 @@ async def test_button_value_that_is_not_ours_is_a_clear_error(runtime: Runtime) 
     with pytest.raises(ValueError, match="not an opsgate approval"):
         await interactions.approve(forged, runtime.service)
     assert decisions(await runtime.service.get_thread(thread.id)) == []
+
+
+# --- replays of the same signed request ---------------------------------------------------------------------
+
+
+def guard(key: str = "k" * 64) -> list[Ref]:
+    return request_refs(key)
+
+
+async def test_replayed_approve_decides_nothing_and_says_nothing(runtime: Runtime) -> None:
+    """The same request again (same key) after an approval: no decision, no refusal note, no event."""
+    thread = await waiting_deploy(runtime)
+    click_ = press(thread, APPROVE, "UCAROL01")
+    assert await interactions.approve(click_, runtime.service, guard()) == interactions.Answer()
+    before = await runtime.service.get_thread(thread.id)
+    assert await interactions.approve(click_, runtime.service, guard()) == interactions.REPLAYED
+    after = await runtime.service.get_thread(thread.id)
+    assert after.events == before.events and len(decisions(after)) == 1 and refusals(after) == []
+
+
+async def test_replayed_refused_click_is_recorded_once(runtime: Runtime) -> None:
+    """A non-approver's click replayed: one refusal in the thread, one note, then silence."""
+    thread = await waiting_deploy(runtime)
+    click_ = press(thread, APPROVE, "UEVE0001")
+    first = await interactions.approve(click_, runtime.service, guard())
+    assert first.ephemeral is not None and not first.replayed
+    assert await interactions.approve(click_, runtime.service, guard()) == interactions.REPLAYED
+    assert len(refusals(await runtime.service.get_thread(thread.id))) == 1
+    other = await interactions.approve(click_, runtime.service, guard("z" * 64))  # a new request is heard
+    assert other.ephemeral is not None and len(refusals(await runtime.service.get_thread(thread.id))) == 2
+
+
+async def test_replayed_click_that_changed_nothing_is_silent(runtime: Runtime) -> None:
+    """A click answered 'no longer pending' (nothing written) is remembered too: its replay gets no note."""
+    thread = await waiting_deploy(runtime)
+    await interactions.approve(press(thread, APPROVE, "UCAROL01"), runtime.service)
+    late = press(thread, REJECT, "UDAVE001")
+    answer = await interactions.open_reject(late, runtime.service, guard())
+    assert answer.ephemeral is not None and answer.view is None
+    assert await interactions.open_reject(late, runtime.service, guard()) == interactions.REPLAYED
+
+
+async def test_replayed_modal_opening_and_submission_change_nothing(runtime: Runtime) -> None:
+    """Reject button and the reject modal, each sent twice: one modal, one rejection."""
+    thread = await waiting_deploy(runtime)
+    opened = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, guard("a" * 64))
+    assert opened.view is not None
+    again = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, guard("a" * 64))
+    assert again == interactions.REPLAYED
+    submitted = submit(opened.view, {"reason": {"reason": "freeze"}}, "UCAROL01")
+    assert await interactions.submit_reject(submitted, runtime.service, guard("b" * 64)) is None
+    assert await interactions.submit_reject(submitted, runtime.service, guard("b" * 64)) is None
+    after = await runtime.service.get_thread(thread.id)
+    assert len(decisions(after)) == 1 and refusals(after) == []
+
+
+async def test_concurrent_replays_of_one_approval_decide_once(runtime: Runtime) -> None:
+    """Five copies of one signed Approve click racing: one decision, four replays, no refusal."""
+    thread = await waiting_deploy(runtime)
+    click_ = press(thread, APPROVE, "UCAROL01")
+    answers = await asyncio.gather(*(interactions.approve(click_, runtime.service, guard()) for _ in range(5)))
+    assert sorted(a.replayed for a in answers) == [False, True, True, True, True]
+    after = await runtime.service.get_thread(thread.id)
+    assert len(decisions(after)) == 1 and refusals(after) == []

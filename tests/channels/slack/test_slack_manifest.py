@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from channels.slack.bolt_app import EVENTS_PATH
+from channels.slack.route import EVENTS_PATH
 
 MANIFEST = Path(__file__).resolve().parents[3] / "manifest.yml"
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from storage import store_for
 from tests.channels.slack.slack_requests import click, mention
 from tests.support.api_client import TOKEN
 from tests.support.databases import sqlite_url
@@ -83,3 +85,25 @@ async def test_socket_mode_mention_and_approval(
     assert "Approved* by <@UCAROL01>" in str(update.args["blocks"])
     await slack.wait_for("chat.postMessage", lambda c: c.args.get("text") == "api 1.4.2 is live")
     assert len(webhook.accepted) == 1
+
+
+async def test_socket_mode_poison_event_is_quarantined_on_the_last_delivery(
+    opsgate: OpsgateProcess, socket: FakeSocketMode, tmp_path: Path,
+) -> None:
+    """A failing store over the socket: no ack (Slack re-delivers) until its last delivery, then quarantined."""
+    database = tmp_path / "opsgate.db"
+    with sqlite3.connect(database) as db:  # a real write failure: the database refuses new threads
+        db.execute("CREATE TRIGGER opsgate_test_fail BEFORE INSERT ON threads "
+                   "BEGIN SELECT RAISE(ABORT, 'disk on fire (test)'); END")
+    envelope = mention("ship api", ts=ROOT, event_id="EvSocketPoison")
+    for retry in (0, 1, 2):
+        with pytest.raises(TimeoutError):
+            await socket.push("events_api", envelope, retry_attempt=retry, timeout=2.0)
+    ack, _ = await socket.push("events_api", envelope, retry_attempt=3)
+    assert set(ack) == {"envelope_id"}
+    store = store_for(sqlite_url(database))
+    try:
+        [item] = await store.list_quarantine()
+    finally:
+        await store.close()
+    assert (item.channel, item.key, item.attempts) == ("slack", "EvSocketPoison", 4)
