@@ -172,9 +172,9 @@ async def test_replayed_approve_decides_nothing_and_says_nothing(runtime: Runtim
     """The same request again (same key) after an approval: no decision, no refusal note, no event."""
     thread = await waiting_deploy(runtime)
     click_ = press(thread, APPROVE, "UCAROL01")
-    assert await interactions.approve(click_, runtime.service, guard()) == interactions.Answer()
+    assert await interactions.approve(click_, runtime.service, refs=guard()) == interactions.Answer()
     before = await runtime.service.get_thread(thread.id)
-    assert await interactions.approve(click_, runtime.service, guard()) == interactions.REPLAYED
+    assert await interactions.approve(click_, runtime.service, refs=guard()) == interactions.REPLAYED
     after = await runtime.service.get_thread(thread.id)
     assert after.events == before.events and len(decisions(after)) == 1 and refusals(after) == []
 
@@ -183,11 +183,11 @@ async def test_replayed_refused_click_is_recorded_once(runtime: Runtime) -> None
     """A non-approver's click replayed: one refusal in the thread, one note, then silence."""
     thread = await waiting_deploy(runtime)
     click_ = press(thread, APPROVE, "UEVE0001")
-    first = await interactions.approve(click_, runtime.service, guard())
+    first = await interactions.approve(click_, runtime.service, refs=guard())
     assert first.ephemeral is not None and not first.replayed
-    assert await interactions.approve(click_, runtime.service, guard()) == interactions.REPLAYED
+    assert await interactions.approve(click_, runtime.service, refs=guard()) == interactions.REPLAYED
     assert len(refusals(await runtime.service.get_thread(thread.id))) == 1
-    other = await interactions.approve(click_, runtime.service, guard("z" * 64))  # a new request is heard
+    other = await interactions.approve(click_, runtime.service, refs=guard("z" * 64))  # a new request is heard
     assert other.ephemeral is not None and len(refusals(await runtime.service.get_thread(thread.id))) == 2
 
 
@@ -196,21 +196,21 @@ async def test_replayed_click_that_changed_nothing_is_silent(runtime: Runtime) -
     thread = await waiting_deploy(runtime)
     await interactions.approve(press(thread, APPROVE, "UCAROL01"), runtime.service)
     late = press(thread, REJECT, "UDAVE001")
-    answer = await interactions.open_reject(late, runtime.service, guard())
+    answer = await interactions.open_reject(late, runtime.service, refs=guard())
     assert answer.ephemeral is not None and answer.view is None
-    assert await interactions.open_reject(late, runtime.service, guard()) == interactions.REPLAYED
+    assert await interactions.open_reject(late, runtime.service, refs=guard()) == interactions.REPLAYED
 
 
 async def test_replayed_modal_opening_and_submission_change_nothing(runtime: Runtime) -> None:
     """Reject button and the reject modal, each sent twice: one modal, one rejection."""
     thread = await waiting_deploy(runtime)
-    opened = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, guard("a" * 64))
+    opened = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, refs=guard("a" * 64))
     assert opened.view is not None
-    again = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, guard("a" * 64))
+    again = await interactions.open_reject(press(thread, REJECT, "UCAROL01"), runtime.service, refs=guard("a" * 64))
     assert again == interactions.REPLAYED
     submitted = submit(opened.view, {"reason": {"reason": "freeze"}}, "UCAROL01")
-    assert await interactions.submit_reject(submitted, runtime.service, guard("b" * 64)) is None
-    assert await interactions.submit_reject(submitted, runtime.service, guard("b" * 64)) is None
+    assert await interactions.submit_reject(submitted, runtime.service, refs=guard("b" * 64)) is None
+    assert await interactions.submit_reject(submitted, runtime.service, refs=guard("b" * 64)) is None
     after = await runtime.service.get_thread(thread.id)
     assert len(decisions(after)) == 1 and refusals(after) == []
 
@@ -219,7 +219,7 @@ async def test_concurrent_replays_of_one_approval_decide_once(runtime: Runtime) 
     """Five copies of one signed Approve click racing: one decision, four replays, no refusal."""
     thread = await waiting_deploy(runtime)
     click_ = press(thread, APPROVE, "UCAROL01")
-    answers = await asyncio.gather(*(interactions.approve(click_, runtime.service, guard()) for _ in range(5)))
+    answers = await asyncio.gather(*(interactions.approve(click_, runtime.service, refs=guard()) for _ in range(5)))
     assert sorted(a.replayed for a in answers) == [False, True, True, True, True]
     after = await runtime.service.get_thread(thread.id)
     assert len(decisions(after)) == 1 and refusals(after) == []
