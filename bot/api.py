@@ -1,7 +1,7 @@
 """The HTTP API (factor 6): launch a thread, look at it, answer it. Bearer-token protected.
 
 Bad input gets a 4xx with a clear message, never a 5xx: 401 token, 403 not an approver, 404 unknown thread,
-409 not waiting for that / already decided, 422 malformed body or arguments.
+409 not waiting for that / already decided, 413 message or body too large, 422 malformed body or arguments.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Text = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_not_blank)]
+# The length limit is OPSGATE_MAX_MESSAGE_CHARS, checked by the Service for every channel (413 here).
+Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 class StartThread(BaseModel):
@@ -57,7 +58,7 @@ class ApprovalResponse(BaseModel):
     type: Literal["approval"]
     approval_id: str = Field(min_length=1, max_length=64)
     approved: bool
-    comment: str | None = Field(None, max_length=5000)
+    comment: str | None = None
     arguments: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=255)
 

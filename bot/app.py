@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from bot import __version__
 from bot.api import BearerGate, router, signal_handler
+from bot.body_limit import BodyLimit
 from bot.config import Settings
 from bot.errors import Signal
 from bot.runtime import Loops, Runtime
@@ -64,6 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.include_router(router)
     app.add_middleware(BearerGate, expected=settings.api_token)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before the gate
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

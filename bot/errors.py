@@ -72,6 +72,12 @@ class UnknownAgent(Signal):
         self.name = name
 
 
+class TooLarge(Signal):
+    """A message or request body over the configured size; refused whole, nothing is stored."""
+
+    http_status = 413
+
+
 class Conflict(Signal):
     """Another writer appended to the thread first; reload and try again."""
 

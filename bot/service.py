@@ -11,7 +11,7 @@ from typing import Any
 from bot.agent import Registry
 from bot.approvals import decide
 from bot.config import Settings
-from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound, TooLarge
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
 from bot.store import QuarantineItem, Ref, Store, ThreadSummary
@@ -38,6 +38,7 @@ class Service:
         thread_id: str | None = None,
     ) -> Thread:
         """Create a thread from a first message; the worker picks it up. DuplicateRef on a retried delivery."""
+        self._check_size("message", text)
         events: list[Event] = [UserMessage(text=text, user=user, via=via)]
         if agent is not None:
             self.registry.get(agent)  # UnknownAgent before anything is stored
@@ -64,6 +65,7 @@ class Service:
         self, thread_id: str, text: str, *, user: str | None, via: Via, refs: Sequence[Ref] = ()
     ) -> Thread:
         """A person speaks in an existing thread: answers a question, or asks something new in context."""
+        self._check_size("message", text)
 
         async def message(thread: Thread) -> list[Event]:
             status = thread.status
@@ -90,6 +92,7 @@ class Service:
         refs: Sequence[Ref] = (),
     ) -> Thread:
         """Record a decision; the first valid one wins, later ones raise AlreadyDecided."""
+        self._check_size("comment", comment or "")
 
         async def decision(thread: Thread) -> list[Event]:
             # Rebuilt after every Conflict: the append that beat us may have been another decision.
@@ -104,6 +107,12 @@ class Service:
                 raise
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
+
+    def _check_size(self, what: str, text: str) -> None:
+        """TooLarge for text over OPSGATE_MAX_MESSAGE_CHARS: every channel comes through here, so none can forget."""
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise TooLarge(f"the {what} is too long: {len(text)} characters, at most {limit}; shorten it or split it")
 
     @staticmethod
     def _found(thread_id: str, thread: Thread | None) -> Thread:

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from bot.service import Service
 
 VIA = Via(channel="web")
-MAX_TEXT = 20_000
 PAGE_SIZE = 50
 QUARANTINE_PAGE_SIZE = 200
 # Order of the list: what needs a person first.
@@ -304,6 +303,4 @@ def _text(form: dict[str, str]) -> str:
     text = form.get("text", "").strip()
     if not text:
         raise UserError("write a request or a command first, e.g. !help")
-    if len(text) > MAX_TEXT:
-        raise UserError(f"the message is too long ({len(text)} characters; at most {MAX_TEXT})")
     return text

@@ -99,3 +99,45 @@ async def test_hostile_thread_ids_are_unknown_threads(api: ApiClient, path: str)
     assert (await api.http.get(path)).status_code == 404
     response = await api.http.post(f"{path}/responses", json={"type": "message", "text": "hi"})
     assert response.status_code == 404, response.text
+
+
+# --- size limits ----------------------------------------------------------------------------------------------
+
+
+async def test_a_message_at_the_limit_is_accepted_and_one_over_is_413(api: ApiClient) -> None:
+    """OPSGATE_MAX_MESSAGE_CHARS (20,000) characters are accepted; one more is 413 with the numbers, nothing stored."""
+    assert (await api.http.post("/threads", json={"message": "é" * 20_000})).status_code == 202
+    before = len((await api.http.get("/threads", params={"limit": 1000})).json())
+    response = await api.http.post("/threads", json={"message": "é" * 20_001})
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"] == (
+        "the message is too long: 20001 characters, at most 20000; shorten it or split it")
+    assert len((await api.http.get("/threads", params={"limit": 1000})).json()) == before
+
+
+async def test_follow_ups_and_comments_over_the_limit_are_413(api: ApiClient) -> None:
+    """A follow-up message or an approval comment over the limit is refused the same way."""
+    thread_id = await api.start("!help", user="bob")
+    await api.wait(thread_id, "done")
+    response = await api.respond(thread_id, {"type": "message", "text": "x" * 20_001})
+    assert response.status_code == 413 and "message is too long" in response.json()["detail"]
+    response = await api.respond(thread_id, {"type": "approval", "approval_id": "a", "approved": False,
+                                             "comment": "x" * 20_001})
+    assert response.status_code == 413 and "comment is too long" in response.json()["detail"]
+
+
+async def test_a_huge_body_is_refused_before_it_is_read(api: ApiClient) -> None:
+    """A body over the limit with Content-Length is 413 at once; a chunked one is 413 once it passes the limit."""
+    big = b'{"message": "' + b"a" * (2 << 20) + b'"}'
+    response = await post(api, "/threads", big)
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.json()["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = await api.http.post("/threads", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
