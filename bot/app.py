@@ -14,7 +14,7 @@ from bot import __version__
 from bot.api import BearerGate, router, signal_handler
 from bot.body_limit import BodyLimit
 from bot.config import Settings
-from bot.errors import Signal
+from bot.errors import Signal, new_error_id
 from bot.runtime import Loops, Runtime
 from bot.wiring import build_runtime, prepare_database
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.state.loops = loops
     app.add_exception_handler(Signal, signal_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
     app.include_router(router)
     app.add_middleware(BearerGate, expected=settings.api_token)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before the gate
@@ -85,3 +86,11 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         problems.append({"field": where, "problem": err.get("msg", "invalid")})
     return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug or an outage: the caller gets an error id to quote, never a trace; the log gets the details."""
+    error_id = new_error_id()
+    log.error("request_failed", method=request.method, path=request.url.path, error_id=error_id, exc_info=exc)
+    return JSONResponse({"detail": f"internal error (error id {error_id}); the details are in opsgate's log"},
+                        status_code=500)

@@ -8,6 +8,13 @@
 
 from __future__ import annotations
 
+import secrets
+
+
+def new_error_id() -> str:
+    """A short id that ties what a person is told to the log line with the details (``error_id``)."""
+    return secrets.token_hex(6)
+
 
 class OpsgateError(Exception):
     """Base of every opsgate error."""
