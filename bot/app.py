@@ -15,6 +15,7 @@ from bot.api import BearerGate, router, signal_handler
 from bot.body_limit import BodyLimit
 from bot.config import Settings
 from bot.errors import Signal, new_error_id
+from bot.health import Readiness, ReadinessProbe
 from bot.runtime import Loops, Runtime
 from bot.wiring import build_runtime, prepare_database
 
@@ -68,11 +69,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_middleware(BearerGate, expected=settings.api_token)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before the gate
 
+    readiness = ReadinessProbe(runtime.store)
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:
-        """Liveness and database reachability; no authentication."""
-        await runtime.store.get_state("healthz")
+        """Liveness: the process answers (no database access); no authentication."""
         return {"status": "ok", "version": __version__, "loops": sorted(loops.tasks)}
+
+    @app.get("/readyz", tags=["health"], response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "the database cannot be written"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the database accepts a write now (200), or why not (503); no authentication."""
+        result = await readiness.check()
+        return JSONResponse(result.model_dump(exclude_none=True), status_code=200 if result.ready else 503)
 
     for channel in runtime.channels:
         channel.mount(app, runtime.service)
