@@ -19,7 +19,7 @@ from bot.errors import (
     Signal,
 )
 from bot.events import Event, Via
-from bot.service import Service
+from bot.service import MAX_OFFSET, Service
 from bot.store import ThreadSummary
 from bot.thread import PendingApproval, ThreadStatus
 
@@ -130,7 +130,7 @@ async def start_thread(body: StartThread, svc: Svc) -> Accepted:
 @router.get("", response_model=list[ThreadSummary])
 async def list_threads(
     svc: Svc, status: ThreadStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[ThreadSummary]:
     """Threads, most recently updated first, optionally with one status."""
     return await svc.list_threads(status, limit, offset)

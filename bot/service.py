@@ -17,6 +17,8 @@ from bot.journal import Journal
 from bot.store import QuarantineItem, Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
+MAX_OFFSET = 1_000_000_000
+
 
 class Service:
     """The application's use cases; holds no per-thread state (factor 12)."""
@@ -55,7 +57,9 @@ class Service:
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[ThreadSummary]:
-        return await self.store.list_threads(status, limit, offset)
+        """A page of threads, most recently updated first; offsets past any real table read as empty pages."""
+        # Beyond MAX_OFFSET there are no rows anyway; a bigger number would overflow the database's integer.
+        return await self.store.list_threads(status, limit, max(0, min(offset, MAX_OFFSET)))
 
     async def quarantined(self, limit: int = 100) -> list[QuarantineItem]:
         """Messages set aside because they could not be processed or delivered, newest first."""

@@ -141,3 +141,16 @@ async def test_a_huge_body_is_refused_before_it_is_read(api: ApiClient) -> None:
 
     response = await api.http.post("/threads", content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413, response.text
+
+
+@pytest.mark.parametrize("offset", [str(10**20), str(1_000_000_001), "-1", "9" * 5000])
+async def test_out_of_range_offsets_are_422(api: ApiClient, offset: str) -> None:
+    """An offset past any real table (or the database's integers) is a 422, not a 500 (found by schemathesis)."""
+    response = await api.http.get("/threads", params={"offset": offset})
+    assert response.status_code == 422, response.text
+
+
+async def test_the_largest_offset_is_an_empty_page(api: ApiClient) -> None:
+    """offset=1,000,000,000 is accepted and simply past the end."""
+    response = await api.http.get("/threads", params={"offset": 1_000_000_000})
+    assert response.status_code == 200 and response.json() == []

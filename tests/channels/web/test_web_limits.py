@@ -13,3 +13,10 @@ async def test_a_too_long_request_is_refused_with_its_text_kept(inbox: Inbox, lo
     assert "20006 characters, at most 20000" in text_of(response.text)
     assert text in response.text
     assert await inbox.runtime.service.list_threads() == []
+
+
+async def test_a_huge_page_number_is_an_empty_page(local: Client) -> None:
+    """?page= beyond the database's integers lists nothing instead of failing."""
+    for page in (str(10**18), str(10**300), "9" * 5000, "-3", "x"):
+        response = await local.get("/", params={"page": page})
+        assert response.status_code == 200, page
