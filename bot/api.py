@@ -116,7 +116,33 @@ class BearerGate:
         await self.app(scope, receive, send)
 
 
-router = APIRouter(prefix="/threads", tags=["threads"])
+class Problem(BaseModel):
+    """One thing wrong with a request: where, and what."""
+
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API: a sentence, and for 422 the problems field by field."""
+
+    detail: str
+    problems: list[Problem] | None = None
+
+
+_ERRORS = {
+    400: "the body could not be read (not UTF-8)",
+    401: "missing or wrong bearer token, or the API is disabled (OPSGATE_API_TOKEN unset)",
+    403: "not an approver, or the four-eyes rule",
+    404: "no such thread",
+    409: "the thread is not waiting for this (or it was already decided)",
+    413: "the message or comment is over OPSGATE_MAX_MESSAGE_CHARS, or the body is too large",
+    422: "malformed body, parameters or arguments",
+    500: "an internal error: the detail holds an error id to find in opsgate's log",
+}
+router = APIRouter(prefix="/threads", tags=["threads"], responses={
+    code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
+})
 Svc = Annotated[Service, Depends(service)]
 
 
