@@ -51,10 +51,10 @@ def storable_data(value: Any) -> Any:
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, dict):
-        for k, v in value.items():
-            if storable_data(k) is not k or storable_data(v) is not v:
-                return {storable_data(k): storable_data(v) for k, v in value.items()}
-        return value
+        pairs = [(storable_data(k), storable_data(v)) for k, v in value.items()]
+        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
     if isinstance(value, list | tuple) and type(value) in (list, tuple):
         items = [storable_data(v) for v in value]
         if any(new is not old for new, old in zip(items, value, strict=True)):
