@@ -1,8 +1,9 @@
 """Refusing oversized HTTP request bodies before anything reads or parses them (every route: API, inbox, Slack).
 
-A declared Content-Length over the limit is answered 413 at once, without reading a byte; a body sent without
+A declared Content-Length over the limit is answered 413 before the app sees the request; a body sent without
 one (chunked) is counted as it arrives, and passing the limit answers 413 and ends the app's reading as if the
-client had gone away.
+client had gone away. Either way nothing is parsed: what the client is still sending is read and dropped (up to
+a bound), only so that it gets to read the answer.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.errors import TooLarge
-
 # A client still sending its body only sees our answer if we read what it sends first (the server closes the
 # connection after answering); past this many times the limit we stop reading and the connection closes under it.
 _DRAIN_FACTOR = 8
 
 
-def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"the request body is larger than {limit} bytes")
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes"
 
 
 class BodyLimit:
@@ -40,7 +39,7 @@ class BodyLimit:
         if declared is not None and (len(declared) > 18 or int(declared) > self.limit):
             if len(declared) <= 18 and int(declared) <= _DRAIN_FACTOR * self.limit:
                 await self._drain(receive)
-            await self._refuse(scope, receive, send, 413, str(_too_large(self.limit)))
+            await self._refuse(scope, receive, send, 413, _too_large(self.limit))
             return
         received = 0
         state = {"started": False, "refused": False}
@@ -57,7 +56,7 @@ class BodyLimit:
                     state["refused"] = True
                     if message.get("more_body", False):
                         await self._drain(receive)
-                    await self._refuse(scope, receive, send, 413, str(_too_large(self.limit)))
+                    await self._refuse(scope, receive, send, 413, _too_large(self.limit))
                     return {"type": "http.disconnect"}
             return message
 
