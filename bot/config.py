@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # hostile input and faults
     max_message_chars: int = Field(20_000, alias="OPSGATE_MAX_MESSAGE_CHARS", ge=100, le=1_000_000)
     outbox_max_attempts: int = Field(8, alias="OPSGATE_OUTBOX_MAX_ATTEMPTS", ge=1, le=100)
+    thread_max_failures: int = Field(6, alias="OPSGATE_THREAD_MAX_FAILURES", ge=1, le=100)
 
     # deploy agent executor
     deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
