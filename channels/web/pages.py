@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 VIA = Via(channel="web")
 PAGE_SIZE = 50
 QUARANTINE_PAGE_SIZE = 200
+TIMELINE_ITEMS = 300
 # Order of the list: what needs a person first.
 _URGENCY = {"waiting_for_approval": 0, "waiting_for_human": 1, "running": 2, "failed": 3, "done": 4}
 
@@ -167,8 +168,11 @@ class Pages:
                     may[verb] = True
                 except NotAuthorized as exc:
                     hint = hint or str(exc)
-        return {"thread": thread, "status": thread.status, "items": timeline(thread), "pending": pending,
-                "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
+        items = timeline(thread)
+        # A page (and every live poll of it) renders at most the newest TIMELINE_ITEMS: a huge thread stays cheap.
+        hidden = max(0, len(items) - TIMELINE_ITEMS)
+        return {"thread": thread, "status": thread.status, "items": items[hidden:], "hidden": hidden,
+                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
 
     async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None) -> Response:
         try:
