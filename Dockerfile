@@ -18,6 +18,7 @@ WORKDIR /data
 ENV DATABASE_URL=sqlite+aiosqlite:////data/opsgate.db OPSGATE_HOST=0.0.0.0 PORT=8080
 EXPOSE 8080
 VOLUME ["/data"]
+# Liveness only: /readyz (database writable) is for a load balancer's or orchestrator's readiness probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8080\")}/healthz', timeout=4)"
 CMD ["opsgate", "serve"]

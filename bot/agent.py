@@ -32,6 +32,11 @@ class ToolContext:
     settings: Settings
     ledger: Ledger
     http: httpx.AsyncClient
+    effects: list[str] = field(default_factory=list)
+
+    def happened(self, summary: str) -> None:
+        """Say the external side effect took place; if the tool fails after this, the result still says so."""
+        self.effects.append(summary)
 
 
 Tool = Callable[[Action, ToolContext], Awaitable[str]]

@@ -4,7 +4,8 @@ A personal token acts as its person; the shared OPSGATE_API_TOKEN acts as ``api`
 OPSGATE_API_TRUSTED_RELAY is set (see bot/principals.py).
 
 Bad input gets a 4xx with a clear message, never a 5xx: 401 token, 403 not an approver / not your identity,
-404 unknown thread, 409 not waiting for that / already decided, 422 malformed body or arguments.
+404 unknown thread, 409 not waiting for that / already decided, 413 message or body too large, 422 malformed
+body or arguments.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bot.config import Settings
 from bot.errors import Signal
 from bot.events import Event, Via
 from bot.principals import BadCredential, PersonalCaller, SharedCaller, acting_user, authenticate
-from bot.service import Service
+from bot.service import MAX_OFFSET, Service
 from bot.store import Store, ThreadSummary
 from bot.thread import PendingApproval, ThreadStatus
 
@@ -40,7 +41,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Text = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_not_blank)]
+# The length limit is OPSGATE_MAX_MESSAGE_CHARS, checked by the Service for every channel (413 here).
+Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 class StartThread(BaseModel):
@@ -62,7 +64,7 @@ class ApprovalResponse(BaseModel):
     type: Literal["approval"]
     approval_id: str = Field(min_length=1, max_length=64)
     approved: bool
-    comment: str | None = Field(None, max_length=5000)
+    comment: str | None = None
     arguments: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=255)
 
@@ -117,7 +119,35 @@ def caller(request: Request) -> PersonalCaller | SharedCaller:
     return request.state.caller  # type: ignore[no-any-return]
 
 
-router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: where, and what."""
+
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API: a sentence, and for 422 the problems field by field."""
+
+    detail: str
+    problems: list[Problem] | None = None
+
+
+_ERRORS = {
+    400: "the body could not be read (not UTF-8)",
+    401: "missing or wrong bearer token, or the API is disabled (OPSGATE_API_TOKEN unset)",
+    403: "not an approver, the four-eyes rule, or a user that is not the token's person",
+    404: "no such thread",
+    409: "the thread is not waiting for this (or it was already decided)",
+    413: "the message or comment is over OPSGATE_MAX_MESSAGE_CHARS, or the body is too large",
+    422: "malformed body, parameters or arguments",
+    500: "an internal error: the detail holds an error id to find in opsgate's log",
+}
+router = APIRouter(prefix="/threads", tags=["threads"], responses={
+    code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
+})
 Svc = Annotated[Service, Depends(service)]
 Caller = Annotated[PersonalCaller | SharedCaller, Depends(caller)]
 
@@ -133,7 +163,7 @@ async def start_thread(body: StartThread, svc: Svc, who: Caller) -> Accepted:
 @router.get("", response_model=list[ThreadSummary])
 async def list_threads(
     svc: Svc, status: ThreadStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[ThreadSummary]:
     """Threads, most recently updated first, optionally with one status."""
     return await svc.list_threads(status, limit, offset)

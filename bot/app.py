@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 
 from bot import __version__
 from bot.api import BearerGate, router, signal_handler
+from bot.body_limit import BodyLimit
 from bot.config import Settings
-from bot.errors import Signal
+from bot.errors import Signal, new_error_id
+from bot.health import Readiness, ReadinessProbe
 from bot.runtime import Loops, Runtime
 from bot.wiring import build_runtime, prepare_database
 
@@ -66,14 +68,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.state.loops = loops
     app.add_exception_handler(Signal, signal_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
     app.include_router(router)
     app.add_middleware(BearerGate, settings=settings, store=runtime.store)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before the gate
+
+    readiness = ReadinessProbe(runtime.store)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:
-        """Liveness and database reachability; no authentication."""
-        await runtime.store.get_state("healthz")
+        """Liveness: the process answers (no database access); no authentication."""
         return {"status": "ok", "version": __version__, "loops": sorted(loops.tasks)}
+
+    @app.get("/readyz", tags=["health"], response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "the database cannot be written"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the database accepts a write now (200), or why not (503); no authentication."""
+        result = await readiness.check()
+        return JSONResponse(result.model_dump(exclude_none=True), status_code=200 if result.ready else 503)
 
     for channel in runtime.channels:
         channel.mount(app, runtime.service)
@@ -87,3 +99,11 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         problems.append({"field": where, "problem": err.get("msg", "invalid")})
     return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug or an outage: the caller gets an error id to quote, never a trace; the log gets the details."""
+    error_id = new_error_id()
+    log.error("request_failed", method=request.method, path=request.url.path, error_id=error_id, exc_info=exc)
+    return JSONResponse({"detail": f"internal error (error id {error_id}); the details are in opsgate's log"},
+                        status_code=500)

@@ -1,4 +1,4 @@
-"""The ``opsgate`` command line: serve, worker, email, chat, threads, db, tokens, audit."""
+"""The ``opsgate`` command line: serve, worker, email, chat, threads, quarantine, db, tokens, audit."""
 
 from __future__ import annotations
 
@@ -165,6 +165,37 @@ def threads_show(thread_id: str, as_json: bool) -> None:
         click.echo(f"thread {thread.id}  agent={thread.agent}  status={thread.status}")
         for event in thread.events:
             click.echo(describe_event(event))
+
+    _run(go())
+
+
+@main.group()
+def quarantine() -> None:
+    """Look at messages set aside because they could not be processed or delivered."""
+
+
+@quarantine.command("list")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with the detail.")
+def quarantine_list(limit: int, as_json: bool) -> None:
+    """Quarantined messages, newest first: when, channel, key, attempts, reason."""
+    from storage import ensure_schema, store_for
+
+    settings = _settings()
+
+    async def go() -> None:
+        await ensure_schema(settings.database_url)
+        store = store_for(settings.database_url)
+        try:
+            items = await store.list_quarantine(limit)
+        finally:
+            await store.close()
+        for item in items:
+            when = f"{item.at:%Y-%m-%d %H:%M:%S}"
+            line = f"{when}  {item.channel:<8} {item.key}  x{item.attempts}  {item.reason}"
+            click.echo(item.model_dump_json() if as_json else line)
+        if not items and not as_json:
+            click.echo("nothing is in quarantine")
 
     _run(go())
 

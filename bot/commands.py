@@ -9,6 +9,7 @@ parsed action goes through the same policy and execution path as one a model pro
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from bot.errors import CommandSyntaxError
 
 PREFIX = "!"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A command is a name and a few key=value words; a longer first line is a mistake (or an attack), refused at once.
+MAX_COMMAND_CHARS = 10_000
 _QUOTES = "\"'"
 
 
@@ -62,45 +65,61 @@ class _Word:
     equals: int | None = None  # index of the first '=' outside quotes
 
 
-def _words(line: str, offset: int = 0) -> list[_Word]:
+# One alternative for every character, so the pieces cover the line: whitespace, a closed "double" quote (with \"
+# and \\ escapes), a closed 'single' quote, an unclosed quote, a run of anything else. No alternative can overlap
+# another, so the scan is linear whatever the input (a megabyte of quotes and backslashes included).
+_PIECES = re.compile(
+    r"""(?P<space>\s+)"""
+    r"""|"(?P<double>(?:[^"\\]|\\[\s\S])*)["]"""
+    r"""|'(?P<single>[^']*)'"""
+    r"""|(?P<open>["'])"""
+    r"""|(?P<bare>[^\s"']+)"""
+)
+_ESCAPE = re.compile(r'\\(["\\])')
+_SHOWN = 60  # characters of a word quoted in an error message
+
+
+def _shown(text: str) -> str:
+    """A word for an error message: quoted, and cut short when long."""
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+
+
+def _words(line: str, offset: int = 0) -> Iterator[_Word]:
     """Split a line into words on unquoted whitespace, removing quotes; '=' inside quotes is data.
 
-    ``offset`` is the column of ``line[0]`` in the message, for error messages.
+    Words come one at a time, so a caller stops at the first bad one. ``offset`` is the column of ``line[0]`` in
+    the message, for error messages.
     """
-    words: list[_Word] = []
-    current: _Word | None = None
-    i = 0
-    while i < len(line):
-        char = line[i]
-        if char.isspace():
-            if current is not None:
-                words.append(current)
-                current = None
-            i += 1
+    parts: list[str] = []  # pieces of the current word
+    size = 0  # characters in ``parts``
+    equals: int | None = None
+    started = False
+    for match in _PIECES.finditer(line):
+        kind = match.lastgroup
+        if kind == "space":
+            if started:
+                yield _Word("".join(parts), equals)
+                parts, size, equals, started = [], 0, None, False
             continue
-        if current is None:
-            current = _Word()
-        if char in _QUOTES:
-            start = i
-            i += 1
-            while i < len(line) and line[i] != char:
-                if char == '"' and line[i] == "\\" and i + 1 < len(line) and line[i + 1] in '"\\':
-                    i += 1
-                current.text += line[i]
-                i += 1
-            if i >= len(line):
-                example = f"note={char}two words{char}"
-                where = f"column {offset + start + 1}"
-                raise CommandSyntaxError(f"unbalanced {char} quote at {where}: close it, e.g. {example}")
-            i += 1
-            continue
-        if char == "=" and current.equals is None:
-            current.equals = len(current.text)
-        current.text += char
-        i += 1
-    if current is not None:
-        words.append(current)
-    return words
+        if kind == "open":
+            char = match.group()
+            example = f"note={char}two words{char}"
+            raise CommandSyntaxError(
+                f"unbalanced {char} quote at column {offset + match.start() + 1}: close it, e.g. {example}"
+            )
+        started = True
+        if kind == "double":
+            piece = _ESCAPE.sub(r"\1", match.group("double"))
+        elif kind == "single":
+            piece = match.group("single")
+        else:
+            piece = match.group("bare")
+            if equals is None and "=" in piece:
+                equals = size + piece.index("=")
+        parts.append(piece)
+        size += len(piece)
+    if started:
+        yield _Word("".join(parts), equals)
 
 
 def parse_command(text: str) -> ParsedCommand:
@@ -108,26 +127,31 @@ def parse_command(text: str) -> ParsedCommand:
     line = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not line.startswith(PREFIX):
         raise CommandSyntaxError(f"a command starts with {PREFIX}, e.g. {PREFIX}help")
+    if len(line) > MAX_COMMAND_CHARS:
+        raise CommandSyntaxError(
+            f"the command line is {len(line)} characters long; a command has at most {MAX_COMMAND_CHARS}"
+        )
     words = _words(line[len(PREFIX):], offset=len(PREFIX))
-    if not words or line[len(PREFIX):][:1].isspace():
+    head = next(words, None)
+    if head is None or line[len(PREFIX):][:1].isspace():
         raise CommandSyntaxError(f"empty command name: write it right after {PREFIX}, e.g. {PREFIX}help")
-    head, *rest = words
     name = head.text.lower()
     if head.equals is not None or not _NAME.match(name):
         raise CommandSyntaxError(
-            f"bad command name {head.text!r}: use letters, digits and _, e.g. {PREFIX}list_deployments"
+            f"bad command name {_shown(head.text)}: use letters, digits and _, e.g. {PREFIX}list_deployments"
         )
     arguments: dict[str, str] = {}
-    for word in rest:
+    for word in words:
         if word.equals is None:
-            raise CommandSyntaxError(f"{word.text!r} is not key=value; write e.g. service={word.text}")
+            shown = _shown(word.text)
+            raise CommandSyntaxError(f"{shown} is not key=value; write e.g. service={shown[1:-1]}")
         key, value = word.text[: word.equals], word.text[word.equals + 1:]
         if not key:
-            raise CommandSyntaxError(f"empty argument name in {word.text!r}: write key=value")
+            raise CommandSyntaxError(f"empty argument name in {_shown(word.text)}: write key=value")
         if not _NAME.match(key):
-            raise CommandSyntaxError(f"bad argument name {key!r}: use letters, digits and _")
+            raise CommandSyntaxError(f"bad argument name {_shown(key)}: use letters, digits and _")
         if key in arguments:
-            raise CommandSyntaxError(f"argument {key!r} is given twice")
+            raise CommandSyntaxError(f"argument {_shown(key)} is given twice")
         arguments[key] = value
     return ParsedCommand(name, arguments)
 

@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, alias="OPSGATE_LEASE_SECONDS", ge=3)
 
     # hostile input and faults
+    max_message_chars: int = Field(20_000, alias="OPSGATE_MAX_MESSAGE_CHARS", ge=100, le=1_000_000)
     outbox_max_attempts: int = Field(8, alias="OPSGATE_OUTBOX_MAX_ATTEMPTS", ge=1, le=100)
+    thread_max_failures: int = Field(6, alias="OPSGATE_THREAD_MAX_FAILURES", ge=1, le=100)
 
     # deploy agent executor
     deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
@@ -151,6 +153,11 @@ class Settings(BaseSettings):
     def open_mode(self) -> bool:
         """No approvers configured at all: the local inbox user approves everything (first run)."""
         return not self.approvers and not any(self.approver_groups.values())
+
+    @property
+    def max_body_bytes(self) -> int:
+        """HTTP request bodies above this are refused unread: room for a longest message escaped as JSON."""
+        return max(1 << 20, 12 * self.max_message_chars)
 
     @property
     def model_configured(self) -> bool:

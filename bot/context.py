@@ -24,6 +24,9 @@ from bot.events import (
 from bot.thread import Thread
 
 _MAX_RESULT_CHARS = 2000
+# Earlier, finished requests get at most this much of the context: a thread that has gone on for months (or a
+# flood of long messages) keeps its newest history and the model call stays a bounded size.
+MAX_EARLIER_CHARS = 60_000
 
 
 def _value(value: Any) -> str:
@@ -90,13 +93,15 @@ def render_thread(thread: Thread) -> str:
 
     The current request (everything after the last reply) is rendered in full, without resolved errors,
     delivery noise or approval requests already decided. Earlier, finished requests keep only what people
-    said, the replies and one line per executed action: the mechanics of finished work are not worth tokens.
+    said, the replies and one line per executed action: the mechanics of finished work are not worth tokens;
+    and only their newest MAX_EARLIER_CHARS characters.
     """
     hidden = thread.resolved_error_ids
     decided = {e.approval_id for e in thread.events if isinstance(e, ApprovalDecided)}
     last_reply = max((i for i, e in enumerate(thread.events) if isinstance(e, Done)), default=-1)
     proposals = {e.action_id: e for e in thread.events if isinstance(e, ActionProposed)}
-    blocks = []
+    earlier: list[str] = []
+    current: list[str] = []
     for index, event in enumerate(thread.events):
         if index <= last_reply:
             block = _earlier_block(event, proposals)
@@ -107,8 +112,22 @@ def render_thread(thread: Thread) -> str:
         else:
             block = render_event(event)
         if block is not None:
-            blocks.append(block)
-    return "\n\n".join(blocks)
+            (earlier if index <= last_reply else current).append(block)
+    return "\n\n".join([*_newest(earlier, MAX_EARLIER_CHARS), *current])
+
+
+def _newest(blocks: list[str], budget: int) -> list[str]:
+    """The newest blocks that fit in ``budget`` characters, after a note saying how many older ones were left out."""
+    kept: list[str] = []
+    size = 0
+    for block in reversed(blocks):
+        size += len(block) + 2
+        if size > budget:
+            break
+        kept.append(block)
+    omitted = len(blocks) - len(kept)
+    note = [_block("earlier_history_omitted", None, blocks=str(omitted))] if omitted else []
+    return note + kept[::-1]
 
 
 INSTRUCTIONS = (

@@ -12,12 +12,13 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from bot.agent import Agent, Registry, ToolContext
+from bot.actions import Action
+from bot.agent import Agent, Registry, Tool, ToolContext
 from bot.approvals import describe_validation
 from bot.commands import Proposal, interpret, no_model_reply
 from bot.config import Settings
 from bot.context import build_messages
-from bot.errors import Conflict, ModelRefused
+from bot.errors import Conflict, ExecutionFailed, ModelRefused, new_error_id
 from bot.events import (
     ActionProposed,
     ActionResult,
@@ -171,11 +172,7 @@ class Engine:
                     requester=thread.requester, approved_by=work.approved_by, settings=self.settings,
                     ledger=self.store, http=self.http,
                 )
-                try:
-                    text, ok = await tool(action, context), True
-                except Exception as exc:  # a failing tool is a result the model must see, not a crash
-                    log.warning("tool_failed", thread_id=thread.id, action=work.name, error=str(exc))
-                    text = f"{type(exc).__name__}: {exc}"
+                text, ok = await self._run_tool(tool, action, context, work.name)
         result = ActionResult(
             action_id=work.action_id, name=work.name, ok=ok, result=text,
             latency_ms=int((time.perf_counter() - began) * 1000),
@@ -183,3 +180,25 @@ class Engine:
         # The result must never be lost to a concurrent append (a refused click, a delivery note): losing it
         # would make the thread look crashed mid-execution and run the tool again.
         return await self.journal.append_independent(thread.id, [result], known=thread)
+
+    async def _run_tool(self, tool: Tool, action: Action, context: ToolContext, name: str) -> tuple[str, bool]:
+        """The tool's text and whether it succeeded; a side effect it reported as done stays done.
+
+        A tool's own failure (ExecutionFailed) is written for people and shown as it is. Anything else is ours
+        (a database error, a bug): people get an error id to quote, the log gets the details with the same id.
+        """
+        try:
+            return await tool(action, context), True
+        except ExecutionFailed as exc:
+            log.warning("tool_failed", thread_id=context.thread_id, action=name, error=str(exc))
+            failure, error_id = f"{type(exc).__name__}: {exc}", None
+        except Exception:
+            error_id = new_error_id()
+            log.exception("tool_error", thread_id=context.thread_id, action=name, error_id=error_id,
+                          idempotency_key=context.idempotency_key, effects=context.effects)
+            failure = f"internal error (error id {error_id}); the details are in opsgate's log"
+        if not context.effects:
+            return failure, False
+        # The external call went through: report what happened, never a failure that invites running it again.
+        note = f"error id {error_id}" if error_id else failure
+        return f"{'; '.join(context.effects)} (a local step after it failed: {note}; nothing was repeated)", True

@@ -8,6 +8,13 @@
 
 from __future__ import annotations
 
+import secrets
+
+
+def new_error_id() -> str:
+    """A short id that ties what a person is told to the log line with the details (``error_id``)."""
+    return secrets.token_hex(6)
+
 
 class OpsgateError(Exception):
     """Base of every opsgate error."""
@@ -74,6 +81,12 @@ class UnknownAgent(Signal):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown agent {name!r}; known agents: {', '.join(known) or 'none'}")
         self.name = name
+
+
+class TooLarge(Signal):
+    """A message or request body over the configured size; refused whole, nothing is stored."""
+
+    http_status = 413
 
 
 class Conflict(Signal):

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from bot.channel import Channel
-from bot.errors import Conflict
+from bot.errors import Conflict, new_error_id
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
-from bot.store import OutboxItem, Ref, Store
+from bot.store import OutboxItem, QuarantineItem, Ref, Store
 from bot.thread import Thread
 
 log = structlog.get_logger("opsgate.thread")
@@ -25,28 +25,52 @@ class Journal:
         self.wakeup = asyncio.Event()  # a thread became runnable
         self.outbox_ready = asyncio.Event()  # outbox rows were written
 
-    def _outbox(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
+    def _outbox(self, thread: Thread, new: Sequence[Event]) -> tuple[list[OutboxItem], list[QuarantineItem]]:
+        """Every channel's messages for ``new``; a channel whose converter fails is skipped and reported.
+
+        A converter bug on one odd event must not block the thread (or the other channels) forever: the events
+        are written, that channel's message is not, and the quarantine says which one and why.
+        """
         items: list[OutboxItem] = []
+        failed: list[QuarantineItem] = []
         for channel in self.channels:
-            items.extend(channel.outbound(thread, new))
-        return items
+            try:
+                items.extend(channel.outbound(thread, new))
+            except Exception as exc:
+                error_id = new_error_id()
+                log.exception("outbound_failed", channel=channel.name, thread_id=thread.id, error_id=error_id)
+                failed.append(QuarantineItem(
+                    channel=channel.name, key=f"outbound:{thread.id}:{new[0].id if new else error_id}",
+                    reason="could not build the outgoing message",
+                    detail=f"error id {error_id}: {type(exc).__name__}: {exc}\nevents: {[e.type for e in new]}",
+                ))
+        return items, failed
+
+    async def _quarantine(self, failed: Sequence[QuarantineItem]) -> None:
+        for item in failed:
+            try:
+                await self.store.quarantine(item)
+            except Exception:  # already logged with its error id; the events themselves are stored
+                log.exception("quarantine_failed", channel=item.channel, key=item.key)
 
     async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:
         """Store a new thread with its first events."""
-        outbox = self._outbox(thread, thread.events)
+        outbox, failed = self._outbox(thread, thread.events)
         await self.store.create_thread(thread, thread.status, refs=refs, outbox=outbox)
         self._after(thread, thread.events, bool(outbox))
+        await self._quarantine(failed)
         return thread
 
     async def append(self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = ()) -> Thread:
         """Append ``new`` to ``thread`` if nobody else appended since it was loaded (else Conflict)."""
         updated = thread.with_events(list(new))
-        outbox = self._outbox(updated, new)
+        outbox, failed = self._outbox(updated, new)
         await self.store.append(
             thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
             refs=refs, outbox=outbox,
         )
         self._after(updated, new, bool(outbox))
+        await self._quarantine(failed)
         return updated
 
     async def append_derived(

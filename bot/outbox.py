@@ -95,23 +95,21 @@ class OutboxDispatcher:
             log.exception("outbox_error", channel=channel.name, row=row.id, attempt=attempt)
             if attempt >= self.max_attempts:
                 # The exception is ours, not the person's business: the thread gets where to look, not the trace.
-                await self._give_up(channel, row, f"failed {attempt} times", error,
-                                    f"it failed {attempt} times unexpectedly", attempt)
+                failures = f"{attempt} unexpected failure{'s' if attempt > 1 else ''}"
+                await self._give_up(channel, row, f"gave up after {failures}", error, f"gave up after {failures}")
             else:
                 await self.store.outbox_retry(row.id, backoff(row.attempts), error)
         else:
             await self.store.outbox_sent(row.id)
             log.info("outbox_sent", channel=channel.name, row=row.id, thread_id=row.thread_id)
 
-    async def _give_up(
-        self, channel: Channel, row: OutboxRow, reason: str, error: str, public: str, attempts: int = 1
-    ) -> None:
+    async def _give_up(self, channel: Channel, row: OutboxRow, reason: str, error: str, public: str) -> None:
         """Quarantine the row, mark it failed and tell its thread (``public``); the rows after it go on."""
         log.error("outbox_failed", channel=channel.name, row=row.id, reason=reason, error=error)
         payload = str(row.payload)[:2000] if row.payload else "(unreadable)"
         await self.store.quarantine(QuarantineItem(
             channel=channel.name, key=f"outbox:{row.id}", reason=f"outbox delivery: {reason}",
-            detail=f"{error}\nthread: {row.thread_id or '-'}\npayload: {payload}", attempts=attempts,
+            detail=f"{error}\nthread: {row.thread_id or '-'}\npayload: {payload}", attempts=row.attempts + 1,
         ))
         await self.store.outbox_failed(row.id, error)
         if row.thread_id is not None:

@@ -11,12 +11,14 @@ from typing import Any
 from bot.agent import Registry
 from bot.approvals import decide
 from bot.config import Settings
-from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound, TooLarge
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
 from bot.people import Actor, identity_of
 from bot.store import QuarantineItem, Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
+
+MAX_OFFSET = 1_000_000_000
 
 
 class Service:
@@ -39,6 +41,7 @@ class Service:
         thread_id: str | None = None,
     ) -> Thread:
         """Create a thread from a first message; the worker picks it up. DuplicateRef on a retried delivery."""
+        self._check_size("message", text)
         events: list[Event] = [UserMessage(text=text, user=identity_of(user), person=self.person(user), via=via)]
         if agent is not None:
             self.registry.get(agent)  # UnknownAgent before anything is stored
@@ -55,7 +58,9 @@ class Service:
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[ThreadSummary]:
-        return await self.store.list_threads(status, limit, offset)
+        """A page of threads, most recently updated first; offsets past any real table read as empty pages."""
+        # Beyond MAX_OFFSET there are no rows anyway; a bigger number would overflow the database's integer.
+        return await self.store.list_threads(status, limit, max(0, min(offset, MAX_OFFSET)))
 
     async def quarantined(self, limit: int = 100) -> list[QuarantineItem]:
         """Messages set aside because they could not be processed or delivered, newest first."""
@@ -65,6 +70,7 @@ class Service:
         self, thread_id: str, text: str, *, user: Actor | str | None, via: Via, refs: Sequence[Ref] = ()
     ) -> Thread:
         """A person speaks in an existing thread: answers a question, or asks something new in context."""
+        self._check_size("message", text)
 
         person = self.person(user)
 
@@ -93,6 +99,7 @@ class Service:
         refs: Sequence[Ref] = (),
     ) -> Thread:
         """Record a decision; the first valid one wins, later ones raise AlreadyDecided."""
+        self._check_size("comment", comment or "")
 
         async def decision(thread: Thread) -> list[Event]:
             # Rebuilt after every Conflict: the append that beat us may have been another decision.
@@ -112,6 +119,12 @@ class Service:
     def person(self, user: Actor | str | None) -> str | None:
         """The name of the person behind a channel identity (None for nobody)."""
         return self.settings.people.person_of(user).name if user else None
+
+    def _check_size(self, what: str, text: str) -> None:
+        """TooLarge for text over OPSGATE_MAX_MESSAGE_CHARS: every channel comes through here, so none can forget."""
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise TooLarge(f"the {what} is too long: {len(text)} characters, at most {limit}; shorten it or split it")
 
     @staticmethod
     def _found(thread_id: str, thread: Thread | None) -> Thread:

@@ -7,18 +7,23 @@ such character with U+FFFD (the replacement character) rather than dropping it, 
 into the different word ``deployapi`` and a reader can see that something was there. Every other character,
 control characters included, is kept as it was.
 
+Keys (a Slack ts, an email Message-ID) must also fit their 255-character columns, which only PostgreSQL
+enforces: ``storable_key`` shortens long ones the same way every time, so a lookup by the raw key still finds them.
+
 ``StorableModel`` applies this to every string a model is built from (nested dicts and lists included), so the
 events, refs and outbox items that enter the core are storable however a channel built them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Self
 
 from pydantic import BaseModel, model_validator
 
 REPLACEMENT = "\ufffd"
+KEY_CHARS = 255  # refs.key and quarantine.key: PostgreSQL refuses longer values, SQLite would keep them
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -29,6 +34,15 @@ def storable(text: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
+def storable_key(key: str, limit: int = KEY_CHARS) -> str:
+    """A channel key that fits its column on every backend: storable, and when longer than ``limit``, its start
+    plus a digest of the whole (still unique, still readable, and the same for the same raw key at lookup)."""
+    if len(key) > limit:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        key = f"{key[:limit - 41]}…{digest}"
+    return storable(key)
+
+
 def storable_data(value: Any) -> Any:
     """``value`` with every string in it (dict keys, list items, nested) made storable; other values unchanged.
 
@@ -37,10 +51,10 @@ def storable_data(value: Any) -> Any:
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, dict):
-        for k, v in value.items():
-            if storable_data(k) is not k or storable_data(v) is not v:
-                return {storable_data(k): storable_data(v) for k, v in value.items()}
-        return value
+        pairs = [(storable_data(k), storable_data(v)) for k, v in value.items()]
+        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
     if isinstance(value, list | tuple) and type(value) in (list, tuple):
         items = [storable_data(v) for v in value]
         if any(new is not old for new, old in zip(items, value, strict=True)):

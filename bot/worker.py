@@ -15,8 +15,9 @@ import structlog
 
 from bot.config import Settings
 from bot.engine import Engine
-from bot.errors import ModelUnavailable
-from bot.store import Store
+from bot.errors import ModelUnavailable, new_error_id
+from bot.events import ErrorEvent
+from bot.store import QuarantineItem, Store
 
 log = structlog.get_logger("opsgate.worker")
 
@@ -83,6 +84,28 @@ class Worker:
             except Exception:
                 log.exception("lease_renew_failed", thread_id=thread_id)
 
+    async def _give_up(self, thread_id: str, failures: int, exc: Exception) -> bool:
+        """A thread whose step keeps failing (a bug, an agent that no longer exists) is poison: stop it.
+
+        It fails with an error id people can quote (the log has the traceback under the same id), and is put in
+        the quarantine; a new message starts it again. True when that was recorded (which dropped the lease).
+        """
+        error_id = new_error_id()
+        log.error("step_failed", thread_id=thread_id, failures=failures, error_id=error_id, gave_up=True,
+                  exc_info=exc)
+        message = (f"opsgate could not continue this thread: internal error (error id {error_id}) "
+                   f"{failures} times in a row. Send a new message to try again.")
+        try:
+            await self.engine.journal.append_independent(thread_id, [ErrorEvent(kind="internal", message=message)])
+            await self.store.quarantine(QuarantineItem(
+                channel="worker", key=f"thread:{thread_id}:{error_id}", reason=f"thread step failed {failures} times",
+                detail=f"error id {error_id}: {type(exc).__name__}: {exc}", attempts=failures,
+            ))
+        except Exception:  # the database is what fails: keep retrying the thread instead
+            log.exception("give_up_failed", thread_id=thread_id, error_id=error_id)
+            return False
+        return True
+
     async def _run_one(self, thread_id: str, slots: asyncio.Semaphore) -> None:
         retry_in: float | None = None
         released = False
@@ -95,9 +118,13 @@ class Worker:
             log.warning("model_unavailable", thread_id=thread_id, error=str(exc), retry_in_s=retry_in)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            retry_in = retry_delay(await self.store.thread_attempts(thread_id))
-            log.exception("step_failed", thread_id=thread_id, retry_in_s=retry_in)
+        except Exception as exc:
+            attempts = await self.store.thread_attempts(thread_id)
+            if attempts + 1 >= self.settings.thread_max_failures:
+                released = await self._give_up(thread_id, attempts + 1, exc)
+            if not released:
+                retry_in = retry_delay(attempts)
+                log.exception("step_failed", thread_id=thread_id, retry_in_s=retry_in)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)

@@ -64,8 +64,10 @@ async def deploy(action: Deploy, ctx: ToolContext) -> str:
     """Deploy through the webhook, or record it in the local ledger when none is configured."""
     if ctx.settings.deploy_webhook_url:
         answer = await call_webhook(action, ctx)
+        done = f"deploy of {action.service} {action.version} to {action.environment} sent to the webhook: {answer}"
+        ctx.happened(done)  # from here on the deploy happened, whatever the ledger write below does
         await _record(action, ctx)
-        return f"deploy of {action.service} {action.version} to {action.environment} sent to the webhook: {answer}"
+        return done
     fresh = await _record(action, ctx)
     note = "" if fresh else " (already recorded; not repeated)"
     return (f"recorded deploy of {action.service} {action.version} to {action.environment} in the local ledger"
@@ -79,8 +81,10 @@ async def rollback(action: Rollback, ctx: ToolContext) -> str:
     )
     if ctx.settings.deploy_webhook_url:
         answer = await call_webhook(action, ctx)
+        done = f"rollback of {action.service} in {action.environment} sent to the webhook: {answer}"
+        ctx.happened(done)
         await _record(action, ctx, previous)
-        return f"rollback of {action.service} in {action.environment} sent to the webhook: {answer}"
+        return done
     if previous is None:
         raise ExecutionFailed(f"no earlier deploy of {action.service} to {action.environment} in the ledger")
     await _record(action, ctx, previous)

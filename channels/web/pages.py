@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from bot.service import Service
 
 VIA = Via(channel="web")
-MAX_TEXT = 20_000
 PAGE_SIZE = 50
 QUARANTINE_PAGE_SIZE = 200
+TIMELINE_ITEMS = 300
 # Order of the list: what needs a person first.
 _URGENCY = {"waiting_for_approval": 0, "waiting_for_human": 1, "running": 2, "failed": 3, "done": 4}
 
@@ -167,8 +167,11 @@ class Pages:
                 may[verb] = isinstance(answer, Allowed)
                 if isinstance(answer, Refusal):
                     hint = hint or answer.reason
-        return {"thread": thread, "status": thread.status, "items": timeline(thread), "pending": pending,
-                "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
+        items = timeline(thread)
+        # A page (and every live poll of it) renders at most the newest TIMELINE_ITEMS: a huge thread stays cheap.
+        hidden = max(0, len(items) - TIMELINE_ITEMS)
+        return {"thread": thread, "status": thread.status, "items": items[hidden:], "hidden": hidden,
+                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
 
     async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None) -> Response:
         try:
@@ -303,6 +306,4 @@ def _text(form: dict[str, str]) -> str:
     text = form.get("text", "").strip()
     if not text:
         raise UserError("write a request or a command first, e.g. !help")
-    if len(text) > MAX_TEXT:
-        raise UserError(f"the message is too long ({len(text)} characters; at most {MAX_TEXT})")
     return text

@@ -169,13 +169,12 @@ async def test_unreadable_bodies_are_422(api: ApiClient, content: bytes, content
     ({"message": "x", "priority": "high"}, "priority"),
     ({"message": ""}, "message"),
     ({}, "message"),
-    ({"message": "x" * 1_000_000}, "message"),
     ({"message": "x", "user": "u" * 300}, "user"),
 ])
 async def test_invalid_start_requests_are_422_naming_the_field(
     api: ApiClient, body: dict[str, Any], field: str
 ) -> None:
-    """Wrong types, unknown fields, empty or huge messages get 422 with the field named."""
+    """Wrong types, unknown fields or empty messages get 422 with the field named (too long: 413, elsewhere)."""
     detail = refused(await api.http.post("/threads", json=body))
     assert field in [p["field"] for p in detail["problems"]], detail
 
@@ -206,7 +205,6 @@ async def test_unknown_agent_is_422_listing_the_known_agents(api: ApiClient) -> 
     {"type": "message", "text": " \n\t "},
     {"type": "message"},
     {"type": "message", "text": "hi", "approved": True},
-    {"type": "message", "text": "t" * 100_000},
 ])
 async def test_invalid_responses_are_422_and_change_nothing(api: ApiClient, body: dict[str, Any]) -> None:
     """Unknown response types and malformed approvals or messages are 422; the approval stays pending."""

@@ -99,3 +99,58 @@ async def test_hostile_thread_ids_are_unknown_threads(api: ApiClient, path: str)
     assert (await api.http.get(path)).status_code == 404
     response = await api.http.post(f"{path}/responses", json={"type": "message", "text": "hi"})
     assert response.status_code == 404, response.text
+
+
+# --- size limits ----------------------------------------------------------------------------------------------
+
+
+async def test_a_message_at_the_limit_is_accepted_and_one_over_is_413(api: ApiClient) -> None:
+    """OPSGATE_MAX_MESSAGE_CHARS (20,000) characters are accepted; one more is 413 with the numbers, nothing stored."""
+    assert (await api.http.post("/threads", json={"message": "é" * 20_000})).status_code == 202
+    before = len((await api.http.get("/threads", params={"limit": 1000})).json())
+    response = await api.http.post("/threads", json={"message": "é" * 20_001})
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"] == (
+        "the message is too long: 20001 characters, at most 20000; shorten it or split it")
+    assert len((await api.http.get("/threads", params={"limit": 1000})).json()) == before
+
+
+async def test_follow_ups_and_comments_over_the_limit_are_413(api: ApiClient) -> None:
+    """A follow-up message or an approval comment over the limit is refused the same way."""
+    thread_id = await api.start("!help", user="bob")
+    await api.wait(thread_id, "done")
+    response = await api.respond(thread_id, {"type": "message", "text": "x" * 20_001})
+    assert response.status_code == 413 and "message is too long" in response.json()["detail"]
+    response = await api.respond(thread_id, {"type": "approval", "approval_id": "a", "approved": False,
+                                             "comment": "x" * 20_001})
+    assert response.status_code == 413 and "comment is too long" in response.json()["detail"]
+
+
+async def test_a_huge_body_is_refused_before_it_is_read(api: ApiClient) -> None:
+    """A body over the limit with Content-Length is 413 at once; a chunked one is 413 once it passes the limit."""
+    big = b'{"message": "' + b"a" * (2 << 20) + b'"}'
+    response = await post(api, "/threads", big)
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.json()["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = await api.http.post("/threads", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+
+
+@pytest.mark.parametrize("offset", [str(10**20), str(1_000_000_001), "-1", "9" * 5000])
+async def test_out_of_range_offsets_are_422(api: ApiClient, offset: str) -> None:
+    """An offset past any real table (or the database's integers) is a 422, not a 500 (found by schemathesis)."""
+    response = await api.http.get("/threads", params={"offset": offset})
+    assert response.status_code == 422, response.text
+
+
+async def test_the_largest_offset_is_an_empty_page(api: ApiClient) -> None:
+    """offset=1,000,000,000 is accepted and simply past the end."""
+    response = await api.http.get("/threads", params={"offset": 1_000_000_000})
+    assert response.status_code == 200 and response.json() == []

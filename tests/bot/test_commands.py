@@ -12,6 +12,7 @@ from pydantic import Field
 from bot.actions import Action, Approval
 from bot.agent import Agent, Registry, ToolContext
 from bot.commands import (
+    MAX_COMMAND_CHARS,
     ParsedCommand,
     Proposal,
     Reply,
@@ -243,7 +244,7 @@ def test_syntax_error_becomes_a_reply() -> None:
         "' OR 1=1 --",
         "line1\nline2",
         "\u202eevil\u0000nul",
-        "x" * 100_000,
+        "x" * (MAX_COMMAND_CHARS - 100),
     ],
 )
 def test_hostile_values_are_just_data(value: str) -> None:

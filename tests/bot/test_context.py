@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.context import INSTRUCTIONS, build_messages, render_event, render_thread
+from bot.context import INSTRUCTIONS, MAX_EARLIER_CHARS, build_messages, render_event, render_thread
 from bot.events import (
     EVENT_LIST_ADAPTER,
     ActionProposed,
@@ -176,3 +176,25 @@ def test_messages_are_the_prompt_then_one_user_message_with_the_thread() -> None
     assert messages[0]["content"] == "You are the deploy agent."
     assert messages[1]["content"].startswith(INSTRUCTIONS)
     assert render_thread(thread) in messages[1]["content"]
+
+
+def test_a_long_history_keeps_its_newest_part_and_says_what_was_left_out() -> None:
+    """Earlier requests beyond MAX_EARLIER_CHARS are left out, oldest first, with a note; the current one is whole."""
+    events: list[Event] = []
+    for n in range(200):
+        events += [UserMessage(text=f"request {n:03d} " + "x" * 2000, user="bob"), Done(message=f"reply {n:03d}")]
+    events.append(UserMessage(text="now " + "y" * 20_000, user="bob"))
+    text = render_thread(make(*events))
+    assert len(text) < MAX_EARLIER_CHARS + 20_000 + 500
+    assert text.startswith('<earlier_history_omitted blocks="')
+    assert "request 199" in text and "reply 199" in text and "request 000" not in text
+    assert text.endswith("y" * 20_000 + "\n</user_message>")
+    kept = text.count("<user_message") - 1
+    omitted = int(text.split('blocks="', 1)[1].split('"', 1)[0])
+    assert omitted + kept + text.count("<reply>") == 400
+
+
+def test_a_short_history_is_not_cut() -> None:
+    """Below the budget nothing is left out and no note is added."""
+    text = render_thread(make(UserMessage(text="a"), Done(message="b"), UserMessage(text="c")))
+    assert "omitted" not in text and text.startswith("<user_message")

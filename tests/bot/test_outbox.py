@@ -97,7 +97,7 @@ async def test_a_poison_row_among_good_ones_is_quarantined_and_the_rest_are_deli
     assert list((await statuses(store)).values()) == ["sent", "failed", "sent", "failed", "failed", "failed", "sent"]
     quarantined = {i.key: i for i in await store.list_quarantine()}
     assert set(quarantined) == {"outbox:2", "outbox:4", "outbox:5", "outbox:6"}
-    assert quarantined["outbox:2"].reason == "outbox delivery: failed 1 times"
+    assert quarantined["outbox:2"].reason == "outbox delivery: gave up after 1 unexpected failure"
     assert "KeyError" in (quarantined["outbox:2"].detail or "")
     assert "not valid JSON" in (quarantined["outbox:5"].detail or "")
     assert {log["key"] for log in logs if log["event"] == "quarantined"} == set(quarantined)
@@ -134,3 +134,14 @@ async def test_a_hanging_delivery_is_abandoned_and_later_rows_go_out(store: SqlS
     assert channel.delivered == [1]
     [item] = await store.list_quarantine()
     assert "longer than 0.2 s" in (item.detail or "")
+
+
+async def test_the_row_is_quarantined_on_its_last_allowed_attempt(store: SqlStore) -> None:
+    """With two attempts allowed, the first unexpected failure is retried (after ~1 s), the second quarantines."""
+    await store.add_outbox([OutboxItem(channel="rec", payload={"poison": True})])
+    dispatcher = OutboxDispatcher(store, Journal(store), [Recording()], poll_interval=0.05, max_attempts=2)
+    await run_until(dispatcher, seconds=2.5)
+    [item] = await store.list_quarantine()
+    assert (item.key, item.attempts) == ("outbox:1", 2)
+    assert item.reason == "outbox delivery: gave up after 2 unexpected failures"
+    assert list((await statuses(store)).values()) == ["failed"]
