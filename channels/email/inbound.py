@@ -1,7 +1,10 @@
 """Raw RFC 5322 bytes -> ``InboundMail``: the addresses, threading headers, noise headers and the new text only.
 
-The body is the text/plain part (HTML converted with html2text when there is none), with quoted history and
-signatures removed by mail-parser-reply, so our own quoted instructions never reach the agent or the decision parser.
+The body is the text/plain part (HTML converted with html2text when there is none), reduced to what the person
+typed (``reply_text``), so our own quoted instructions never reach the agent or the decision parser.
+
+``parse_mail`` never raises and its cost is linear in the input: decoded bodies, HTML and header values are
+capped before anything super-linear sees them. It is still CPU work: callers on the event loop run it in a thread.
 """
 
 from __future__ import annotations
@@ -11,16 +14,40 @@ import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
+from itertools import islice
 
 import html2text
-from mailparser_reply import EmailReplyParser
 from pydantic import BaseModel, ConfigDict
 
 from channels.email.addresses import normalize
+from channels.email.reply_text import MAX_BODY_CHARS, typed_text
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 _RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl"]
+_MAX_HTML_CHARS = 300_000  # html2text is linear but slow: a reply's typed part is near the top anyway
+_MAX_HEADER_CHARS = 2_000  # per header value kept in InboundMail.headers
+_MAX_IDS_CHARS = 50_000  # References of a long conversation: the root id is the first one, so keep them all
+_MAX_HEADERS = 200
+# html2text escapes Markdown-looking text ("\-----Original Message-----", "1\. item"); we want the plain text back.
+_MD_ESCAPE = re.compile(r"\\([\\.+\-])")
+
+
+class Header(BaseModel):
+    """One header line as received (name as written, value unfolded and capped)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: str
+
+
+class Oversize(BaseModel):
+    """Set when the mail was bigger than the limit: only its headers were fetched and read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    limit: int
 
 
 class InboundMail(BaseModel):
@@ -45,6 +72,14 @@ class InboundMail(BaseModel):
     list_headers: bool = False  # any List-* header
     content_type: str = "text/plain"
     x_autoreply: bool = False  # X-Autoreply / X-Autorespond (vacation programs that skip Auto-Submitted)
+    headers: tuple[Header, ...] = ()  # every header (capped), for the automatic-mail rules
+    report_type: str | None = None  # the report-type parameter of a multipart/report
+    oversize: Oversize | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((h.value for h in self.headers if h.name.lower() == wanted), None)
 
     @property
     def thread_candidates(self) -> list[str]:
@@ -67,14 +102,41 @@ def message_ids(value: str | None) -> list[str]:
     return _MSG_ID.findall(value or "")
 
 
-def _header(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
-    return None if value is None else " ".join(str(value).split())
+def _text(value: object, limit: int = _MAX_HEADER_CHARS) -> str:
+    """A header value as one line; undecodable RFC 2047 words or 8-bit bytes never raise."""
+    try:
+        text = str(value)
+    except Exception:  # the email package's header parser has failure modes of its own on garbage
+        text = ""
+    return " ".join(text[: limit * 2].split())[:limit]
+
+
+def _header(msg: Message, name: str, limit: int = _MAX_HEADER_CHARS) -> str | None:
+    try:
+        value = msg.get(name)
+    except Exception:
+        return None
+    return None if value is None else _text(value, limit)
+
+
+def _all_headers(msg: Message) -> tuple[Header, ...]:
+    """Every header as received (RFC 2047 words left encoded), for the automatic-mail rules."""
+    return tuple(Header(name=_text(name, 200), value=_text(value)) for name, value
+                 in islice(msg.raw_items(), _MAX_HEADERS))
+
+
+def _values(msg: Message, names: tuple[str, ...]) -> list[str]:
+    values: list[str] = []
+    for name in names:
+        try:
+            values += [_text(v) for v in msg.get_all(name, [])]
+        except Exception:
+            continue
+    return values
 
 
 def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
-    values = [str(v) for name in names for v in msg.get_all(name, [])]
-    found = [addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr]
+    found = [addr.strip().lower() for _, addr in getaddresses(_values(msg, names)) if "@" in addr]
     return list(dict.fromkeys(found))
 
 
@@ -88,12 +150,15 @@ def _return_path(msg: Message) -> str | None:
 def _part_text(part: Message) -> str:
     try:
         content = part.get_content() if isinstance(part, EmailMessage) else None
-    except (LookupError, UnicodeError):  # unknown or lying charset: decode what we can
+    except Exception:  # unknown or lying charset, broken transfer encoding: decode what we can
         content = None
     if isinstance(content, str):
         return content
-    payload = part.get_payload(decode=True)
-    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    return payload[: MAX_BODY_CHARS * 4].decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
 def html_to_text(html: str) -> str:
@@ -102,52 +167,72 @@ def html_to_text(html: str) -> str:
     converter.body_width = 0
     converter.ignore_images = True
     converter.ignore_emphasis = True
-    return converter.handle(html)
+    converter.ignore_links = True
+    return _MD_ESCAPE.sub(r"\1", converter.handle(html[:_MAX_HTML_CHARS]))
 
 
 def body_text(msg: EmailMessage) -> str:
     """The text/plain body, else the HTML body as text, else empty."""
-    part = msg.get_body(preferencelist=("plain", "html"))
+    try:
+        part = msg.get_body(preferencelist=("plain", "html"))
+    except Exception:  # a broken MIME tree: no body we can trust
+        return ""
     if part is None:
         return ""
-    text = _part_text(part)
+    text = _part_text(part)[:MAX_BODY_CHARS]
     return html_to_text(text) if part.get_content_type() == "text/html" else text
 
 
 def strip_reply(text: str) -> str:
-    """The newest part of a reply: quoted history, the "On … wrote:" line and the signature removed."""
-    text = text.replace("\r\n", "\n")
-    message = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text)
-    latest = message.replies[0].body if message.replies else text
-    # A reply typed under the quote (bottom-posting) leaves ">" lines in the first fragment: drop them.
-    lines = [line for line in latest.split("\n") if not line.lstrip().startswith(">")]
-    return "\n".join(lines).strip()
+    """The newest part of a reply: only the lines the person typed (see ``reply_text``)."""
+    return typed_text(text)
 
 
-def parse_mail(raw: bytes) -> InboundMail:
-    """Parse one raw message; never raises on odd input (missing headers become empty values)."""
+def parse_mail(raw: bytes, oversize: Oversize | None = None) -> InboundMail:
+    """Parse one raw message (only its headers when ``oversize`` says the body was not fetched); never raises on
+    odd input: missing or unreadable headers become empty values, a broken body becomes no text."""
     msg = message_from_bytes(raw, policy=policy.default)
     assert isinstance(msg, EmailMessage)
-    own_ids = message_ids(_header(msg, "Message-ID"))
+    own_ids = message_ids(_header(msg, "Message-ID", _MAX_IDS_CHARS))
     message_id = own_ids[0] if own_ids else f"<sha256.{hashlib.sha256(raw).hexdigest()[:32]}@opsgate.invalid>"
     senders = _addresses(msg, ("From",))
-    names = [name for name, _ in getaddresses([str(v) for v in msg.get_all("From", [])])]
-    auto_reply = any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond"))
+    names = [name for name, _ in getaddresses(_values(msg, ("From",)))]
+    headers = _all_headers(msg)
+    present = {h.name.lower() for h in headers}
+    content_type = _content_type(msg)
     return InboundMail(
         message_id=message_id,
-        in_reply_to=message_ids(_header(msg, "In-Reply-To")),
-        references=message_ids(_header(msg, "References")),
+        in_reply_to=message_ids(_header(msg, "In-Reply-To", _MAX_IDS_CHARS)),
+        references=message_ids(_header(msg, "References", _MAX_IDS_CHARS)),
         sender=senders[0] if senders else "",
         sender_name=names[0] if names else "",
         recipients=_addresses(msg, _RECIPIENT_HEADERS),
         subject=_header(msg, "Subject") or "",
-        text=strip_reply(body_text(msg)),
-        authentication_results=[" ".join(str(v).split()) for v in msg.get_all("Authentication-Results", [])],
+        text="" if oversize is not None else strip_reply(body_text(msg)),
+        authentication_results=_values(msg, ("Authentication-Results",)),
         auto_submitted=_header(msg, "Auto-Submitted"),
         return_path=_return_path(msg),
         precedence=_header(msg, "Precedence"),
         list_id=_header(msg, "List-Id"),
-        list_headers=any(key.lower().startswith("list-") for key in msg.keys()),
-        content_type=msg.get_content_type(),
-        x_autoreply=auto_reply,
+        list_headers=any(name.startswith("list-") for name in present),
+        content_type=content_type,
+        x_autoreply=bool(present & {"x-autoreply", "x-autorespond"}),
+        headers=headers,
+        report_type=_report_type(msg) if content_type == "multipart/report" else None,
+        oversize=oversize,
     )
+
+
+def _content_type(msg: EmailMessage) -> str:
+    try:
+        return msg.get_content_type()
+    except Exception:
+        return "text/plain"
+
+
+def _report_type(msg: EmailMessage) -> str | None:
+    try:
+        value = msg.get_param("report-type")
+    except Exception:
+        return None
+    return value.strip().lower() if isinstance(value, str) else None

@@ -52,3 +52,20 @@ def test_quoted_instructions_never_count() -> None:
     raw = (b"From: bob@example.com\r\nMessage-ID: <q@x>\r\n\r\n\r\nOn Mon, 23 Nov 2026 at 11:02, opsgate "
            b"<opsgate@example.com> wrote:\r\n> To answer, reply with:\r\n>\r\n>   APPROVE\r\n")
     assert isinstance(parse_decision(parse_mail(raw).text), Unclear)
+
+
+@pytest.mark.parametrize("text", [
+    "APPROVE\n\nActually no, I do not approve",
+    "APPROVE\ndon't approve yet",
+    "APPROVE\nREJECT: changed my mind",
+    "Approved\nI disapprove of the timing",
+])
+def test_approve_taken_back_by_a_later_line_is_unclear(text: str) -> None:
+    """An APPROVE contradicted further down (a negated approval, a REJECT line) is no decision."""
+    decision = parse_decision(text)
+    assert isinstance(decision, Unclear) and "take it back" in decision.problem
+
+
+def test_approve_with_friendly_words_still_approves() -> None:
+    """Ordinary words under APPROVE do not count as taking it back."""
+    assert isinstance(parse_decision("APPROVE\n\nLooks good, go ahead. No rush on the notes."), Approve)
