@@ -1,7 +1,8 @@
 """Thread events: the typed, append-only record that is both the agent's context and the business state.
 
 Every event is a pydantic model with a ``type`` literal; ``Event`` is their discriminated union and
-``EVENT_ADAPTER`` reads and writes the JSON stored in SQL.
+``EVENT_ADAPTER`` reads and writes the JSON stored in SQL. Every string an event is built from is made
+storable on both backends as the event is validated (``bot.text``: NUL and lone surrogates become U+FFFD).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
+
+from bot.text import StorableModel
 
 
 def new_id() -> str:
@@ -22,7 +25,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Via(BaseModel):
+class Via(StorableModel):
     """Where a message came from or where a reply must go (Slack channel + thread ts, email Message-ID, ...)."""
 
     model_config = ConfigDict(frozen=True)
@@ -31,7 +34,7 @@ class Via(BaseModel):
     message: str | None = None  # Slack ts of this message; email Message-ID of this message
 
 
-class ModelCall(BaseModel):
+class ModelCall(StorableModel):
     """What one model call cost and which prompt/model produced it (factor 2)."""
 
     model: str
@@ -41,7 +44,7 @@ class ModelCall(BaseModel):
     latency_ms: int = 0
 
 
-class _Event(BaseModel):
+class _Event(StorableModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(default_factory=new_id)
     at: datetime = Field(default_factory=utcnow)
@@ -92,7 +95,7 @@ class ApprovalRequested(_Event):
     four_eyes: bool = False
 
 
-class ArgumentChange(BaseModel):
+class ArgumentChange(StorableModel):
     field: str
     old: Any = None
     new: Any = None

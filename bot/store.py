@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from bot.events import Event, utcnow
+from bot.text import StorableModel
 from bot.thread import Thread, ThreadStatus
 
 
@@ -27,7 +28,7 @@ class ThreadSummary(BaseModel):
     updated_at: datetime
 
 
-class Ref(BaseModel):
+class Ref(StorableModel):
     """A channel's key for a thread (Slack thread ts, email Message-ID, Slack event id for de-duplication)."""
 
     channel: str
@@ -36,7 +37,7 @@ class Ref(BaseModel):
     data: dict[str, Any] | None = None
 
 
-class OutboxItem(BaseModel):
+class OutboxItem(StorableModel):
     """A message a channel must deliver, written in the same transaction as the events that caused it."""
 
     channel: str
@@ -50,7 +51,7 @@ class OutboxRow(OutboxItem):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(StorableModel):
     """A change executed without an external system: the local deployment ledger."""
 
     idempotency_key: str

@@ -16,6 +16,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
 from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.text import storable
 from bot.thread import Thread, ThreadStatus
 from storage.database import create_engine, create_read_engine
 from storage.schema import deployments, events, outbox, refs, state, threads
@@ -55,7 +56,7 @@ class SqlStore:
             return
         try:
             await conn.execute(insert(refs), [
-                {"channel": ref.channel, "key": ref.key, "thread_id": ref.thread_id or thread_id,
+                {"channel": storable(ref.channel), "key": storable(ref.key), "thread_id": ref.thread_id or thread_id,
                  "data": json.dumps(ref.data) if ref.data is not None else None}
                 for ref in items
             ])
@@ -104,7 +105,7 @@ class SqlStore:
         query = (
             select(threads.c.agent, threads.c.created_at, threads.c.updated_at, events.c.data)
             .select_from(threads.outerjoin(events, events.c.thread_id == threads.c.id))
-            .where(threads.c.id == thread_id)
+            .where(threads.c.id == storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
             .order_by(events.c.seq)
         )
         async with self.reader.connect() as conn:
@@ -220,7 +221,8 @@ class SqlStore:
     async def get_ref(self, channel: str, key: str) -> Ref | None:
         async with self.reader.connect() as conn:
             row = (await conn.execute(
-                select(refs).where(refs.c.channel == channel, refs.c.key == key)
+                # Keys were made storable when recorded; look up the same raw key the same way.
+                select(refs).where(refs.c.channel == storable(channel), refs.c.key == storable(key))
             )).first()
         if row is None:
             return None

@@ -1,0 +1,62 @@
+"""Text that every backend can store, whichever channel it came from.
+
+PostgreSQL rejects U+0000 (NUL) in ``text`` and ``jsonb``, and no database can take a lone surrogate (what a
+mail decoded with ``surrogateescape`` or a broken JSON ``\\ud800`` escape leaves behind): it is not UTF-8 at all.
+SQLite would store both, so the same message would work on one backend and fail on the other. We replace each
+such character with U+FFFD (the replacement character) rather than dropping it, so ``deploy\\0api`` never turns
+into the different word ``deployapi`` and a reader can see that something was there. Every other character,
+control characters included, is kept as it was.
+
+``StorableModel`` applies this to every string a model is built from (nested dicts and lists included), so the
+events, refs and outbox items that enter the core are storable however a channel built them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Self
+
+from pydantic import BaseModel, model_validator
+
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD (the same object when nothing needs replacing)."""
+    if text.isascii():  # the common case: only NUL can be a problem
+        return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def storable_data(value: Any) -> Any:
+    """``value`` with every string in it (dict keys, list items, nested) made storable; other values unchanged.
+
+    Returns ``value`` itself when nothing needed replacing (the common case: no copies on every event load).
+    """
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if storable_data(k) is not k or storable_data(v) is not v:
+                return {storable_data(k): storable_data(v) for k, v in value.items()}
+        return value
+    if isinstance(value, list | tuple) and type(value) in (list, tuple):
+        items = [storable_data(v) for v in value]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            return type(value)(items)
+        return value
+    return value
+
+
+class StorableModel(BaseModel):
+    """A model whose string data is made storable as it is validated (see the module docstring)."""
+
+    @model_validator(mode="after")
+    def _storable_strings(self) -> Self:
+        # After validation, so JSON loads stay on pydantic's fast path; nested models clean themselves.
+        fields = self.__dict__
+        for name, value in fields.items():
+            if isinstance(value, str | dict | list | tuple):
+                fields[name] = storable_data(value)
+        return self

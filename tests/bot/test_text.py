@@ -1,0 +1,53 @@
+"""Storable text: NUL and lone surrogates become U+FFFD everywhere text enters the core; nothing else changes."""
+
+from __future__ import annotations
+
+from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalDecided, UserMessage, Via
+from bot.store import OutboxItem, Ref
+from bot.text import REPLACEMENT, storable, storable_data
+
+
+def test_nul_and_lone_surrogates_become_the_replacement_character() -> None:
+    """Each NUL and each lone surrogate is replaced by one U+FFFD; the characters around it stay."""
+    assert storable("deploy\x00api") == f"deploy{REPLACEMENT}api"
+    assert storable("caf\udce9 \ud800x\udfff") == f"caf{REPLACEMENT} {REPLACEMENT}x{REPLACEMENT}"
+    assert storable("\x00\x00") == REPLACEMENT * 2
+
+
+def test_other_text_is_kept_as_it_is() -> None:
+    """Control characters, emoji (a valid surrogate pair in UTF-16 but one code point here) and U+FFFF stay."""
+    text = "tab\there\r\n\x01\x1f\x7f é 😀 \uffff \U0010ffff"
+    assert storable(text) == text
+    assert storable(text) is text  # no copy when nothing changes
+
+
+def test_nested_data_is_cleaned_keys_included() -> None:
+    """Strings inside dicts (keys too), lists and tuples are cleaned; numbers, booleans and None are untouched."""
+    data = {"k\x00": ["v\x00", {"n": "\ud801"}, 1, None, True], "t": ("a\x00",), "ok": 2.5}
+    assert storable_data(data) == {
+        f"k{REPLACEMENT}": [f"v{REPLACEMENT}", {"n": REPLACEMENT}, 1, None, True], "t": (f"a{REPLACEMENT}",), "ok": 2.5,
+    }
+    clean = {"a": ["b", {"c": 1}]}
+    assert storable_data(clean) is clean
+
+
+def test_every_event_string_is_cleaned_when_built() -> None:
+    """An event built by any channel holds storable text: message, user, via, arguments, comments."""
+    message = UserMessage(text="hi\x00", user="bob\x00", via=Via(channel="slack", message="1.2\x00"))
+    assert (message.text, message.user, message.via.message) == ("hi\ufffd", "bob\ufffd", "1.2\ufffd")
+    proposed = ActionProposed(name="deploy", arguments={"service": "a\x00pi"}, reason="\ud800")
+    assert proposed.arguments == {"service": "a\ufffdpi"} and proposed.reason == REPLACEMENT
+    decided = ApprovalDecided(approval_id="a", action_id="b", approved=False, by="carol", comment="no\x00")
+    assert decided.comment == "no\ufffd"
+
+
+def test_stored_json_is_cleaned_when_read() -> None:
+    """Events read from JSON written before this rule existed (an escaped NUL) are cleaned too."""
+    event = EVENT_ADAPTER.validate_json(b'{"type": "user_message", "text": "a\\u0000b"}')
+    assert isinstance(event, UserMessage) and event.text == "a\ufffdb"
+
+
+def test_refs_and_outbox_items_are_cleaned() -> None:
+    """Channel keys (an email Message-ID, a Slack ts) and outbox payloads get the same replacement."""
+    assert Ref(channel="email", key="<a\x00@b>").key == "<a\ufffd@b>"
+    assert OutboxItem(channel="email", payload={"subject": "x\x00"}).payload == {"subject": "x\ufffd"}
