@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(0.5, alias="OPSGATE_POLL_INTERVAL", gt=0)
     lease_seconds: float = Field(60.0, alias="OPSGATE_LEASE_SECONDS", ge=3)
 
+    # hostile input and faults
+    outbox_max_attempts: int = Field(8, alias="OPSGATE_OUTBOX_MAX_ATTEMPTS", ge=1, le=100)
+
     # deploy agent executor
     deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
     webhook_secret: str | None = Field(None, alias="OPSGATE_WEBHOOK_SECRET")

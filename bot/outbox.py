@@ -1,4 +1,10 @@
-"""Delivering outbox rows through their channels, with backoff; nothing is lost while a channel is down."""
+"""Delivering outbox rows through their channels, with backoff; nothing is lost while a channel is down.
+
+A channel that says "later" (DeliveryRetry) is retried with backoff for as long as it takes. A row that can never
+go out is set aside in the quarantine, marked failed and recorded on its thread, so the rows after it do not wait:
+its payload cannot be read, the channel refused it (DeliveryFailed), or it failed unexpectedly (a bug, a malformed
+payload the channel chokes on, a delivery that hangs) on its ``max_attempts``-th attempt.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,16 @@ from bot.channel import Channel
 from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import ErrorEvent
 from bot.journal import Journal
-from bot.store import OutboxRow, Store
+from bot.store import OutboxRow, QuarantineItem, Store
 
 log = structlog.get_logger("opsgate.outbox")
 
 _MAX_DELAY = 600.0
 _BATCH = 20
+LEASE_SECONDS = 120.0
+# Well inside the lease, so a hung delivery is abandoned before another dispatcher may claim the row again.
+DELIVERY_TIMEOUT = 50.0
+MAX_ATTEMPTS = 8
 
 
 def backoff(attempts: int) -> float:
@@ -28,11 +38,16 @@ def backoff(attempts: int) -> float:
 class OutboxDispatcher:
     """One loop per channel that delivers, in order of creation, the rows due for it."""
 
-    def __init__(self, store: Store, journal: Journal, channels: list[Channel], poll_interval: float) -> None:
+    def __init__(
+        self, store: Store, journal: Journal, channels: list[Channel], poll_interval: float,
+        max_attempts: int = MAX_ATTEMPTS, delivery_timeout: float = DELIVERY_TIMEOUT,
+    ) -> None:
         self.store = store
         self.journal = journal
         self.channels = channels
         self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.delivery_timeout = delivery_timeout
         self.wakeup = journal.outbox_ready
 
     async def run(self) -> None:
@@ -44,12 +59,15 @@ class OutboxDispatcher:
     async def _loop(self, channel: Channel) -> None:
         while True:
             try:
-                rows = await self.store.claim_outbox(channel.name, _BATCH, lease_seconds=120)
+                rows = await self.store.claim_outbox(channel.name, _BATCH, lease_seconds=LEASE_SECONDS)
             except Exception:
                 log.exception("outbox_claim_failed", channel=channel.name)
                 rows = []
             for row in rows:
-                await self.deliver(channel, row)
+                try:
+                    await self.deliver(channel, row)
+                except Exception:  # recording the outcome failed (database down): the lease expires, it comes back
+                    log.exception("outbox_record_failed", channel=channel.name, row=row.id)
             if len(rows) < _BATCH:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
@@ -57,23 +75,45 @@ class OutboxDispatcher:
 
     async def deliver(self, channel: Channel, row: OutboxRow) -> None:
         """Deliver one row and record the outcome."""
+        if row.problem is not None:
+            await self._give_up(channel, row, "unreadable payload", row.problem, "the stored message is unreadable")
+            return
         try:
-            await channel.deliver(row)
+            async with asyncio.timeout(self.delivery_timeout):
+                await channel.deliver(row)
         except DeliveryRetry as exc:
             delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts)
             log.warning("outbox_retry", channel=channel.name, row=row.id, error=str(exc), retry_in_s=delay)
             await self.store.outbox_retry(row.id, delay, str(exc))
         except DeliveryFailed as exc:
-            log.error("outbox_failed", channel=channel.name, row=row.id, error=str(exc))
-            await self.store.outbox_failed(row.id, str(exc))
-            await self._record_failure(row, f"{channel.name} delivery failed: {exc}")
-        except Exception as exc:  # unknown failure: keep the message and try again later
-            log.exception("outbox_error", channel=channel.name, row=row.id)
-            await self.store.outbox_retry(row.id, backoff(row.attempts), f"{type(exc).__name__}: {exc}")
+            await self._give_up(channel, row, "refused by the channel", str(exc), str(exc))
+        except Exception as exc:  # unknown failure: keep the message and try again later, up to max_attempts
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                error = f"delivery took longer than {self.delivery_timeout:g} s"
+            attempt = row.attempts + 1  # row.attempts counts the earlier claims, not this one
+            log.exception("outbox_error", channel=channel.name, row=row.id, attempt=attempt)
+            if attempt >= self.max_attempts:
+                # The exception is ours, not the person's business: the thread gets where to look, not the trace.
+                await self._give_up(channel, row, f"failed {attempt} times", error,
+                                    f"it failed {attempt} times unexpectedly", attempt)
+            else:
+                await self.store.outbox_retry(row.id, backoff(row.attempts), error)
         else:
             await self.store.outbox_sent(row.id)
             log.info("outbox_sent", channel=channel.name, row=row.id, thread_id=row.thread_id)
 
-    async def _record_failure(self, row: OutboxRow, message: str) -> None:
+    async def _give_up(
+        self, channel: Channel, row: OutboxRow, reason: str, error: str, public: str, attempts: int = 1
+    ) -> None:
+        """Quarantine the row, mark it failed and tell its thread (``public``); the rows after it go on."""
+        log.error("outbox_failed", channel=channel.name, row=row.id, reason=reason, error=error)
+        payload = str(row.payload)[:2000] if row.payload else "(unreadable)"
+        await self.store.quarantine(QuarantineItem(
+            channel=channel.name, key=f"outbox:{row.id}", reason=f"outbox delivery: {reason}",
+            detail=f"{error}\nthread: {row.thread_id or '-'}\npayload: {payload}", attempts=attempts,
+        ))
+        await self.store.outbox_failed(row.id, error)
         if row.thread_id is not None:
+            message = f"{channel.name} delivery failed: {public} (quarantined as outbox:{row.id})"
             await self.journal.append_independent(row.thread_id, [ErrorEvent(kind="delivery", message=message)])

@@ -45,7 +45,8 @@ class Runtime:
         self.service = Service(self.settings, self.store, self.registry, self.journal)
         self.engine = Engine(self.settings, self.store, self.registry, self.journal, self.model, self.http)
         self.worker = Worker(self.settings, self.store, self.engine, self.journal.wakeup)
-        self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval)
+        self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval,
+                                       max_attempts=self.settings.outbox_max_attempts)
         for channel in self.channels:
             channel.bind(self.service)
 

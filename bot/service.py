@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound
 from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
 from bot.journal import Journal
-from bot.store import Ref, Store, ThreadSummary
+from bot.store import QuarantineItem, Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
 
@@ -55,6 +55,10 @@ class Service:
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[ThreadSummary]:
         return await self.store.list_threads(status, limit, offset)
+
+    async def quarantined(self, limit: int = 100) -> list[QuarantineItem]:
+        """Messages set aside because they could not be processed or delivered, newest first."""
+        return await self.store.list_quarantine(limit)
 
     async def add_message(
         self, thread_id: str, text: str, *, user: str | None, via: Via, refs: Sequence[Ref] = ()

@@ -5,11 +5,12 @@ Everything crossing this boundary is typed: threads and events, channel referenc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from bot.events import Event, utcnow
 from bot.text import StorableModel
@@ -47,8 +48,9 @@ class OutboxItem(StorableModel):
 
 class OutboxRow(OutboxItem):
     id: int
-    attempts: int = 0
+    attempts: int = 0  # earlier deliveries of this row (the current claim not counted)
     created_at: datetime = Field(default_factory=utcnow)
+    problem: str | None = None  # why the stored payload could not be read (then ``payload`` is empty)
 
 
 class LedgerEntry(StorableModel):
@@ -62,6 +64,32 @@ class LedgerEntry(StorableModel):
     thread_id: str | None = None
     action_id: str | None = None
     approved_by: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+def _at_most(length: int) -> AfterValidator:
+    return AfterValidator(lambda value: value if value is None else value[:length])
+
+
+def _clip_key(key: str) -> str:
+    """Keys longer than the column keep their start and a digest of the whole (still unique, still readable)."""
+    if len(key) <= 255:
+        return key
+    return f"{key[:200]}…{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:40]}"
+
+
+class QuarantineItem(StorableModel):
+    """A message set aside because it cannot be processed or delivered (a poison message); never retried.
+
+    One per ``(channel, key)``: the first record wins. Built from hostile data, so it never refuses its input:
+    long values are shortened to fit their columns.
+    """
+
+    channel: Annotated[str, _at_most(32)]
+    key: Annotated[str, AfterValidator(_clip_key)]
+    reason: Annotated[str, _at_most(255)]
+    detail: Annotated[str | None, _at_most(10_000)] = None
+    attempts: int = 1
     at: datetime = Field(default_factory=utcnow)
 
 
@@ -79,7 +107,17 @@ class Ledger(Protocol):
     async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]: ...
 
 
-class Store(Ledger, Protocol):
+class Quarantine(Protocol):
+    async def quarantine(self, item: QuarantineItem) -> bool:
+        """Set a message aside (logged as ``quarantined``); False if ``(channel, key)`` was already there."""
+        ...
+
+    async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
+        """The quarantined messages, newest first."""
+        ...
+
+
+class Store(Ledger, Quarantine, Protocol):
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = ()
     ) -> None:

@@ -82,3 +82,16 @@ deployments = Table(
     Column("at", Float, nullable=False),
     Index("ix_deployments_service", "service", "at"),
 )
+
+# Messages set aside because they cannot be processed or delivered (poison): kept for a person, never retried.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("reason", String(255), nullable=False),
+    Column("detail", Text),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("at", Float, nullable=False),
+    Index("ix_quarantine_at", "at"),
+)

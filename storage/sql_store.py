@@ -19,6 +19,7 @@ from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, Thre
 from bot.text import storable
 from bot.thread import Thread, ThreadStatus
 from storage.database import create_engine, create_read_engine
+from storage.quarantine_store import QuarantineStore
 from storage.schema import deployments, events, outbox, refs, state, threads
 
 
@@ -30,8 +31,22 @@ def _dump(event: Event) -> str:
     return EVENT_ADAPTER.dump_json(event, exclude_none=True).decode()
 
 
-class SqlStore:
-    """Threads, events, refs, outbox, state and the deployment ledger in one SQL database."""
+def _outbox_row(row: Any) -> OutboxRow:
+    """A claimed row; one whose payload cannot be read says why instead of failing the whole claim."""
+    payload: Any = {}
+    problem = None
+    try:
+        payload = json.loads(row.payload)
+    except ValueError as exc:
+        problem = f"payload is not valid JSON: {exc}"
+    if not isinstance(payload, dict):
+        payload, problem = {}, f"payload is a JSON {type(payload).__name__}, not an object"
+    return OutboxRow(id=row.id, channel=row.channel, thread_id=row.thread_id, payload=payload, problem=problem,
+                     attempts=row.attempts, created_at=_ts(row.created_at))
+
+
+class SqlStore(QuarantineStore):
+    """Threads, events, refs, outbox, state, the deployment ledger and the quarantine in one SQL database."""
 
     def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
         self.engine = engine  # every write transaction
@@ -261,8 +276,7 @@ class SqlStore:
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                     .values(next_attempt_at=now + lease_seconds, attempts=outbox.c.attempts + 1)
                 )
-        return [OutboxRow(id=r.id, channel=r.channel, thread_id=r.thread_id, payload=json.loads(r.payload),
-                          attempts=r.attempts, created_at=_ts(r.created_at)) for r in rows]
+        return [_outbox_row(r) for r in rows]
 
     async def _outbox_set(self, row_id: int, **values: Any) -> None:
         async with self.engine.begin() as conn:

@@ -55,6 +55,7 @@ class WebChannel(Channel):
             Route("/", pages.list_page, methods=["GET"], name="web_list"),
             Route("/events", pages.list_events, methods=["GET"], name="web_list_events"),
             Route("/new", pages.new_page, methods=["GET"], name="web_new"),
+            Route("/quarantine", pages.quarantine_page, methods=["GET"], name="web_quarantine"),
             Route("/new", pages.new_submit, methods=["POST"], name="web_new_submit"),
             Route("/t/{thread_id}", pages.thread_page, methods=["GET"], name="web_thread"),
             Route("/t/{thread_id}/events", pages.thread_events, methods=["GET"], name="web_thread_events"),

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 VIA = Via(channel="web")
 MAX_TEXT = 20_000
 PAGE_SIZE = 50
+QUARANTINE_PAGE_SIZE = 200
 # Order of the list: what needs a person first.
 _URGENCY = {"waiting_for_approval": 0, "waiting_for_human": 1, "running": 2, "failed": 3, "done": 4}
 
@@ -116,11 +117,12 @@ class Pages:
             key=lambda t: (_URGENCY.get(t.status, 9), -t.updated_at.timestamp()),
         )
         counts = await self.service.store.count_threads()
+        quarantined = bool(await self.service.quarantined(limit=1))
         version = hashlib.sha1(
             "|".join(f"{t.id}:{t.status}:{t.updated_at.isoformat()}" for t in [*pinned, *rows]).encode()
         ).hexdigest()[:16]
         return {"status": status, "pinned": pinned, "rows": rows, "counts": counts, "statuses": STATUSES,
-                "page": page, "more": more, "version": version}
+                "page": page, "more": more, "version": version, "quarantined": quarantined}
 
     async def list_page(self, request: Request) -> Response:
         session = self._user(request)
@@ -139,6 +141,15 @@ class Pages:
             return render.json({"version": context["version"], "changed": False})
         html = self.renderer.fragment("_list.html", **self._base(session, **context))
         return render.json({"version": context["version"], "changed": True, "html": html})
+
+    async def quarantine_page(self, request: Request) -> Response:
+        """Messages set aside (poison): what, why, when; nothing here is retried."""
+        session = self._user(request)
+        if isinstance(session, Response):
+            return session
+        items = await self.service.quarantined(limit=QUARANTINE_PAGE_SIZE)
+        return self.renderer.html("quarantine.html", **self._base(session, title="Quarantine", items=items,
+                                                                  limit=QUARANTINE_PAGE_SIZE))
 
     # --- one thread ---------------------------------------------------------------------------------------
 
