@@ -19,6 +19,7 @@ from itertools import islice
 import html2text
 from pydantic import BaseModel, ConfigDict
 
+from bot.text import StorableModel
 from channels.email.addresses import normalize
 from channels.email.reply_text import MAX_BODY_CHARS, typed_text
 
@@ -32,7 +33,7 @@ _MAX_HEADERS = 200
 _MD_ESCAPE = re.compile(r"\\([\\.+\-])")
 
 
-class Header(BaseModel):
+class Header(StorableModel):
     """One header line as received (name as written, value unfolded and capped)."""
 
     model_config = ConfigDict(frozen=True)
@@ -50,8 +51,8 @@ class Oversize(BaseModel):
     limit: int
 
 
-class InboundMail(BaseModel):
-    """One received mail, typed; nothing downstream looks at raw headers."""
+class InboundMail(StorableModel):
+    """One received mail, typed; nothing downstream looks at raw headers. Its text is storable (no NUL)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -23,7 +23,7 @@ from bot.thread import Thread
 from channels.email.addresses import MailKind, agent_for, parse_message_id, plus_tags, ref_key
 from channels.email.authentication import check_authentication
 from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_decision
-from channels.email.inbound import InboundMail
+from channels.email.inbound import InboundMail, Oversize
 from channels.email.noise import ignore_reason
 from channels.email.outbound import MailConfig, OutgoingMail, answer, describe_action
 from channels.email.tokens import TOKEN_TTL, TokenClaim, expired, read_token
@@ -53,6 +53,10 @@ def request_text(mail: InboundMail) -> str:
     return f"{subject}\n\n{body}" if body else subject
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 @dataclass(frozen=True)
 class _Target:
     thread_id: str
@@ -77,6 +81,8 @@ class Intake:
             return IntakeResult("ignored", detail=reason.value)
         if await self.service.store.get_ref(REF_CHANNEL, ref_key(mail.message_id)) is not None:
             return self._duplicate(mail)
+        if mail.oversize is not None:
+            return await self._too_large(mail, mail.oversize)
         claim = self._token(mail)
         target = await self._resolve(mail)
         if claim is not None or (target is not None and target.kind == "approval"):
@@ -130,6 +136,14 @@ class Intake:
         log.info("email_thread_started", thread_id=thread.id, message_id=mail.message_id, sender=mail.sender,
                  agent=agent)
         return IntakeResult("started", thread.id)
+
+    async def _too_large(self, mail: InboundMail, oversize: Oversize) -> IntakeResult:
+        """A person's mail over the size limit: its body was never downloaded; say so, briefly."""
+        target = await self._resolve(mail)
+        text = (f"Your email was {_megabytes(oversize.size)}, more than the {_megabytes(oversize.limit)} opsgate "
+                "reads, so it was not read and nothing was done. Please send the text again without attachments.")
+        return await self._answer(mail, target.thread_id if target else None, text, outcome="answered",
+                                  detail="too-large")
 
     async def _continue(self, mail: InboundMail, thread_id: str) -> IntakeResult:
         if not mail.text.strip():
