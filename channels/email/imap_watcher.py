@@ -97,6 +97,7 @@ class ImapWatcher:
         self.max_bytes = max_bytes
         self.max_attempts = max_attempts
         self._stop = threading.Event()
+        self._errors = 0  # unexpected errors in a row (reset by a handled mail): sets the backoff
 
     async def run(self) -> None:
         """The background loop (cancel it to stop; an IMAP call in progress ends within a second)."""
@@ -104,6 +105,7 @@ class ImapWatcher:
         failures = 0
         while True:
             session, listener = ImapSession(self.config), ImapSession(self.config)
+            pause = _backoff(1)
             try:
                 info = await self._call(session.connect)
                 use_idle = info.idle and self.idle
@@ -116,18 +118,20 @@ class ImapWatcher:
                 await self._watch(session, info, listener if use_idle else None)
             except (IMAPClientError, OSError) as exc:
                 failures += 1
+                pause = _backoff(failures)
                 log.warning("imap_disconnected", host=self.config.host, error=f"{type(exc).__name__}: {exc}",
-                            retry_in_s=_backoff(failures))
+                            retry_in_s=pause)
             except MailFailed as exc:
-                failures += 1
-                log.warning("email_retry", uid=exc.uid, attempts=exc.attempts, retry_in_s=_backoff(failures))
-            except Exception:  # e.g. the database is down: the watcher must outlive it
-                failures += 1
-                log.exception("imap_watcher_error", mailbox=self.config.mailbox, retry_in_s=_backoff(failures))
+                pause = _backoff(exc.attempts)
+                log.warning("email_retry", uid=exc.uid, attempts=exc.attempts, retry_in_s=pause)
+            except Exception:  # e.g. the database is down: the watcher must outlive it, backing off
+                self._errors += 1
+                pause = _backoff(self._errors)
+                log.exception("imap_watcher_error", mailbox=self.config.mailbox, retry_in_s=pause)
             finally:
                 await asyncio.to_thread(listener.close)
                 await asyncio.to_thread(session.close)
-            await asyncio.sleep(_backoff(failures))
+            await asyncio.sleep(pause)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking IMAP call in a thread; on cancellation, stop it and wait so the connection is free."""
@@ -204,6 +208,7 @@ class ImapWatcher:
             await self._failed(session, uid, state, mail, exc)
             return
         await self._call(session.mark_seen, uid)
+        self._errors = 0
         log.info("email_processed", uid=uid, outcome=result.outcome, thread_id=result.thread_id,
                  detail=result.detail or None, message_id=mail.message_id)
 
