@@ -11,26 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.utils import getaddresses
-from itertools import islice
 
-import html2text
 from pydantic import BaseModel, ConfigDict
 
 from bot.text import StorableModel
 from channels.email.addresses import normalize
-from channels.email.reply_text import MAX_BODY_CHARS, typed_text
+from channels.email.mime import body_text, decode_words, html_to_text, raw_headers, read_message
+from channels.email.reply_text import typed_text
+
+__all__ = ["Header", "InboundMail", "Oversize", "body_text", "html_to_text", "message_ids", "parse_mail",
+           "strip_reply"]
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
-_RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
-_MAX_HTML_CHARS = 300_000  # html2text is linear but slow: a reply's typed part is near the top anyway
+_RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
 _MAX_HEADER_CHARS = 2_000  # per header value kept in InboundMail.headers
+_MAX_ADDRESS_CHARS = 16_000  # of an address header handed to getaddresses
 _MAX_IDS_CHARS = 50_000  # References of a long conversation: the root id is the first one, so keep them all
 _MAX_HEADERS = 200
-# html2text escapes Markdown-looking text ("\-----Original Message-----", "1\. item"); we want the plain text back.
-_MD_ESCAPE = re.compile(r"\\([\\.+\-])")
 
 
 class Header(StorableModel):
@@ -103,85 +102,36 @@ def message_ids(value: str | None) -> list[str]:
     return _MSG_ID.findall(value or "")
 
 
-def _text(value: object, limit: int = _MAX_HEADER_CHARS) -> str:
-    """A header value as one line; undecodable RFC 2047 words or 8-bit bytes never raise."""
-    try:
-        text = str(value)
-    except Exception:  # the email package's header parser has failure modes of its own on garbage
-        text = ""
-    return " ".join(text[: limit * 2].split())[:limit]
+class _Headers:
+    """The top-level headers of one message, looked up case-insensitively, values unfolded and capped."""
+
+    def __init__(self, msg: EmailMessage) -> None:
+        self.items = raw_headers(msg)
+
+    def all(self, *names: str, limit: int = _MAX_HEADER_CHARS) -> list[str]:
+        wanted = set(names)
+        return [" ".join(value[: limit * 2].split())[:limit] for name, value in self.items
+                if name.lower() in wanted]
+
+    def first(self, name: str, limit: int = _MAX_HEADER_CHARS) -> str | None:
+        found = self.all(name.lower(), limit=limit)
+        return found[0] if found else None
+
+    def addresses(self, *names: str) -> list[tuple[str, str]]:
+        """(display name, address lower case) pairs of address headers that hold an ``@`` address."""
+        pairs = getaddresses(self.all(*names, limit=_MAX_ADDRESS_CHARS))
+        return [(decode_words(name), addr.strip().lower()) for name, addr in pairs if "@" in addr]
+
+    def kept(self) -> tuple[Header, ...]:
+        return tuple(Header(name=name[:200], value=" ".join(value[: _MAX_HEADER_CHARS * 2].split())[
+            :_MAX_HEADER_CHARS]) for name, value in self.items[:_MAX_HEADERS])
 
 
-def _header(msg: Message, name: str, limit: int = _MAX_HEADER_CHARS) -> str | None:
-    try:
-        value = msg.get(name)
-    except Exception:
-        return None
-    return None if value is None else _text(value, limit)
-
-
-def _all_headers(msg: Message) -> tuple[Header, ...]:
-    """Every header as received (RFC 2047 words left encoded), for the automatic-mail rules."""
-    return tuple(Header(name=_text(name, 200), value=_text(value)) for name, value
-                 in islice(msg.raw_items(), _MAX_HEADERS))
-
-
-def _values(msg: Message, names: tuple[str, ...]) -> list[str]:
-    values: list[str] = []
-    for name in names:
-        try:
-            values += [_text(v) for v in msg.get_all(name, [])]
-        except Exception:
-            continue
-    return values
-
-
-def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
-    found = [addr.strip().lower() for _, addr in getaddresses(_values(msg, names)) if "@" in addr]
-    return list(dict.fromkeys(found))
-
-
-def _return_path(msg: Message) -> str | None:
-    value = _header(msg, "Return-Path")
+def _return_path(headers: _Headers) -> str | None:
+    value = headers.first("return-path")
     if value is None:
         return None
     return normalize(value) if value.strip("<> ") else ""
-
-
-def _part_text(part: Message) -> str:
-    try:
-        content = part.get_content() if isinstance(part, EmailMessage) else None
-    except Exception:  # unknown or lying charset, broken transfer encoding: decode what we can
-        content = None
-    if isinstance(content, str):
-        return content
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        return ""
-    return payload[: MAX_BODY_CHARS * 4].decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML body (blockquotes become ``>`` quotes the reply parser removes)."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.ignore_links = True
-    return _MD_ESCAPE.sub(r"\1", converter.handle(html[:_MAX_HTML_CHARS]))
-
-
-def body_text(msg: EmailMessage) -> str:
-    """The text/plain body, else the HTML body as text, else empty."""
-    try:
-        part = msg.get_body(preferencelist=("plain", "html"))
-    except Exception:  # a broken MIME tree: no body we can trust
-        return ""
-    if part is None:
-        return ""
-    text = _part_text(part)[:MAX_BODY_CHARS]
-    return html_to_text(text) if part.get_content_type() == "text/html" else text
 
 
 def strip_reply(text: str) -> str:
@@ -191,34 +141,32 @@ def strip_reply(text: str) -> str:
 
 def parse_mail(raw: bytes, oversize: Oversize | None = None) -> InboundMail:
     """Parse one raw message (only its headers when ``oversize`` says the body was not fetched); never raises on
-    odd input: missing or unreadable headers become empty values, a broken body becomes no text."""
-    msg = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(msg, EmailMessage)
-    own_ids = message_ids(_header(msg, "Message-ID", _MAX_IDS_CHARS))
+    odd input and takes time linear in it: unreadable headers become empty values, a broken body no text."""
+    msg = read_message(raw)
+    headers = _Headers(msg)
+    own_ids = message_ids(headers.first("message-id", _MAX_IDS_CHARS))
     message_id = own_ids[0] if own_ids else f"<sha256.{hashlib.sha256(raw).hexdigest()[:32]}@opsgate.invalid>"
-    senders = _addresses(msg, ("From",))
-    names = [name for name, _ in getaddresses(_values(msg, ("From",)))]
-    headers = _all_headers(msg)
-    present = {h.name.lower() for h in headers}
+    senders = headers.addresses("from")
+    present = {name.lower() for name, _ in headers.items}
     content_type = _content_type(msg)
     return InboundMail(
         message_id=message_id,
-        in_reply_to=message_ids(_header(msg, "In-Reply-To", _MAX_IDS_CHARS)),
-        references=message_ids(_header(msg, "References", _MAX_IDS_CHARS)),
-        sender=senders[0] if senders else "",
-        sender_name=names[0] if names else "",
-        recipients=_addresses(msg, _RECIPIENT_HEADERS),
-        subject=_header(msg, "Subject") or "",
+        in_reply_to=message_ids(headers.first("in-reply-to", _MAX_IDS_CHARS)),
+        references=message_ids(headers.first("references", _MAX_IDS_CHARS)),
+        sender=senders[0][1] if senders else "",
+        sender_name=senders[0][0] if senders else "",
+        recipients=list(dict.fromkeys(addr for _, addr in headers.addresses(*_RECIPIENT_HEADERS))),
+        subject=" ".join(decode_words(headers.first("subject") or "").split()),
         text="" if oversize is not None else strip_reply(body_text(msg)),
-        authentication_results=_values(msg, ("Authentication-Results",)),
-        auto_submitted=_header(msg, "Auto-Submitted"),
-        return_path=_return_path(msg),
-        precedence=_header(msg, "Precedence"),
-        list_id=_header(msg, "List-Id"),
+        authentication_results=headers.all("authentication-results"),
+        auto_submitted=headers.first("auto-submitted"),
+        return_path=_return_path(headers),
+        precedence=headers.first("precedence"),
+        list_id=headers.first("list-id"),
         list_headers=any(name.startswith("list-") for name in present),
         content_type=content_type,
         x_autoreply=bool(present & {"x-autoreply", "x-autorespond"}),
-        headers=headers,
+        headers=headers.kept(),
         report_type=_report_type(msg) if content_type == "multipart/report" else None,
         oversize=oversize,
     )

@@ -20,7 +20,7 @@ from channels.email.quote_headers import ATTRIBUTION, DEVICE_SIGNATURE, RULE, SE
 
 MAX_BODY_CHARS = 200_000  # of a decoded body, before anything else looks at it
 MAX_LINE_CHARS = 4_000  # longer lines are cut (nobody types a decision or a request on a 1 MB line)
-MAX_TYPED_CHARS = 100_000  # handed to the reply library
+MAX_TYPED_CHARS = 40_000  # handed to the reply library (its signature pattern is slow): twice the core default
 _ATTRIBUTION_CHARS = 300  # quote headers are short: longer lines are never tried against the patterns
 _LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "sv", "pl", "da", "cs", "ja", "zh", "ko"]
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
