@@ -14,6 +14,8 @@ against the attribution patterns.
 
 from __future__ import annotations
 
+import re
+
 from mailparser_reply import EmailReplyParser
 
 from channels.email.quote_headers import ATTRIBUTION, DEVICE_SIGNATURE, RULE, SEPARATOR, header_block_at
@@ -23,6 +25,8 @@ MAX_LINE_CHARS = 4_000  # longer lines are cut (nobody types a decision or a req
 MAX_TYPED_CHARS = 40_000  # handed to the reply library (its signature pattern is slow): twice the core default
 _ATTRIBUTION_CHARS = 300  # quote headers are short: longer lines are never tried against the patterns
 _LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "sv", "pl", "da", "cs", "ja", "zh", "ko"]
+_ATTRIBUTION_ENDS = (":", "\uff1a", "wrote", "-")  # every attribution pattern ends so: a cheap test first
+_DIGIT = re.compile(r"\d")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _PARSER = EmailReplyParser(languages=_LANGUAGES)
 
@@ -41,16 +45,20 @@ def _quoted(line: str) -> bool:
     return line.startswith(">")
 
 
+def _ends_like_attribution(line: str) -> bool:
+    return line[-5:].lower().endswith(_ATTRIBUTION_ENDS)
+
+
 def _attribution_span(lines: list[str], index: int) -> int:
     """1 or 2 when an attribution line ("On … wrote:") starts here (Gmail wraps long ones), else 0."""
     line = lines[index]
-    if len(line) <= _ATTRIBUTION_CHARS and ATTRIBUTION.match(line):
+    if len(line) <= _ATTRIBUTION_CHARS and _ends_like_attribution(line) and ATTRIBUTION.match(line):
         return 1
     if index + 1 >= len(lines):
         return 0
     tail = lines[index + 1]
     # A wrapped attribution: a dated first half and a short unquoted rest ("wrote:"), matching only together.
-    if (tail and not _quoted(tail) and len(tail) <= 40 and any(c.isdigit() for c in line)
+    if (_ends_like_attribution(tail) and not _quoted(tail) and len(tail) <= 40 and _DIGIT.search(line)
             and len(line) + len(tail) < _ATTRIBUTION_CHARS and ATTRIBUTION.match(f"{line} {tail}")):
         return 2
     return 0
@@ -64,8 +72,9 @@ def typed_lines(lines: list[str]) -> list[str]:
     """The lines the person typed: everything before the first unmarked quote, minus ``>``-quoted lines and
     the quote headers that introduce them."""
     kept: list[str] = []
+    size = 0
     index = 0
-    while index < len(lines):
+    while index < len(lines) and size <= MAX_TYPED_CHARS:  # what is beyond is cut anyway
         line = lines[index]
         if _quoted(line):
             index += 1
@@ -81,6 +90,7 @@ def typed_lines(lines: list[str]) -> list[str]:
             continue
         if not (len(line) <= _ATTRIBUTION_CHARS and DEVICE_SIGNATURE.match(line)):  # "Sent from my iPhone"
             kept.append(line)
+            size += len(line) + 1
         index += 1
     while kept and (not kept[-1] or RULE.match(kept[-1])):
         kept.pop()  # blank lines and the rule Outlook draws above its header block
