@@ -11,7 +11,7 @@ Waiting uses IDLE when the server offers it, on a second connection that does no
 the 29-minute limit), else polling. Before every search the working connection is synced with NOOP: a server
 updates a session's view only at the end of a command, and an arrival announced in a SEARCH response would
 otherwise be neither in its results nor announced again. A dropped connection is re-opened with backoff.
-imapclient blocks, so every call runs in a thread; so does parsing (CPU work that must not stall the event loop).
+imapclient blocks, so every call runs in a thread; parsing (CPU work) runs in a worker process (parser_process).
 
 Bounded work: the size (RFC822.SIZE) is fetched first; a mail over ``max_bytes`` is not downloaded, only the start
 of its header section, and it reaches the handler with ``oversize`` set (answered briefly, or ignored if automatic).
@@ -36,8 +36,9 @@ from pydantic import BaseModel
 
 from bot.store import QuarantineItem, Store
 from channels.email.imap_session import ImapConfig, ImapSession, MailboxInfo
-from channels.email.inbound import InboundMail, Oversize, parse_mail
+from channels.email.inbound import InboundMail, Oversize
 from channels.email.intake import IntakeResult
+from channels.email.parser_process import parse_in_worker
 
 log = structlog.get_logger("opsgate.email")
 
@@ -213,7 +214,7 @@ class ImapWatcher:
                  detail=result.detail or None, message_id=mail.message_id)
 
     async def _read(self, session: ImapSession, uid: int) -> InboundMail | None:
-        """The parsed mail; only its headers when it is bigger than ``max_bytes``. Parsing runs in a thread."""
+        """The parsed mail; only its headers when it is bigger than ``max_bytes``. Parsing runs in a process."""
         size = await self._call(session.size, uid)
         if size is None:
             return None
@@ -222,9 +223,9 @@ class ImapWatcher:
             if header is None:
                 return None
             log.warning("email_too_large", uid=uid, size=size, limit=self.max_bytes)
-            return await asyncio.to_thread(parse_mail, header, Oversize(size=size, limit=self.max_bytes))
+            return await parse_in_worker(header, Oversize(size=size, limit=self.max_bytes))
         raw = await self._call(session.fetch, uid)
-        return None if raw is None else await asyncio.to_thread(parse_mail, raw)
+        return None if raw is None else await parse_in_worker(raw)
 
     async def _failed(
         self, session: ImapSession, uid: int, state: MailboxState, mail: InboundMail | None, exc: Exception

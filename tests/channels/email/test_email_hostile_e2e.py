@@ -1,0 +1,101 @@
+"""Hostile mail end to end: a real `opsgate serve`, Dovecot and aiosmtpd. Huge and odd mail never stalls the
+server, oversized mail is answered without being read, and a NUL Subject on PostgreSQL blocks nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from typing import Any
+
+import httpx
+
+from storage.migrate import upgrade
+from tests.channels.email.replies import new_mail
+from tests.channels.email.test_email_e2e import Mailbox, ServerFactory, _processed, mailbox, start_server
+from tests.support.databases import postgres_database
+from tests.support.model_replies import tool_call
+from tests.support.model_server import ScriptedModelServer
+from tests.support.processes import OpsgateProcess
+
+__all__ = ["mailbox", "start_server"]  # the fixtures
+
+HEALTHZ_BOUND = 0.1  # seconds per /healthz round trip while hostile mail is processed (issue 10.1)
+
+
+def _raw(sender: str, subject: str, body: bytes, encoding: str = "8bit") -> bytes:
+    return (f"From: {sender}\r\nTo: opsgate@example.com\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{os.urandom(6).hex()}@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + body
+
+
+def _hostile_mails() -> list[bytes]:
+    blank_lines = _raw("blank@example.org", "blank lines", b"deploy api\r\n" + b"\r\n" * 20_000 + b"thanks\r\n")
+    long_line = _raw("line@example.org", "one long line", b"deploy " + b"x" * 1_000_000 + b"\r\n")
+    payload = base64.encodebytes(b"deploy api to staging\n" + os.urandom(2_900_000)).replace(b"\n", b"\r\n")
+    big_base64 = _raw("base64@example.org", "base64 body", payload, "base64")
+    return [blank_lines, long_line, big_base64]
+
+
+async def _poll_health(server: OpsgateProcess, until: Any) -> list[float]:
+    """Round-trip times of /healthz, polled back to back until ``until()`` is true (at least 20 polls)."""
+    times: list[float] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        deadline = time.monotonic() + 60
+        while len(times) < 20 or not until():
+            assert time.monotonic() < deadline, "the mails were not processed within a minute"
+            started = time.perf_counter()
+            response = await client.get("/healthz")
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200
+            await asyncio.sleep(0.01)
+    return times
+
+
+async def test_healthz_keeps_answering_while_hostile_mail_is_processed(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer
+) -> None:
+    """20,000 blank lines, a 1 MB line and a 4 MB base64 body (the first froze the server for a minute): each
+    becomes a thread, and /healthz answers every poll meanwhile in under 100 ms."""
+    model_server.responder = lambda _: tool_call("done_for_now", message="noted")
+    server = await start_server()
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        assert (await client.get("/healthz")).status_code == 200  # warm: the first request sets up the client
+    for raw in _hostile_mails():
+        mailbox.deliver(raw)
+    times = await _poll_health(server, lambda: len(_processed(server, "started")) == 3)
+    assert max(times) < HEALTHZ_BOUND, f"slowest /healthz {max(times) * 1000:.0f} ms of {len(times)}"
+    senders = {r["message_id"] for r in _processed(server, "started")}
+    assert len(senders) == 3
+
+
+async def test_an_oversized_mail_is_answered_without_being_read(
+    start_server: ServerFactory, mailbox: Mailbox
+) -> None:
+    """Over OPSGATE_EMAIL_MAX_BYTES the body is never downloaded: no thread, and the sender learns the limit."""
+    server = await start_server(OPSGATE_EMAIL_MAX_BYTES="65536")
+    mailbox.deliver(new_mail("alice@example.com", "logs attached", "deploy api\n" + "log line\n" * 40_000))
+    [answer] = await mailbox.replies_to("alice@example.com", 1, contains="not read")
+    assert "0.1 MB" in answer.message.get_content()
+    assert [r["detail"] for r in _processed(server, "answered")] == ["too-large"]
+    assert any(r.get("event") == "email_too_large" for r in server.log_records())
+
+
+async def test_a_nul_subject_on_postgresql_blocks_nothing(
+    start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer
+) -> None:
+    """On PostgreSQL (which refuses U+0000) a mail whose Subject decodes to NUL is handled (stored with U+FFFD),
+    and the normal mail behind it becomes a thread: the mailbox is not stuck."""
+    model_server.responder = lambda _: tool_call("done_for_now", message="noted")
+    async with postgres_database() as url:
+        await upgrade(url)
+        server = await start_server(DATABASE_URL=url)
+        mailbox.deliver(_raw("nul@example.org", "=?utf-8?b?AA==?=", b"what is deployed?\r\n"))
+        mailbox.deliver(new_mail("alice@example.com", "deploy status", "what is deployed on staging?"))
+        await server.wait_for_log(lambda r: len(_processed(server, "started")) == 2, timeout=30)
+        started = _processed(server, "started")
+        assert len({r["thread_id"] for r in started}) == 2
+        events = {r.get("event") for r in server.log_records()}
+        assert not events & {"email_failed", "email_quarantined", "imap_watcher_error"}
+        await server.kill()
