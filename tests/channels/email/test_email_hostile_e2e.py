@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 import time
-from typing import Any
 
 import httpx
 
 from storage.migrate import upgrade
 from tests.channels.email.replies import new_mail
 from tests.channels.email.test_email_e2e import Mailbox, ServerFactory, _processed, mailbox, start_server
+from tests.support.api_client import ApiClient
 from tests.support.databases import postgres_database
 from tests.support.model_replies import tool_call
 from tests.support.model_server import ScriptedModelServer
@@ -38,19 +39,46 @@ def _hostile_mails() -> list[bytes]:
     return [blank_lines, long_line, big_base64]
 
 
-async def _poll_health(server: OpsgateProcess, until: Any) -> list[float]:
-    """Round-trip times of /healthz, polled back to back until ``until()`` is true (at least 20 polls)."""
+def _poll_health(url: str, done: threading.Event) -> list[float]:
+    """Round-trip times of /healthz, polled back to back until ``done`` is set (at least 20 polls). Runs in a
+    thread of its own, so the test's event loop (which also serves the model and SMTP) does not add to them."""
     times: list[float] = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        client.get("/healthz")  # warm: the first request sets up the connection
         deadline = time.monotonic() + 60
-        while len(times) < 20 or not until():
-            assert time.monotonic() < deadline, "the mails were not processed within a minute"
+        while len(times) < 20 or not done.is_set():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the mails were not processed within a minute")
             started = time.perf_counter()
-            response = await client.get("/healthz")
+            response = client.get("/healthz")
             times.append(time.perf_counter() - started)
             assert response.status_code == 200
-            await asyncio.sleep(0.01)
+            time.sleep(0.01)
     return times
+
+
+async def _hostile_run(start: ServerFactory, mailbox: Mailbox, **env: str) -> tuple[OpsgateProcess, list[float]]:
+    """A warmed-up server (the first agent step of a process sets up the model client, which is not what these
+    tests are about) is sent the hostile mails; /healthz is polled until all of them became threads."""
+    server = await start(**env)
+    mailbox.deliver(new_mail("warm@example.org", "hello", "what can you do?"))
+    first = await server.wait_for_log(event="email_processed", outcome="started", timeout=30)
+    api = ApiClient(server.url)
+    try:
+        await api.wait(first["thread_id"], "done", timeout=30)
+    finally:
+        await api.aclose()
+    for raw in _hostile_mails():  # before polling starts: the test's own IMAP APPEND would compete with the poller
+        mailbox.deliver(raw)
+    done = threading.Event()
+    polling = asyncio.ensure_future(asyncio.to_thread(_poll_health, server.url, done))
+    try:
+        await server.wait_for_log(lambda r: len(_processed(server, "started")) == 4, timeout=60)
+    finally:
+        done.set()
+        times = await polling
+    assert len({r["thread_id"] for r in _processed(server, "started")}) == 4
+    return server, times
 
 
 async def test_healthz_keeps_answering_while_hostile_mail_is_processed(
@@ -59,15 +87,8 @@ async def test_healthz_keeps_answering_while_hostile_mail_is_processed(
     """20,000 blank lines, a 1 MB line and a 4 MB base64 body (the first froze the server for a minute): each
     becomes a thread, and /healthz answers every poll meanwhile in under 100 ms."""
     model_server.responder = lambda _: tool_call("done_for_now", message="noted")
-    server = await start_server()
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        assert (await client.get("/healthz")).status_code == 200  # warm: the first request sets up the client
-    for raw in _hostile_mails():
-        mailbox.deliver(raw)
-    times = await _poll_health(server, lambda: len(_processed(server, "started")) == 3)
+    _, times = await _hostile_run(start_server, mailbox)
     assert max(times) < HEALTHZ_BOUND, f"slowest /healthz {max(times) * 1000:.0f} ms of {len(times)}"
-    senders = {r["message_id"] for r in _processed(server, "started")}
-    assert len(senders) == 3
 
 
 async def test_an_oversized_mail_is_answered_without_being_read(
