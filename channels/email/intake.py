@@ -15,7 +15,15 @@ from typing import Literal
 
 import structlog
 
-from bot.errors import AlreadyDecided, DuplicateRef, InvalidArguments, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.errors import (
+    AlreadyDecided,
+    DuplicateRef,
+    InvalidArguments,
+    NotAuthorized,
+    NotWaiting,
+    Signal,
+    ThreadNotFound,
+)
 from bot.events import Via
 from bot.service import Service
 from bot.store import OutboxItem, Ref
@@ -133,6 +141,8 @@ class Intake:
             )
         except DuplicateRef:
             return self._duplicate(mail)
+        except Signal as exc:  # a refusal meant for the person (e.g. a message over the size limit)
+            return await self._not_accepted(mail, None, exc)
         log.info("email_thread_started", thread_id=thread.id, message_id=mail.message_id, sender=mail.sender,
                  agent=agent)
         return IntakeResult("started", thread.id)
@@ -144,6 +154,12 @@ class Intake:
                 "reads, so it was not read and nothing was done. Please send the text again without attachments.")
         return await self._answer(mail, target.thread_id if target else None, text, outcome="answered",
                                   detail="too-large")
+
+    async def _not_accepted(self, mail: InboundMail, thread_id: str | None, exc: Signal) -> IntakeResult:
+        """Any other refusal of the core is told to the sender (answering beats retrying a mail that cannot pass)."""
+        log.info("email_not_accepted", reason=type(exc).__name__, detail=str(exc), message_id=mail.message_id)
+        return await self._answer(mail, thread_id, f"Your email was not accepted: {exc}.", outcome="answered",
+                                  detail=type(exc).__name__)
 
     async def _continue(self, mail: InboundMail, thread_id: str) -> IntakeResult:
         if not mail.text.strip():
@@ -160,6 +176,8 @@ class Intake:
         except NotWaiting as exc:
             return await self._answer(mail, thread_id, f"Your message was not added: {exc}. "
                                       "You will get an email when it is decided.", outcome="answered")
+        except Signal as exc:
+            return await self._not_accepted(mail, thread_id, exc)
         log.info("email_thread_continued", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
         return IntakeResult("continued", thread_id)
 
@@ -207,7 +225,7 @@ class Intake:
             await self.service.store.put_ref(self._ref(mail, thread.id))
             self._audit_refusal(mail, thread.id, approval_id, type(exc).__name__, str(exc))
             return IntakeResult("refused", thread.id, type(exc).__name__)
-        except (NotWaiting, InvalidArguments) as exc:
+        except (NotWaiting, InvalidArguments, Signal) as exc:
             return await self._refuse(mail, thread.id, approval_id, type(exc).__name__, str(exc))
         log.info("email_decision", audit=True, thread_id=thread.id, approval_id=claim.approval_id,
                  approved=approved, by=mail.sender, message_id=mail.message_id)
