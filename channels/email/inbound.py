@@ -109,11 +109,13 @@ class _Headers:
         self.items = raw_headers(msg)
 
     def all(self, *names: str, limit: int = _MAX_HEADER_CHARS) -> list[str]:
+        """Every value of the headers ``names`` (lower case), in order, each unfolded and capped."""
         wanted = set(names)
         return [" ".join(value[: limit * 2].split())[:limit] for name, value in self.items
                 if name.lower() in wanted]
 
     def first(self, name: str, limit: int = _MAX_HEADER_CHARS) -> str | None:
+        """The first value of header ``name``, or None."""
         found = self.all(name.lower(), limit=limit)
         return found[0] if found else None
 
@@ -123,6 +125,7 @@ class _Headers:
         return [(decode_words(name), addr.strip().lower()) for name, addr in pairs if "@" in addr]
 
     def kept(self) -> tuple[Header, ...]:
+        """The headers as kept on InboundMail (at most ``_MAX_HEADERS``, values capped)."""
         return tuple(Header(name=name[:200], value=" ".join(value[: _MAX_HEADER_CHARS * 2].split())[
             :_MAX_HEADER_CHARS]) for name, value in self.items[:_MAX_HEADERS])
 

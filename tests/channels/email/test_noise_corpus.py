@@ -9,13 +9,17 @@ people, with the vendor headers ordinary mail carries (Exchange, Gmail, Apple Ma
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channels.email.addresses import Address
 from channels.email.inbound import parse_mail
 from channels.email.noise import IgnoreReason, ignore_reason
+from tests.channels.email.replies import gmail_reply
 
 HERE = Path(__file__).parent
 OWN = Address("opsgate", None, "example.com")
@@ -63,3 +67,18 @@ def test_an_auto_reply_subject_alone_is_not_enough(subject: str) -> None:
     assert ignore_reason(parse_mail(raw), OWN) is None
     hinted = raw.replace(b"Message-ID:", b"X-Auto-Response-Suppress: All\r\nMessage-ID:")
     assert ignore_reason(parse_mail(hinted), OWN) == IgnoreReason.AUTO_REPLY_SUBJECT
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["Re: ", "RE: ", "AW: ", "Fwd: ", ""]), st.text(max_size=60))
+def test_a_persons_reply_with_any_text_is_not_automatic(text: str, prefix: str, topic: str) -> None:
+    """A Gmail-style reply from a person, whatever its text and subject, is never ignored (human replies never
+    carry the automatic-mail headers, and a subject alone never decides)."""
+    original = EmailMessage()
+    original["From"] = "opsgate <opsgate@example.com>"
+    original["Subject"] = f"{prefix}{' '.join(topic.split())}" or "hello"
+    original["Message-ID"] = "<opsgate.3f2a9c1e8b7d4e6fa1b2c3d4e5f60718.a.8c1f0e2d3b4a5968@example.com>"
+    original["Date"] = "Mon, 23 Nov 2026 10:02:00 +0000"
+    original.set_content("APPROVE or REJECT: <reason>")
+    raw = gmail_reply(original, "bob@example.com", text or "ok", to="opsgate+tok@example.com")
+    assert ignore_reason(parse_mail(raw), OWN) is None
