@@ -31,7 +31,10 @@ def _executor() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
+            context = multiprocessing.get_context("forkserver")
+            # The fork server imports the parser once (fast worker starts), and not the main script.
+            context.set_forkserver_preload(["channels.email.inbound"])
+            _pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
         return _pool
 
 
