@@ -57,6 +57,15 @@ def _poll_health(url: str, done: threading.Event) -> list[float]:
     return times
 
 
+def _move_to_inbox(mailbox: Mailbox) -> None:
+    client = mailbox.dovecot.client(mailbox.user)
+    try:
+        client.select_folder("Staging")
+        client.move(client.search(["ALL"]), "INBOX")
+    finally:
+        client.logout()
+
+
 async def _hostile_run(start: ServerFactory, mailbox: Mailbox, **env: str) -> tuple[OpsgateProcess, list[float]]:
     """A warmed-up server (the first agent step of a process sets up the model client, which is not what these
     tests are about) is sent the hostile mails; /healthz is polled until all of them became threads."""
@@ -68,10 +77,14 @@ async def _hostile_run(start: ServerFactory, mailbox: Mailbox, **env: str) -> tu
         await api.wait(first["thread_id"], "done", timeout=30)
     finally:
         await api.aclose()
-    for raw in _hostile_mails():  # before polling starts: the test's own IMAP APPEND would compete with the poller
-        mailbox.deliver(raw)
+    # Staged in another folder first (the test's own 4 MB APPEND would compete with the poller), then moved into
+    # the inbox in one server-side command once the poller runs: all of the processing happens while it polls.
+    for raw in _hostile_mails():
+        mailbox.dovecot.append(mailbox.user, raw, mailbox="Staging")
     done = threading.Event()
     polling = asyncio.ensure_future(asyncio.to_thread(_poll_health, server.url, done))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(_move_to_inbox, mailbox)
     try:  # checked every 100 ms, one log read each: the test process stays quiet while the poller measures
         deadline = time.monotonic() + 60
         while len(_processed(server, "started")) < 4:
