@@ -5,7 +5,6 @@ Everything crossing this boundary is typed: threads and events, channel referenc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Protocol
@@ -13,7 +12,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import AfterValidator, BaseModel, Field
 
 from bot.events import Event, utcnow
-from bot.text import StorableModel
+from bot.text import StorableModel, storable_key
 from bot.thread import Thread, ThreadStatus
 
 
@@ -33,7 +32,7 @@ class Ref(StorableModel):
     """A channel's key for a thread (Slack thread ts, email Message-ID, Slack event id for de-duplication)."""
 
     channel: str
-    key: str
+    key: Annotated[str, AfterValidator(storable_key)]
     thread_id: str | None = None
     data: dict[str, Any] | None = None
 
@@ -71,13 +70,6 @@ def _at_most(length: int) -> AfterValidator:
     return AfterValidator(lambda value: value if value is None else value[:length])
 
 
-def _clip_key(key: str) -> str:
-    """Keys longer than the column keep their start and a digest of the whole (still unique, still readable)."""
-    if len(key) <= 255:
-        return key
-    return f"{key[:200]}…{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:40]}"
-
-
 class QuarantineItem(StorableModel):
     """A message set aside because it cannot be processed or delivered (a poison message); never retried.
 
@@ -86,7 +78,7 @@ class QuarantineItem(StorableModel):
     """
 
     channel: Annotated[str, _at_most(32)]
-    key: Annotated[str, AfterValidator(_clip_key)]
+    key: Annotated[str, AfterValidator(storable_key)]
     reason: Annotated[str, _at_most(255)]
     detail: Annotated[str | None, _at_most(10_000)] = None
     attempts: int = 1

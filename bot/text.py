@@ -7,18 +7,23 @@ such character with U+FFFD (the replacement character) rather than dropping it, 
 into the different word ``deployapi`` and a reader can see that something was there. Every other character,
 control characters included, is kept as it was.
 
+Keys (a Slack ts, an email Message-ID) must also fit their 255-character columns, which only PostgreSQL
+enforces: ``storable_key`` shortens long ones the same way every time, so a lookup by the raw key still finds them.
+
 ``StorableModel`` applies this to every string a model is built from (nested dicts and lists included), so the
 events, refs and outbox items that enter the core are storable however a channel built them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Self
 
 from pydantic import BaseModel, model_validator
 
 REPLACEMENT = "\ufffd"
+KEY_CHARS = 255  # refs.key and quarantine.key: PostgreSQL refuses longer values, SQLite would keep them
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -27,6 +32,15 @@ def storable(text: str) -> str:
     if text.isascii():  # the common case: only NUL can be a problem
         return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
     return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def storable_key(key: str, limit: int = KEY_CHARS) -> str:
+    """A channel key that fits its column on every backend: storable, and when longer than ``limit``, its start
+    plus a digest of the whole (still unique, still readable, and the same for the same raw key at lookup)."""
+    if len(key) > limit:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        key = f"{key[:limit - 41]}…{digest}"
+    return storable(key)
 
 
 def storable_data(value: Any) -> Any:

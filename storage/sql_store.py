@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
 from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
-from bot.text import storable
+from bot.text import storable, storable_key
 from bot.thread import Thread, ThreadStatus
 from storage.database import create_engine, create_read_engine
 from storage.quarantine_store import QuarantineStore
@@ -71,7 +71,8 @@ class SqlStore(QuarantineStore):
             return
         try:
             await conn.execute(insert(refs), [
-                {"channel": storable(ref.channel), "key": storable(ref.key), "thread_id": ref.thread_id or thread_id,
+                {"channel": storable(ref.channel), "key": storable_key(ref.key),
+                 "thread_id": ref.thread_id or thread_id,
                  "data": json.dumps(ref.data) if ref.data is not None else None}
                 for ref in items
             ])
@@ -237,7 +238,7 @@ class SqlStore(QuarantineStore):
         async with self.reader.connect() as conn:
             row = (await conn.execute(
                 # Keys were made storable when recorded; look up the same raw key the same way.
-                select(refs).where(refs.c.channel == storable(channel), refs.c.key == storable(key))
+                select(refs).where(refs.c.channel == storable(channel), refs.c.key == storable_key(key))
             )).first()
         if row is None:
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalDecided, UserMessage, Via
 from bot.store import OutboxItem, Ref
-from bot.text import REPLACEMENT, storable, storable_data
+from bot.text import REPLACEMENT, storable, storable_data, storable_key
 
 
 def test_nul_and_lone_surrogates_become_the_replacement_character() -> None:
@@ -51,3 +51,13 @@ def test_refs_and_outbox_items_are_cleaned() -> None:
     """Channel keys (an email Message-ID, a Slack ts) and outbox payloads get the same replacement."""
     assert Ref(channel="email", key="<a\x00@b>").key == "<a\ufffd@b>"
     assert OutboxItem(channel="email", payload={"subject": "x\x00"}).payload == {"subject": "x\ufffd"}
+
+
+def test_long_keys_are_shortened_the_same_way_every_time() -> None:
+    """Keys up to 255 characters stay; longer ones keep their start plus a digest, deterministically and distinctly."""
+    assert storable_key("k" * 255) == "k" * 255
+    long_a, long_b = "a" * 300 + "1", "a" * 300 + "2"
+    assert len(storable_key(long_a)) == 255 and storable_key(long_a) == storable_key(long_a)
+    assert storable_key(long_a) != storable_key(long_b)
+    assert storable_key("\x00" + "x" * 400).startswith(REPLACEMENT)
+    assert Ref(channel="slack", key=long_a).key == storable_key(long_a)

@@ -40,3 +40,17 @@ async def test_lookups_with_raw_hostile_keys_find_the_cleaned_rows(store: SqlSto
     assert not await store.put_ref(Ref(channel="slack", key="C1:17\x00"))  # the same raw key is a duplicate
     assert await store.get_ref("slack\x00", "\ud800") is None
     assert await store.load_thread("abc\x00") is None
+
+
+async def test_long_keys_fit_on_both_backends_and_are_found_by_the_raw_key(store: SqlStore) -> None:
+    """A 5,000-character key is stored shortened (PostgreSQL's 255 limit) and found again by the same raw key."""
+    long_key = "<" + "m" * 5000 + "@example.com>"
+    other = "<" + "m" * 5000 + "@example.org>"
+    assert await store.put_ref(Ref(channel="email", key=long_key, thread_id="t1"))
+    assert await store.put_ref(Ref(channel="email", key=other, thread_id="t2"))
+    found = await store.get_ref("email", long_key)
+    assert found is not None and found.thread_id == "t1" and len(found.key) == 255
+    assert found.key.startswith("<mmm")
+    again = await store.get_ref("email", other)
+    assert again is not None and again.thread_id == "t2"
+    assert not await store.put_ref(Ref(channel="email", key=long_key))
