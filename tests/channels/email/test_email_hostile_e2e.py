@@ -122,17 +122,22 @@ async def test_an_oversized_mail_is_answered_without_being_read(
 async def test_a_nul_subject_on_postgresql_blocks_nothing(
     start_server: ServerFactory, mailbox: Mailbox, model_server: ScriptedModelServer
 ) -> None:
-    """On PostgreSQL (which refuses U+0000) a mail whose Subject decodes to NUL is handled (stored with U+FFFD),
-    and the normal mail behind it becomes a thread: the mailbox is not stuck."""
+    """On PostgreSQL (which refuses U+0000 and keys over 255 characters) a mail whose Subject decodes to NUL and
+    one with a 1,000-character Message-ID are handled, and the normal mail behind them becomes a thread: the
+    mailbox is not stuck."""
     model_server.responder = lambda _: tool_call("done_for_now", message="noted")
     async with postgres_database() as url:
         await upgrade(url)
         server = await start_server(DATABASE_URL=url)
         mailbox.deliver(_raw("nul@example.org", "=?utf-8?b?AA==?=", b"what is deployed?\r\n"))
+        long_id = new_mail("long@example.org", "long id", "status?", message_id=f"<{'x' * 1_000}@example.org>")
+        mailbox.deliver(long_id)
         mailbox.deliver(new_mail("alice@example.com", "deploy status", "what is deployed on staging?"))
-        await server.wait_for_log(lambda r: len(_processed(server, "started")) == 2, timeout=30)
+        await server.wait_for_log(lambda r: len(_processed(server, "started")) == 3, timeout=30)
         started = _processed(server, "started")
-        assert len({r["thread_id"] for r in started}) == 2
+        assert len({r["thread_id"] for r in started}) == 3
         events = {r.get("event") for r in server.log_records()}
         assert not events & {"email_failed", "email_quarantined", "imap_watcher_error"}
+        mailbox.deliver(long_id)  # the same mail again: found by its (long) Message-ID, not a second thread
+        await server.wait_for_log(lambda r: bool(_processed(server, "duplicate")), timeout=30)
         await server.kill()
