@@ -27,6 +27,7 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _DELIMITER = re.compile(rb"^--", re.MULTILINE)
 # html2text escapes Markdown-looking text ("\-----Original Message-----", "1\. item"); we want the plain text back.
 _MD_ESCAPE = re.compile(r"\\([\\.+\-])")
+_WHITESPACE_RUN = re.compile(r"[ \t\r\n\f\v]{2,}")
 
 
 def bounded(raw: bytes) -> bytes:
@@ -114,7 +115,13 @@ def html_to_text(html: str) -> str:
     converter.ignore_images = True
     converter.ignore_emphasis = True
     converter.ignore_links = True
-    return _MD_ESCAPE.sub(r"\1", converter.handle(_without_styles(html[: MAX_HTML_CHARS * 4])[:MAX_HTML_CHARS]))
+    html = _WHITESPACE_RUN.sub(_one_space, _without_styles(html[: MAX_HTML_CHARS * 4]))[:MAX_HTML_CHARS]
+    return _MD_ESCAPE.sub(r"\1", converter.handle(html))
+
+
+def _one_space(run: re.Match[str]) -> str:
+    # html2text is quadratic in runs of whitespace (8,000 newlines took 1.6 s); HTML renders a run as one space.
+    return "\n" if "\n" in run.group() else " "
 
 
 def _without_styles(html: str) -> str:
