@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
-import threading
+import subprocess
+import sys
 import time
-
-import httpx
 
 from storage.migrate import upgrade
 from tests.channels.email.replies import new_mail
@@ -39,22 +39,42 @@ def _hostile_mails() -> list[bytes]:
     return [blank_lines, long_line, big_base64]
 
 
-def _poll_health(url: str, done: threading.Event) -> list[float]:
-    """Round-trip times of /healthz, polled back to back until ``done`` is set (at least 20 polls). Runs in a
-    thread of its own, so the test's event loop (which also serves the model and SMTP) does not add to them."""
-    times: list[float] = []
-    with httpx.Client(base_url=url, timeout=10) as client:
-        client.get("/healthz")  # warm: the first request sets up the connection
-        deadline = time.monotonic() + 60
-        while len(times) < 20 or not done.is_set():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the mails were not processed within a minute")
-            started = time.perf_counter()
-            response = client.get("/healthz")
-            times.append(time.perf_counter() - started)
-            assert response.status_code == 200
-            time.sleep(0.01)
-    return times
+# Polls /healthz back to back until stdin closes, then prints the round-trip times (JSON). A process of its own: in
+# the test's process the poller would share the GIL with the scripted model and SMTP servers, and measure them.
+_POLLER = """
+import json, sys, threading, time
+import httpx
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+times = []
+with httpx.Client(base_url=sys.argv[1], timeout=10) as client:
+    client.get("/healthz")
+    print("ready", flush=True)
+    while len(times) < 20 or not stop.is_set():
+        started = time.perf_counter()
+        assert client.get("/healthz").status_code == 200
+        times.append(time.perf_counter() - started)
+        time.sleep(0.01)
+print(json.dumps(times), flush=True)
+"""
+
+
+class HealthPoller:
+    """The /healthz poller process: started, then stopped to collect its round-trip times."""
+
+    def __init__(self, url: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", _POLLER, url], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+
+    async def ready(self) -> None:
+        assert self.process.stdout is not None
+        assert (await asyncio.to_thread(self.process.stdout.readline)).strip() == "ready"
+
+    async def stop(self) -> list[float]:
+        output, _ = await asyncio.to_thread(self.process.communicate, "", 60)
+        assert self.process.returncode == 0, output
+        times: list[float] = json.loads(output.strip().splitlines()[-1])
+        return times
 
 
 def _move_to_inbox(mailbox: Mailbox) -> None:
@@ -81,18 +101,17 @@ async def _hostile_run(start: ServerFactory, mailbox: Mailbox, **env: str) -> tu
     # the inbox in one server-side command once the poller runs: all of the processing happens while it polls.
     for raw in _hostile_mails():
         mailbox.dovecot.append(mailbox.user, raw, mailbox="Staging")
-    done = threading.Event()
-    polling = asyncio.ensure_future(asyncio.to_thread(_poll_health, server.url, done))
-    await asyncio.sleep(0.3)
-    await asyncio.to_thread(_move_to_inbox, mailbox)
-    try:  # checked every 100 ms, one log read each: the test process stays quiet while the poller measures
+    poller = HealthPoller(server.url)
+    try:
+        await poller.ready()
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(_move_to_inbox, mailbox)
         deadline = time.monotonic() + 60
         while len(_processed(server, "started")) < 4:
             assert time.monotonic() < deadline, "the mails were not processed within a minute"
             await asyncio.sleep(0.1)
     finally:
-        done.set()
-        times = await polling
+        times = await poller.stop()
     assert len({r["thread_id"] for r in _processed(server, "started")}) == 4
     return server, times
 
