@@ -17,6 +17,7 @@ import structlog
 
 from bot.errors import (
     AlreadyDecided,
+    Conflict,
     DuplicateRef,
     InvalidArguments,
     NotAuthorized,
@@ -141,6 +142,8 @@ class Intake:
             )
         except DuplicateRef:
             return self._duplicate(mail)
+        except Conflict:  # contention, not a refusal: the watcher retries the mail
+            raise
         except Signal as exc:  # a refusal meant for the person (e.g. a message over the size limit)
             return await self._not_accepted(mail, None, exc)
         log.info("email_thread_started", thread_id=thread.id, message_id=mail.message_id, sender=mail.sender,
@@ -176,6 +179,8 @@ class Intake:
         except NotWaiting as exc:
             return await self._answer(mail, thread_id, f"Your message was not added: {exc}. "
                                       "You will get an email when it is decided.", outcome="answered")
+        except Conflict:
+            raise
         except Signal as exc:
             return await self._not_accepted(mail, thread_id, exc)
         log.info("email_thread_continued", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
@@ -225,6 +230,8 @@ class Intake:
             await self.service.store.put_ref(self._ref(mail, thread.id))
             self._audit_refusal(mail, thread.id, approval_id, type(exc).__name__, str(exc))
             return IntakeResult("refused", thread.id, type(exc).__name__)
+        except Conflict:
+            raise
         except (NotWaiting, InvalidArguments, Signal) as exc:
             return await self._refuse(mail, thread.id, approval_id, type(exc).__name__, str(exc))
         log.info("email_decision", audit=True, thread_id=thread.id, approval_id=claim.approval_id,
