@@ -89,9 +89,11 @@ async def test_the_failure_count_survives_a_restart(dovecot_server: Dovecot, mai
         while (state := await first.load_state()) is None or not state.failures:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-    assert state.failures == {1: 1}
-    second = ImapWatcher(_config(dovecot_server, mailbox_user), store, Keeper(always_fail="poison"), max_attempts=2)
+    counted = state.failures[1]  # 1, or 2 if the machine was slow to notice
+    assert counted < 3 and await store.list_quarantine() == []
+    second = ImapWatcher(_config(dovecot_server, mailbox_user), store, Keeper(always_fail="poison"),
+                         max_attempts=counted + 1)
     async with Running(second):
         await settled(second, 1)
     [item] = await store.list_quarantine()
-    assert item.attempts == 2
+    assert item.attempts == counted + 1  # one more attempt after the restart, not a fresh count
