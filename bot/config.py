@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     email_idle: bool = Field(True, alias="OPSGATE_EMAIL_IDLE")  # use IMAP IDLE when the server offers it
     email_idle_renew: float = Field(540.0, alias="OPSGATE_EMAIL_IDLE_RENEW", gt=0, le=600)
     email_poll_interval: float = Field(30.0, alias="OPSGATE_EMAIL_POLL_INTERVAL", gt=0)
+    # inbound limits: bigger mail is answered (people) or ignored (automatic) without reading its body
+    email_max_bytes: int = Field(5 * 1024 * 1024, alias="OPSGATE_EMAIL_MAX_BYTES", ge=64 * 1024)
 
     # web inbox
     web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")

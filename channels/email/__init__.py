@@ -128,6 +128,7 @@ class EmailChannel(Channel):
             watcher = ImapWatcher(
                 imap, service.store, intake.handle, idle=self.settings.email_idle,
                 idle_renew=self.settings.email_idle_renew, poll_interval=self.settings.email_poll_interval,
+                max_bytes=self.settings.email_max_bytes,
             )
             await watcher.run()
 

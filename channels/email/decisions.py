@@ -1,7 +1,8 @@
-"""The decision in an approver's reply: the first non-empty line of the stripped reply, and nothing else.
+"""The decision in an approver's reply: the first non-empty line of the text they typed, and nothing else.
 
 Reading only that line means the instructions we quoted ("APPROVE / REJECT: reason") can never count, and a
-chatty reply never approves by accident. Anything that is not clearly one of the two forms is ``Unclear``.
+chatty reply never approves by accident. Anything that is not clearly one of the two forms is ``Unclear``; so is
+an APPROVE whose following lines take it back ("I do not approve", a REJECT line): a contradiction is no consent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from pydantic import BaseModel, Field
 
 _APPROVE = re.compile(r"^(?:approve|approved)\s*[.!]*$", re.IGNORECASE)
 _REJECT = re.compile(r"^(?:reject|rejected)\s*(?:[:\-\u2013\u2014]\s*(?P<reason>.*))?$", re.IGNORECASE)
+# "not/never/no … approve" within a few words, "don't approve", "disapprove", or a line starting with REJECT.
+_TAKEN_BACK = re.compile(
+    r"(?:\b(?:not|never|no)\b|n['\u2019]t\b)\W+(?:\w+\W+){0,3}?approv|\bdisapprov|^\W*reject",
+    re.IGNORECASE | re.MULTILINE,
+)
 # Outlook and Gmail mobile sometimes decorate the first word ("*APPROVE*", "**APPROVE**").
 _DECORATION = "*_ \t"
 
@@ -51,6 +57,9 @@ def parse_decision(text: str) -> Approve | Reject | Unclear:
     if not line:
         return Unclear(problem="your reply was empty")
     if _APPROVE.match(word):
+        rest = text.strip().partition("\n")[2][:10_000]
+        if _TAKEN_BACK.search(rest):
+            return Unclear(problem="your reply says APPROVE but its other lines take it back")
         return Approve()
     match = _REJECT.match(word)
     if match:

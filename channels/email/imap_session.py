@@ -21,6 +21,7 @@ from bot.errors import ConfigError
 _DEFAULT_PORTS: dict[TlsMode, int] = {"ssl": 993, "starttls": 143, "none": 143}
 _SOCKET_TIMEOUT = 60.0
 _TICK = 0.5  # how often a blocked IDLE wait looks at the stop flag: bounds shutdown time
+HEADER_BYTES = 64 * 1024  # of an oversized mail only this much of the header section is fetched
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,19 @@ class ImapSession:
     def highest_uid(self) -> int:
         """The largest UID in the mailbox (0 when empty)."""
         return max(self._client.search(["ALL"]), default=0)
+
+    def size(self, uid: int) -> int | None:
+        """The message's RFC822.SIZE in bytes, before downloading it; None when it was expunged meanwhile."""
+        data = self._client.fetch([uid], ["RFC822.SIZE"])
+        value = data.get(uid, {}).get(b"RFC822.SIZE")
+        return int(value) if value is not None else None
+
+    def fetch_header(self, uid: int) -> bytes | None:
+        """The first ``HEADER_BYTES`` of the header section only (for a mail too big to download)."""
+        data = self._client.fetch([uid], [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>"])
+        entry = data.get(uid, {})
+        header = next((value for key, value in entry.items() if key.startswith(b"BODY[HEADER]")), None)
+        return bytes(header) if isinstance(header, bytes) else None
 
     def fetch(self, uid: int) -> bytes | None:
         """The raw message, without setting ``\\Seen``; None when it was expunged meanwhile."""

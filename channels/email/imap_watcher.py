@@ -11,7 +11,15 @@ Waiting uses IDLE when the server offers it, on a second connection that does no
 the 29-minute limit), else polling. Before every search the working connection is synced with NOOP: a server
 updates a session's view only at the end of a command, and an arrival announced in a SEARCH response would
 otherwise be neither in its results nor announced again. A dropped connection is re-opened with backoff.
-imapclient blocks, so every call runs in a thread.
+imapclient blocks, so every call runs in a thread; parsing (CPU work) runs in a worker process (parser_process).
+
+Bounded work: the size (RFC822.SIZE) is fetched first; a mail over ``max_bytes`` is not downloaded, only the start
+of its header section, and it reaches the handler with ``oversize`` set (answered briefly, or ignored if automatic).
+
+Poison mail: when reading or handling a mail fails (anything but a dropped connection), the failure is counted per
+UID in the stored state and the watcher retries after a backoff; the ``max_attempts``-th failure quarantines the
+mail (``Store.quarantine``: recorded with the reason, logged, listed in the web inbox), flags it ``\\Seen`` and
+moves on, so one bad mail never blocks the ones behind it.
 """
 
 from __future__ import annotations
@@ -26,16 +34,19 @@ import structlog
 from imapclient.exceptions import IMAPClientError
 from pydantic import BaseModel
 
-from bot.store import Store
+from bot.store import QuarantineItem, Store
 from channels.email.imap_session import ImapConfig, ImapSession, MailboxInfo
-from channels.email.inbound import InboundMail, parse_mail
+from channels.email.inbound import InboundMail, Oversize
 from channels.email.intake import IntakeResult
+from channels.email.parser_process import parse_in_worker
 
 log = structlog.get_logger("opsgate.email")
 
 T = TypeVar("T")
 _MAX_BACKOFF = 60.0
 _STOP_WAIT = 3.0
+MAX_ATTEMPTS = 3  # failed attempts at one mail before it is quarantined
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 Handler = Callable[[InboundMail], Awaitable[IntakeResult]]
 
 
@@ -50,6 +61,24 @@ class MailboxState(BaseModel):
     uidvalidity: int
     last_uid: int
     pending: list[int] = []  # unseen UIDs found by a catch-up, not yet handled
+    failures: dict[int, int] = {}  # UID -> failed attempts so far (a UID leaves once handled or quarantined)
+
+    def handled(self, uid: int, *, last_uid: int | None = None) -> MailboxState:
+        """The state after ``uid`` was handled: out of ``pending`` and ``failures``, ``last_uid`` moved if given."""
+        return self.model_copy(update={
+            "pending": [p for p in self.pending if p != uid],
+            "failures": {u: n for u, n in self.failures.items() if u != uid},
+            "last_uid": self.last_uid if last_uid is None else last_uid,
+        })
+
+
+class MailFailed(Exception):
+    """Reading or handling one mail failed (not the connection); retried after a backoff, then quarantined."""
+
+    def __init__(self, uid: int, attempts: int) -> None:
+        super().__init__(f"mail UID {uid} failed {attempts} time(s)")
+        self.uid = uid
+        self.attempts = attempts
 
 
 class ImapWatcher:
@@ -57,7 +86,8 @@ class ImapWatcher:
 
     def __init__(
         self, config: ImapConfig, store: Store, handle: Handler, *, idle: bool = True,
-        idle_renew: float = 540.0, poll_interval: float = 30.0,
+        idle_renew: float = 540.0, poll_interval: float = 30.0, max_bytes: int = DEFAULT_MAX_BYTES,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.config = config
         self.store = store
@@ -65,7 +95,10 @@ class ImapWatcher:
         self.idle = idle
         self.idle_renew = idle_renew
         self.poll_interval = poll_interval
+        self.max_bytes = max_bytes
+        self.max_attempts = max_attempts
         self._stop = threading.Event()
+        self._errors = 0  # unexpected errors in a row (reset by a handled mail): sets the backoff
 
     async def run(self) -> None:
         """The background loop (cancel it to stop; an IMAP call in progress ends within a second)."""
@@ -73,6 +106,7 @@ class ImapWatcher:
         failures = 0
         while True:
             session, listener = ImapSession(self.config), ImapSession(self.config)
+            pause = _backoff(1)
             try:
                 info = await self._call(session.connect)
                 use_idle = info.idle and self.idle
@@ -85,12 +119,20 @@ class ImapWatcher:
                 await self._watch(session, info, listener if use_idle else None)
             except (IMAPClientError, OSError) as exc:
                 failures += 1
+                pause = _backoff(failures)
                 log.warning("imap_disconnected", host=self.config.host, error=f"{type(exc).__name__}: {exc}",
-                            retry_in_s=_backoff(failures))
+                            retry_in_s=pause)
+            except MailFailed as exc:
+                pause = _backoff(exc.attempts)
+                log.warning("email_retry", uid=exc.uid, attempts=exc.attempts, retry_in_s=pause)
+            except Exception:  # e.g. the database is down: the watcher must outlive it, backing off
+                self._errors += 1
+                pause = _backoff(self._errors)
+                log.exception("imap_watcher_error", mailbox=self.config.mailbox, retry_in_s=pause)
             finally:
                 await asyncio.to_thread(listener.close)
                 await asyncio.to_thread(session.close)
-            await asyncio.sleep(_backoff(failures))
+            await asyncio.sleep(pause)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking IMAP call in a thread; on cancellation, stop it and wait so the connection is free."""
@@ -121,13 +163,14 @@ class ImapWatcher:
         renew_at = time.monotonic() + self.idle_renew
         while True:
             while state.pending:
-                await self._process(session, state.pending[0])
-                state = state.model_copy(update={"pending": state.pending[1:]})
+                uid = state.pending[0]
+                await self._process(session, uid, state)
+                state = state.handled(uid)
                 await self._save(state)
             await self._call(session.sync)
             for uid in await self._call(session.uids_after, state.last_uid):
-                await self._process(session, uid)
-                state = MailboxState(uidvalidity=info.uidvalidity, last_uid=uid)
+                await self._process(session, uid, state)
+                state = state.handled(uid, last_uid=uid)
                 await self._save(state)
             if listener is None:
                 await asyncio.sleep(self.poll_interval)
@@ -151,17 +194,57 @@ class ImapWatcher:
         await self._save(state)
         return state
 
-    async def _process(self, session: ImapSession, uid: int) -> None:
-        raw = await self._call(session.fetch, uid)
-        if raw is None:
-            log.info("email_vanished", uid=uid)  # expunged between SEARCH and FETCH
-            return
+    async def _process(self, session: ImapSession, uid: int, state: MailboxState) -> None:
+        """Read, parse and handle one mail, then flag it; a failure is counted (MailFailed) or quarantines it."""
+        mail: InboundMail | None = None
         try:
-            mail = parse_mail(raw)
-        except Exception:  # left unseen for a person to look at; the mailbox moves on
-            log.exception("email_unparseable", uid=uid, size=len(raw))
+            mail = await self._read(session, uid)
+            if mail is None:
+                log.info("email_vanished", uid=uid)  # expunged between SEARCH and FETCH
+                return
+            result = await self.handle(mail)
+        except (IMAPClientError, OSError):  # the connection, not the mail: reconnect and try again
+            raise
+        except Exception as exc:
+            await self._failed(session, uid, state, mail, exc)
             return
-        result = await self.handle(mail)
         await self._call(session.mark_seen, uid)
+        self._errors = 0
         log.info("email_processed", uid=uid, outcome=result.outcome, thread_id=result.thread_id,
                  detail=result.detail or None, message_id=mail.message_id)
+
+    async def _read(self, session: ImapSession, uid: int) -> InboundMail | None:
+        """The parsed mail; only its headers when it is bigger than ``max_bytes``. Parsing runs in a process."""
+        size = await self._call(session.size, uid)
+        if size is None:
+            return None
+        if size > self.max_bytes:
+            header = await self._call(session.fetch_header, uid)
+            if header is None:
+                return None
+            log.warning("email_too_large", uid=uid, size=size, limit=self.max_bytes)
+            return await parse_in_worker(header, Oversize(size=size, limit=self.max_bytes))
+        raw = await self._call(session.fetch, uid)
+        return None if raw is None else await parse_in_worker(raw)
+
+    async def _failed(
+        self, session: ImapSession, uid: int, state: MailboxState, mail: InboundMail | None, exc: Exception
+    ) -> None:
+        """Count a failure in the stored state and raise MailFailed; the last allowed one quarantines the mail."""
+        attempts = state.failures.get(uid, 0) + 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("email_failed", uid=uid, attempts=attempts, error=error, exc_info=exc,
+                  message_id=mail.message_id if mail is not None else None)
+        if attempts < self.max_attempts:
+            await self._save(state.model_copy(update={"failures": {**state.failures, uid: attempts}}))
+            raise MailFailed(uid, attempts) from exc
+        about = (f"from {mail.sender or '(no sender)'}, subject {mail.subject!r}, Message-ID {mail.message_id}"
+                 if mail is not None else "could not be read")
+        item = QuarantineItem(
+            channel="email", key=f"{self.config.state_key}#{state.uidvalidity}/{uid}",
+            reason=f"failed {attempts} times: {type(exc).__name__}", detail=f"IMAP UID {uid} {about}: {error}",
+            attempts=attempts,
+        )
+        await self.store.quarantine(item)
+        await self._call(session.mark_seen, uid)
+        log.error("email_quarantined", uid=uid, attempts=attempts, key=item.key, reason=item.reason)

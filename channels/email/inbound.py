@@ -1,30 +1,57 @@
 """Raw RFC 5322 bytes -> ``InboundMail``: the addresses, threading headers, noise headers and the new text only.
 
-The body is the text/plain part (HTML converted with html2text when there is none), with quoted history and
-signatures removed by mail-parser-reply, so our own quoted instructions never reach the agent or the decision parser.
+The body is the text/plain part (HTML converted with html2text when there is none), reduced to what the person
+typed (``reply_text``), so our own quoted instructions never reach the agent or the decision parser.
+
+``parse_mail`` never raises and its cost is linear in the input: decoded bodies, HTML and header values are
+capped before anything super-linear sees them. It is still CPU work: callers on the event loop run it in a thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.utils import getaddresses
 
-import html2text
-from mailparser_reply import EmailReplyParser
 from pydantic import BaseModel, ConfigDict
 
+from bot.text import StorableModel
 from channels.email.addresses import normalize
+from channels.email.mime import body_text, decode_words, html_to_text, raw_headers, read_message
+from channels.email.reply_text import typed_text
+
+__all__ = ["Header", "InboundMail", "Oversize", "body_text", "html_to_text", "message_ids", "parse_mail",
+           "strip_reply"]
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
-_RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl"]
+_RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
+_MAX_HEADER_CHARS = 2_000  # per header value kept in InboundMail.headers
+_MAX_ADDRESS_CHARS = 16_000  # of an address header handed to getaddresses
+_MAX_IDS_CHARS = 50_000  # References of a long conversation: the root id is the first one, so keep them all
+_MAX_HEADERS = 200
 
 
-class InboundMail(BaseModel):
-    """One received mail, typed; nothing downstream looks at raw headers."""
+class Header(StorableModel):
+    """One header line as received (name as written, value unfolded and capped)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: str
+
+
+class Oversize(BaseModel):
+    """Set when the mail was bigger than the limit: only its headers were fetched and read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    limit: int
+
+
+class InboundMail(StorableModel):
+    """One received mail, typed; nothing downstream looks at raw headers. Its text is storable (no NUL)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -45,6 +72,14 @@ class InboundMail(BaseModel):
     list_headers: bool = False  # any List-* header
     content_type: str = "text/plain"
     x_autoreply: bool = False  # X-Autoreply / X-Autorespond (vacation programs that skip Auto-Submitted)
+    headers: tuple[Header, ...] = ()  # every header (capped), for the automatic-mail rules
+    report_type: str | None = None  # the report-type parameter of a multipart/report
+    oversize: Oversize | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((h.value for h in self.headers if h.name.lower() == wanted), None)
 
     @property
     def thread_candidates(self) -> list[str]:
@@ -67,95 +102,89 @@ def message_ids(value: str | None) -> list[str]:
     return _MSG_ID.findall(value or "")
 
 
-def _header(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
-    return None if value is None else " ".join(str(value).split())
+class _Headers:
+    """The top-level headers of one message, looked up case-insensitively, values unfolded and capped."""
+
+    def __init__(self, msg: EmailMessage) -> None:
+        self.items = raw_headers(msg)
+
+    def all(self, *names: str, limit: int = _MAX_HEADER_CHARS) -> list[str]:
+        """Every value of the headers ``names`` (lower case), in order, each unfolded and capped."""
+        wanted = set(names)
+        return [" ".join(value[: limit * 2].split())[:limit] for name, value in self.items
+                if name.lower() in wanted]
+
+    def first(self, name: str, limit: int = _MAX_HEADER_CHARS) -> str | None:
+        """The first value of header ``name``, or None."""
+        found = self.all(name.lower(), limit=limit)
+        return found[0] if found else None
+
+    def addresses(self, *names: str) -> list[tuple[str, str]]:
+        """(display name, address lower case) pairs of address headers that hold an ``@`` address."""
+        pairs = getaddresses(self.all(*names, limit=_MAX_ADDRESS_CHARS))
+        return [(decode_words(name), addr.strip().lower()) for name, addr in pairs if "@" in addr]
+
+    def kept(self) -> tuple[Header, ...]:
+        """The headers as kept on InboundMail (at most ``_MAX_HEADERS``, values capped)."""
+        return tuple(Header(name=name[:200], value=" ".join(value[: _MAX_HEADER_CHARS * 2].split())[
+            :_MAX_HEADER_CHARS]) for name, value in self.items[:_MAX_HEADERS])
 
 
-def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
-    values = [str(v) for name in names for v in msg.get_all(name, [])]
-    found = [addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr]
-    return list(dict.fromkeys(found))
-
-
-def _return_path(msg: Message) -> str | None:
-    value = _header(msg, "Return-Path")
+def _return_path(headers: _Headers) -> str | None:
+    value = headers.first("return-path")
     if value is None:
         return None
     return normalize(value) if value.strip("<> ") else ""
 
 
-def _part_text(part: Message) -> str:
-    try:
-        content = part.get_content() if isinstance(part, EmailMessage) else None
-    except (LookupError, UnicodeError):  # unknown or lying charset: decode what we can
-        content = None
-    if isinstance(content, str):
-        return content
-    payload = part.get_payload(decode=True)
-    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML body (blockquotes become ``>`` quotes the reply parser removes)."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    return converter.handle(html)
-
-
-def body_text(msg: EmailMessage) -> str:
-    """The text/plain body, else the HTML body as text, else empty."""
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    text = _part_text(part)
-    return html_to_text(text) if part.get_content_type() == "text/html" else text
-
-
 def strip_reply(text: str) -> str:
-    """The newest part of a reply: quoted history, the "On … wrote:" line and the signature removed."""
-    text = text.replace("\r\n", "\n")
-    message = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text)
-    latest = message.replies[0].body if message.replies else text
-    # A reply typed under the quote (bottom-posting) leaves ">" lines in the first fragment: drop them.
-    lines = [line for line in latest.split("\n") if not line.lstrip().startswith(">")]
-    return "\n".join(lines).strip()
+    """The newest part of a reply: only the lines the person typed (see ``reply_text``)."""
+    return typed_text(text)
 
 
-def _raw_values(msg: Message, name: str) -> list[str]:
-    """A header's values as received, only unfolded: no RFC 2047 decoding, which would let an encoded word the
-    sender smuggled into a value (a HELO name, a MAIL FROM) turn into ``; dkim=pass ...`` text."""
-    values = [value for key, value in msg.raw_items() if key.lower() == name.lower()]
-    # 8-bit bytes arrive as surrogate escapes: read them as UTF-8 (RFC 6532), anything else as U+FFFD
-    return [" ".join(v.encode("utf-8", "surrogateescape").decode("utf-8", "replace").split()) for v in values]
-
-
-def parse_mail(raw: bytes) -> InboundMail:
-    """Parse one raw message; never raises on odd input (missing headers become empty values)."""
-    msg = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(msg, EmailMessage)
-    own_ids = message_ids(_header(msg, "Message-ID"))
+def parse_mail(raw: bytes, oversize: Oversize | None = None) -> InboundMail:
+    """Parse one raw message (only its headers when ``oversize`` says the body was not fetched); never raises on
+    odd input and takes time linear in it: unreadable headers become empty values, a broken body no text."""
+    msg = read_message(raw)
+    headers = _Headers(msg)
+    own_ids = message_ids(headers.first("message-id", _MAX_IDS_CHARS))
     message_id = own_ids[0] if own_ids else f"<sha256.{hashlib.sha256(raw).hexdigest()[:32]}@opsgate.invalid>"
-    senders = _addresses(msg, ("From",))
-    names = [name for name, _ in getaddresses([str(v) for v in msg.get_all("From", [])])]
-    auto_reply = any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond"))
+    senders = headers.addresses("from")
+    present = {name.lower() for name, _ in headers.items}
+    content_type = _content_type(msg)
     return InboundMail(
         message_id=message_id,
-        in_reply_to=message_ids(_header(msg, "In-Reply-To")),
-        references=message_ids(_header(msg, "References")),
-        sender=senders[0] if senders else "",
-        sender_name=names[0] if names else "",
-        recipients=_addresses(msg, _RECIPIENT_HEADERS),
-        subject=_header(msg, "Subject") or "",
-        text=strip_reply(body_text(msg)),
-        authentication_results=_raw_values(msg, "Authentication-Results"),
-        auto_submitted=_header(msg, "Auto-Submitted"),
-        return_path=_return_path(msg),
-        precedence=_header(msg, "Precedence"),
-        list_id=_header(msg, "List-Id"),
-        list_headers=any(key.lower().startswith("list-") for key in msg.keys()),
-        content_type=msg.get_content_type(),
-        x_autoreply=auto_reply,
+        in_reply_to=message_ids(headers.first("in-reply-to", _MAX_IDS_CHARS)),
+        references=message_ids(headers.first("references", _MAX_IDS_CHARS)),
+        sender=senders[0][1] if senders else "",
+        sender_name=senders[0][0] if senders else "",
+        recipients=list(dict.fromkeys(addr for _, addr in headers.addresses(*_RECIPIENT_HEADERS))),
+        subject=" ".join(decode_words(headers.first("subject") or "").split()),
+        text="" if oversize is not None else strip_reply(body_text(msg)),
+        authentication_results=headers.all("authentication-results"),
+        auto_submitted=headers.first("auto-submitted"),
+        return_path=_return_path(headers),
+        precedence=headers.first("precedence"),
+        list_id=headers.first("list-id"),
+        list_headers=any(name.startswith("list-") for name in present),
+        content_type=content_type,
+        x_autoreply=bool(present & {"x-autoreply", "x-autorespond"}),
+        headers=headers.kept(),
+        report_type=_report_type(msg) if content_type == "multipart/report" else None,
+        oversize=oversize,
     )
+
+
+def _content_type(msg: EmailMessage) -> str:
+    try:
+        return msg.get_content_type()
+    except Exception:
+        return "text/plain"
+
+
+def _report_type(msg: EmailMessage) -> str | None:
+    try:
+        value = msg.get_param("report-type")
+    except Exception:
+        return None
+    return value.strip().lower() if isinstance(value, str) else None

@@ -16,7 +16,16 @@ from typing import Literal
 import structlog
 
 from bot.authorization import Refusal, may_decide
-from bot.errors import AlreadyDecided, DuplicateRef, InvalidArguments, NotAuthorized, NotWaiting, ThreadNotFound
+from bot.errors import (
+    AlreadyDecided,
+    Conflict,
+    DuplicateRef,
+    InvalidArguments,
+    NotAuthorized,
+    NotWaiting,
+    Signal,
+    ThreadNotFound,
+)
 from bot.events import Via
 from bot.service import Service
 from bot.store import OutboxItem, Ref
@@ -24,7 +33,7 @@ from bot.thread import Thread
 from channels.email.addresses import MailKind, agent_for, parse_message_id, plus_tags, ref_key
 from channels.email.authentication import check_authentication
 from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_decision
-from channels.email.inbound import InboundMail
+from channels.email.inbound import InboundMail, Oversize
 from channels.email.noise import ignore_reason
 from channels.email.outbound import MailConfig, OutgoingMail, answer
 from channels.email.tokens import TOKEN_TTL, TokenClaim, expired, read_token
@@ -54,6 +63,10 @@ def request_text(mail: InboundMail) -> str:
     return f"{subject}\n\n{body}" if body else subject
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 @dataclass(frozen=True)
 class _Target:
     thread_id: str
@@ -78,6 +91,8 @@ class Intake:
             return IntakeResult("ignored", detail=reason.value)
         if await self.service.store.get_ref(REF_CHANNEL, ref_key(mail.message_id)) is not None:
             return self._duplicate(mail)
+        if mail.oversize is not None:
+            return await self._too_large(mail, mail.oversize)
         claim = self._token(mail)
         target = await self._resolve(mail)
         if claim is not None or (target is not None and target.kind == "approval"):
@@ -128,9 +143,27 @@ class Intake:
             )
         except DuplicateRef:
             return self._duplicate(mail)
+        except Conflict:  # contention, not a refusal: the watcher retries the mail
+            raise
+        except Signal as exc:  # a refusal meant for the person (e.g. a message over the size limit)
+            return await self._not_accepted(mail, None, exc)
         log.info("email_thread_started", thread_id=thread.id, message_id=mail.message_id, sender=mail.sender,
                  agent=agent)
         return IntakeResult("started", thread.id)
+
+    async def _too_large(self, mail: InboundMail, oversize: Oversize) -> IntakeResult:
+        """A person's mail over the size limit: its body was never downloaded; say so, briefly."""
+        target = await self._resolve(mail)
+        text = (f"Your email was {_megabytes(oversize.size)}, more than the {_megabytes(oversize.limit)} opsgate "
+                "reads, so it was not read and nothing was done. Please send the text again without attachments.")
+        return await self._answer(mail, target.thread_id if target else None, text, outcome="answered",
+                                  detail="too-large")
+
+    async def _not_accepted(self, mail: InboundMail, thread_id: str | None, exc: Signal) -> IntakeResult:
+        """Any other refusal of the core is told to the sender (answering beats retrying a mail that cannot pass)."""
+        log.info("email_not_accepted", reason=type(exc).__name__, detail=str(exc), message_id=mail.message_id)
+        return await self._answer(mail, thread_id, f"Your email was not accepted: {exc}.", outcome="answered",
+                                  detail=type(exc).__name__)
 
     async def _continue(self, mail: InboundMail, thread_id: str) -> IntakeResult:
         if not mail.text.strip():
@@ -147,6 +180,10 @@ class Intake:
         except NotWaiting as exc:
             return await self._answer(mail, thread_id, f"Your message was not added: {exc}. "
                                       "You will get an email when it is decided.", outcome="answered")
+        except Conflict:
+            raise
+        except Signal as exc:
+            return await self._not_accepted(mail, thread_id, exc)
         log.info("email_thread_continued", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
         return IntakeResult("continued", thread_id)
 
@@ -196,7 +233,9 @@ class Intake:
             await self.service.store.put_ref(self._ref(mail, thread.id))
             self._audit_refusal(mail, thread.id, approval_id, type(exc).__name__, str(exc))
             return IntakeResult("refused", thread.id, type(exc).__name__)
-        except (NotWaiting, InvalidArguments) as exc:
+        except Conflict:
+            raise
+        except (NotWaiting, InvalidArguments, Signal) as exc:
             return await self._refuse(mail, thread.id, approval_id, type(exc).__name__, str(exc))
         log.info("email_decision", audit=True, thread_id=thread.id, approval_id=claim.approval_id,
                  approved=approved, by=mail.sender, message_id=mail.message_id)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from channels.email.decisions import Approve, Reject, Unclear, parse_decision
+from channels.email.decisions import Approve, Reject, Unclear, first_line, parse_decision
 from channels.email.inbound import parse_mail
 from tests.channels.email.conftest import raw_message
 
@@ -52,3 +54,37 @@ def test_quoted_instructions_never_count() -> None:
     raw = (b"From: bob@example.com\r\nMessage-ID: <q@x>\r\n\r\n\r\nOn Mon, 23 Nov 2026 at 11:02, opsgate "
            b"<opsgate@example.com> wrote:\r\n> To answer, reply with:\r\n>\r\n>   APPROVE\r\n")
     assert isinstance(parse_decision(parse_mail(raw).text), Unclear)
+
+
+@pytest.mark.parametrize("text", [
+    "APPROVE\n\nActually no, I do not approve",
+    "APPROVE\ndon't approve yet",
+    "APPROVE\nREJECT: changed my mind",
+    "Approved\nI disapprove of the timing",
+])
+def test_approve_taken_back_by_a_later_line_is_unclear(text: str) -> None:
+    """An APPROVE contradicted further down (a negated approval, a REJECT line) is no decision."""
+    decision = parse_decision(text)
+    assert isinstance(decision, Unclear) and "take it back" in decision.problem
+
+
+def test_approve_with_friendly_words_still_approves() -> None:
+    """Ordinary words under APPROVE do not count as taking it back."""
+    assert isinstance(parse_decision("APPROVE\n\nLooks good, go ahead. No rush on the notes."), Approve)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["I do not approve", "don't approve", "not approved", "never approve",
+                                              "do NOT approve", "disapprove"]), st.text(max_size=80))
+def test_a_negated_approval_anywhere_is_never_an_approval(before: str, negation: str, after: str) -> None:
+    """Whatever surrounds it, a text containing a negated approval on its own line never approves."""
+    text = f"{before}\n{negation}\n{after}"
+    assert not isinstance(parse_decision(text), Approve)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_only_an_approve_first_line_approves(text: str) -> None:
+    """An approval always comes from a first line that is APPROVE/APPROVED, nothing else."""
+    if isinstance(parse_decision(text), Approve):
+        assert first_line(text).strip("*_ \t").rstrip(".!").strip().lower() in {"approve", "approved"}

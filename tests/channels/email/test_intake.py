@@ -31,7 +31,7 @@ from bot.runtime import Runtime
 from bot.thread import Thread
 from bot.wiring import build_registry
 from channels.email import EmailChannel
-from channels.email.inbound import parse_mail
+from channels.email.inbound import Oversize, parse_mail
 from channels.email.intake import Intake, IntakeResult
 from channels.email.outbound import OutgoingMail
 from channels.email.tokens import TOKEN_TTL
@@ -349,3 +349,22 @@ async def test_delivery_sorts_smtp_answers_into_retry_and_failure(room: Mailroom
     await room.channel.deliver(row)
     [sent] = room.smtp.to(ALICE)
     assert sent.message["Auto-Submitted"] == "auto-generated" and sent.message["In-Reply-To"]
+
+
+async def test_an_oversized_mail_from_a_person_is_answered_briefly_and_not_read(room: Mailroom) -> None:
+    """A mail over the size cap (only its headers were fetched) starts nothing; the sender is told the limit."""
+    raw = new_mail(ALICE, "deploy please", "")
+    mail = parse_mail(raw, Oversize(size=12 * 1024 * 1024, limit=5 * 1024 * 1024))
+    result = await room.intake.handle(mail)
+    assert (result.outcome, result.detail) == ("answered", "too-large")
+    assert (await room.intake.handle(mail)).outcome == "duplicate"
+    assert await room.runtime.store.list_threads() == []
+    [answer] = await room.flush()
+    assert answer.to == ALICE and "12.0 MB" in answer.text and "5.0 MB" in answer.text
+
+
+async def test_an_oversized_automatic_mail_is_ignored_without_an_answer(room: Mailroom) -> None:
+    """The noise rules run on the headers of an oversized mail: an auto-reply gets no answer."""
+    mail = parse_mail(raw_message("out_of_office"), Oversize(size=9_000_000, limit=5_000_000))
+    assert (await room.intake.handle(mail)).outcome == "ignored"
+    assert await room.flush() == []

@@ -1,0 +1,34 @@
+"""Mail parsed in a worker process: same result as in-process, and a dead worker costs one mail, not the channel."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from channels.email import parser_process
+from channels.email.inbound import Oversize, parse_mail
+from channels.email.parser_process import ParserCrashed, parse_in_worker
+
+RAW = b"From: Alice <alice@example.com>\r\nSubject: hi\r\nMessage-ID: <w@example.com>\r\n\r\ndeploy api\r\n"
+
+
+async def test_the_worker_parses_like_the_function() -> None:
+    """The worker's result equals parse_mail's, the Oversize marker included."""
+    assert await parse_in_worker(RAW) == parse_mail(RAW)
+    oversize = Oversize(size=9_000_000, limit=5_000_000)
+    assert await parse_in_worker(RAW, oversize) == parse_mail(RAW, oversize)
+
+
+async def test_a_killed_worker_fails_one_mail_and_is_replaced() -> None:
+    """SIGKILL the worker (as the OOM killer would): that parse raises ParserCrashed, the next one works."""
+    await parse_in_worker(RAW)
+    pool = parser_process._pool
+    assert pool is not None
+    for pid in list(pool._processes):  # the worker processes of the running pool
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ParserCrashed):
+        await parse_in_worker(RAW)
+    assert (await parse_in_worker(RAW)).text == "deploy api"
+    assert parser_process._pool is not pool
