@@ -111,6 +111,10 @@ class Store(Ledger, Protocol):
         """Lease one runnable thread to ``owner``; no two owners ever hold the same thread."""
         ...
 
+    async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
+        """Lease this runnable thread (one this process just made runnable); its seq, or None if not claimable."""
+        ...
+
     async def release_thread(self, thread_id: str, owner: str, retry_in: float | None = None) -> None:
         """Give the lease back; ``retry_in`` delays the next attempt (model down) and counts attempts."""
         ...
