@@ -4,7 +4,7 @@
 the server does; logging is configured as the server configures it (JSON lines, info level; here written to
 whatever stdout is, /dev/null under the orchestrator). A launch is ``Service.start_thread`` and ends when the
 worker has committed the approval request; a resume is ``Service.decide`` and ends when the worker has committed
-``done``. Commit points are observed through the journal's own ``thread_event`` log lines, which it emits after
+``done``. Commit points are observed through the journal's own ``thread_events`` log lines, which it emits after
 each commit. The deploy agent keeps its real actions and policies; its tools are no-ops, like LangGraph's executor.
 Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``.
 """
@@ -97,10 +97,11 @@ class CommitWatcher:
         return future
 
     def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if event_dict.get("event") == "thread_event":
-            future = self.waiting.pop((str(event_dict.get("thread_id")), str(event_dict.get("type"))), None)
-            if future is not None and not future.done():
-                future.set_result(None)
+        if event_dict.get("event") == "thread_events":
+            for event in event_dict.get("events", ()):
+                future = self.waiting.pop((str(event_dict.get("thread_id")), str(event["type"])), None)
+                if future is not None and not future.done():
+                    future.set_result(None)
         return event_dict
 
 
