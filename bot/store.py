@@ -64,6 +64,16 @@ class LedgerEntry(BaseModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+class InboxItem(BaseModel):
+    """A raw inbound delivery recorded before its ack (a Slack event's JSON), waiting to be handled."""
+
+    channel: str
+    key: str
+    body: str
+    attempts: int = 0  # earlier claims that did not finish it
+    received_at: float
+
+
 class AuditRecord(BaseModel):
     thread_id: str
     agent: str | None
@@ -146,6 +156,18 @@ class Store(Ledger, Protocol):
         ...
 
     async def get_state(self, key: str) -> Any: ...
+
+    async def inbox_put(self, channel: str, key: str, body: str) -> bool:
+        """Record a raw delivery before acknowledging it; False if one with this key is already waiting."""
+        ...
+
+    async def inbox_claim(self, channel: str, limit: int, lease_seconds: float) -> list[InboxItem]:
+        """Waiting deliveries, oldest first, hidden from other claimers for the lease."""
+        ...
+
+    async def inbox_done(self, channel: str, key: str) -> None:
+        """Forget a handled delivery."""
+        ...
 
     async def set_state(self, key: str, value: Any) -> None: ...
 

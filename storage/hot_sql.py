@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 _PARAM = re.compile(r"\$(\d+)")
-_LOCKED = "{locked}"
+LOCKED = "{locked}"
 
 INSERT_THREAD = (
     "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts)"
@@ -40,7 +40,7 @@ _RUNNABLE = (
 )
 PROBE_RUNNABLE = _RUNNABLE
 CLAIM_ANY = (
-    "UPDATE threads SET lease_owner = $2, lease_until = $3 WHERE id = (" + _RUNNABLE + _LOCKED + ")"
+    "UPDATE threads SET lease_owner = $2, lease_until = $3 WHERE id = (" + _RUNNABLE + LOCKED + ")"
     " RETURNING id, seq"
 )
 # A thread this process just made runnable: lease exactly it (no scan), unless someone else holds it.
@@ -66,7 +66,7 @@ _DUE = (
 PROBE_OUTBOX = _DUE
 # Claimed rows are hidden for the lease so another dispatcher does not send them meanwhile.
 CLAIM_OUTBOX = (
-    "UPDATE outbox SET next_attempt_at = $4, attempts = attempts + 1 WHERE id IN (" + _DUE + _LOCKED + ")"
+    "UPDATE outbox SET next_attempt_at = $4, attempts = attempts + 1 WHERE id IN (" + _DUE + LOCKED + ")"
     " RETURNING id, channel, thread_id, payload, attempts, created_at"
 )
 OUTBOX_SENT = "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL WHERE id = $1"
@@ -81,15 +81,15 @@ LEDGER_ADD = (
 
 ALL = {
     name: value for name, value in dict(globals()).items()
-    if name.isupper() and isinstance(value, str) and not name.startswith("_") and name != "ALL"
+    if name.isupper() and isinstance(value, str) and not name.startswith("_") and name not in ("ALL", "LOCKED")
 }
 
 
 def sqlite(sql: str) -> str:
     """The statement for sqlite3: ``?N`` parameters, no row locks."""
-    return _PARAM.sub(r"?\1", sql.replace(_LOCKED, ""))
+    return _PARAM.sub(r"?\1", sql.replace(LOCKED, ""))
 
 
 def postgres(sql: str) -> str:
     """The statement for asyncpg: skip rows another claimer holds."""
-    return sql.replace(_LOCKED, " FOR UPDATE SKIP LOCKED")
+    return sql.replace(LOCKED, " FOR UPDATE SKIP LOCKED")

@@ -82,3 +82,16 @@ deployments = Table(
     Column("at", Float, nullable=False),
     Index("ix_deployments_service", "service", "at"),
 )
+
+# Raw inbound deliveries waiting to become threads (storage/inbox.py): acked once recorded here.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_inbox_due", "channel", "next_attempt_at"),
+)

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import AuditRecord, InboxItem, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.thread import Thread, ThreadStatus
+from storage import inbox
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
 from storage.pg_store import PgHot
 from storage.rows import ts
@@ -111,6 +112,17 @@ class SqlStore:
 
     async def set_state(self, key: str, value: Any) -> None:
         await self.hot.set_state(key, value)
+
+    # --- inbox (hot: the Slack ack path) --------------------------------------------------------------------
+
+    async def inbox_put(self, channel: str, key: str, body: str) -> bool:
+        return await inbox.inbox_put(self.hot, channel, key, body)
+
+    async def inbox_claim(self, channel: str, limit: int, lease_seconds: float) -> list[InboxItem]:
+        return await inbox.inbox_claim(self.hot, channel, limit, lease_seconds)
+
+    async def inbox_done(self, channel: str, key: str) -> None:
+        await inbox.inbox_done(self.hot, channel, key)
 
     # --- outbox (hot, except the count) ---------------------------------------------------------------------
 

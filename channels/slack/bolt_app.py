@@ -20,22 +20,24 @@ import structlog
 from fastapi import FastAPI
 from pydantic import ValidationError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bot.config import Settings
 from bot.service import Service
 from channels.slack import slack_interactions as interactions
 from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REJECT, REJECT_MODAL
 from channels.slack.slack_client import api_url, retry_handlers
+from channels.slack.slack_event_inbox import EventInbox, event_id_of
 from channels.slack.slack_inbound import incoming, receive, run_command
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_payloads import BlockActions, EventCallback, SlashCommand, ViewSubmission
+from channels.slack.verify import Rejected, verify
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -89,6 +91,22 @@ async def identify(client: AsyncWebClient, identity: BotIdentity) -> None:
         delay = min(delay * 2, 60.0)
 
 
+async def handle_event(body: dict[str, Any], service: Service, identity: BotIdentity, notices: Notices) -> None:
+    """A message or mention event callback -> start or continue a thread (deduplicated by event id)."""
+    try:
+        envelope = EventCallback.model_validate(body)
+    except ValidationError as exc:
+        log.warning("slack_event_unreadable", error=str(exc).splitlines()[0], event_id=body.get("event_id"))
+        return  # a retry would not make it readable
+    message = incoming(envelope, identity.user_id)
+    if message is None:
+        return
+    received = await receive(message, service)
+    log.info("slack_event", event_id=message.event_id, outcome=received.outcome, thread_id=received.thread_id)
+    if received.notice:
+        notices.ephemeral(message.channel, message.user, received.notice, message.root_ts)
+
+
 def build_app(settings: Settings, service: Service, identity: BotIdentity, notices: Notices) -> AsyncApp:
     """The bolt app with our listeners; every listener parses its payload into a typed model first."""
     # Bolt passes arguments by parameter name, so the hook is a plain function (a method's "self" confuses it).
@@ -115,20 +133,7 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
         bolt_log.setLevel(level)
 
     async def on_message(body: dict[str, Any]) -> None:
-        try:
-            envelope = EventCallback.model_validate(body)
-        except ValidationError as exc:
-            log.warning("slack_event_unreadable", error=str(exc).splitlines()[0],
-                        event_id=body.get("event_id"))
-            return  # acked: a retry would not make it readable
-        message = incoming(envelope, identity.user_id)
-        if message is None:
-            return
-        received = await receive(message, service)
-        log.info("slack_event", event_id=message.event_id, outcome=received.outcome,
-                 thread_id=received.thread_id)
-        if received.notice:
-            notices.ephemeral(message.channel, message.user, received.notice, message.root_ts)
+        await handle_event(body, service, identity, notices)
 
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
@@ -177,12 +182,23 @@ def build_app(settings: Settings, service: Service, identity: BotIdentity, notic
     return app
 
 
-def mount_events(app: FastAPI, bolt: AsyncApp) -> None:
-    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says."""
-    handler = AsyncSlackRequestHandler(bolt)
+def mount_events(app: FastAPI, bolt: AsyncApp, inbox: EventInbox, signing_secret: str) -> None:
+    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says.
+
+    Message and mention events take the inbox's fast path (verified, recorded, 200); the rest goes to bolt.
+    """
 
     async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
+        try:
+            verified = await verify(request.headers, request.stream(), signing_secret)
+        except Rejected as exc:
+            log.warning("slack_request_rejected", status=exc.status, reason=exc.reason)
+            return JSONResponse({"error": "invalid request"}, status_code=exc.status)  # what bolt answers
+        event_id = event_id_of(verified.body)
+        if event_id is not None:
+            await inbox.record(event_id, verified.body)  # committed before the 200; a retry is a no-op
+            return Response(status_code=200)
+        return to_starlette_response(await bolt.async_dispatch(to_async_bolt_request(request, verified.body)))
 
     app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)
 

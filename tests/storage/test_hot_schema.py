@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.events import AgentSelected, UserMessage, Via, new_id
 from bot.store import OutboxItem, Ref
 from bot.thread import Thread
-from storage import SqlStore, hot_sql
+from storage import SqlStore, hot_sql, inbox
 from storage.database import asyncpg_dsn, is_sqlite, sqlite_path
 from storage.schema import events, metadata, outbox, refs, threads
 from tests.support.databases import postgres_database, sqlite_url
@@ -69,11 +69,12 @@ async def test_migrations_build_exactly_the_metadata(migrated_url: str) -> None:
 
 async def test_every_hot_statement_prepares_against_the_metadata_schema(metadata_url: str) -> None:
     """Each hand-written statement names only tables and columns the metadata has, on both backends."""
-    assert len(hot_sql.ALL) >= 20
+    statements = {**hot_sql.ALL, **inbox.SQL}
+    assert len(statements) >= 25
     if is_sqlite(metadata_url):
         conn = sqlite3.connect(sqlite_path(metadata_url))
         try:
-            for sql in hot_sql.ALL.values():
+            for sql in statements.values():
                 statement = hot_sql.sqlite(sql)
                 count = len(set(re.findall(r"\?(\d+)", statement)))
                 conn.execute("EXPLAIN " + statement, [None] * count)  # compiles; sqlite3 raises on a bad name
@@ -82,7 +83,7 @@ async def test_every_hot_statement_prepares_against_the_metadata_schema(metadata
         return
     pg = await asyncpg.connect(asyncpg_dsn(metadata_url))
     try:
-        for name, sql in hot_sql.ALL.items():
+        for name, sql in statements.items():
             prepared = await pg.prepare(hot_sql.postgres(sql))
             match = _INSERT.match(sql)
             if match is None:
