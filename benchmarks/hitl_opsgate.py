@@ -6,7 +6,8 @@ whatever stdout is, /dev/null under the orchestrator). A launch is ``Service.sta
 worker has committed the approval request; a resume is ``Service.decide`` and ends when the worker has committed
 ``done``. Commit points are observed through the journal's own ``thread_events`` log lines, which it emits after
 each commit. The deploy agent keeps its real actions and policies; its tools are no-ops, like LangGraph's executor.
-Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``.
+Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``; with
+``--database-url postgresql+asyncpg://…`` (an empty, migrated database) on PostgreSQL instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from agents.deploy import AGENT as DEPLOY
@@ -42,6 +44,8 @@ from bot.runtime import Loops, Runtime
 from bot.store import OutboxItem
 from bot.thread import Thread
 from storage import ensure_schema, store_for
+from storage.database import asyncpg_dsn
+from storage.schema import metadata
 
 SLACK = Via(channel="slack", conversation="C0BENCH", message="1700000000.000100")
 
@@ -109,7 +113,7 @@ class OpsgateSide(Side):
     name = "opsgate"
 
     async def open(self, db: Path) -> None:
-        url = f"sqlite+aiosqlite:///{db}"
+        url = self.database_url or f"sqlite+aiosqlite:///{db}"
         settings = load_settings({"DATABASE_URL": url, "OPSGATE_APPROVERS": APPROVER})
         configure_logging(settings.log_level)
         self.watcher = CommitWatcher()
@@ -135,6 +139,23 @@ class OpsgateSide(Side):
     async def close(self) -> None:
         await self.loops.stop()
         await self.runtime.aclose()
+
+    async def footprint(self, db: Path) -> tuple[int, int]:
+        """On PostgreSQL: bytes of opsgate's tables with their indexes and TOAST (after VACUUM), and rows."""
+        if self.database_url is None:
+            return await super().footprint(db)
+        conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            tables = [t.name for t in metadata.sorted_tables]
+            await conn.execute("VACUUM " + ", ".join(tables))
+            size = await conn.fetchval("SELECT sum(pg_total_relation_size(c)) FROM unnest($1::regclass[]) c", tables)
+            rows = sum([await conn.fetchval(f'SELECT count(*) FROM "{t}"') for t in tables])
+            return int(size), int(rows)
+        finally:
+            await conn.close()
+
+    def settings_used(self, db: Path) -> dict[str, Any]:
+        return {"backend": "postgresql"} if self.database_url else super().settings_used(db)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ class Journal:
     async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:
         """Store a new thread with its first events."""
         outbox = self._outbox(thread, thread.events)
-        await self.store.create_thread(thread, thread.status, refs=refs, outbox=outbox)
-        self._after(thread, thread.events, bool(outbox))
+        leased = await self.store.create_thread(
+            thread, thread.status, refs=refs, outbox=outbox, lease=self.runnable.lease)
+        self._after(thread, thread.events, bool(outbox), leased=leased)
         return thread
 
     async def append(
@@ -49,11 +50,11 @@ class Journal:
         """
         updated = thread.with_events(list(new))
         outbox = self._outbox(updated, new)
-        await self.store.append(
+        leased = await self.store.append(
             thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
-            refs=refs, outbox=outbox,
+            refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease,
         )
-        self._after(updated, new, bool(outbox), owned=owned)
+        self._after(updated, new, bool(outbox), owned=owned, leased=leased)
         return updated
 
     async def append_derived(
@@ -96,12 +97,14 @@ class Journal:
         await self.store.add_outbox(items)
         self.outbox_ready.set()
 
-    def _after(self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False) -> None:
+    def _after(
+        self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False
+    ) -> None:
         # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
         log.info("thread_events", thread_id=thread.id, agent=thread.agent, status=thread.status,
                  events=[event_fields(event) for event in new])
         if not owned and thread.status == "running":
-            self.runnable.offer(thread)
+            self.runnable.offer(thread, leased=leased)
         if queued:
             self.outbox_ready.set()  # after the commit, so the dispatcher finds the rows it was woken for
 

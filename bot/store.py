@@ -50,6 +50,13 @@ class OutboxRow(OutboxItem):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class Lease(BaseModel):
+    """Lease a thread to ``owner`` in the same commit that makes it runnable (this process's worker)."""
+
+    owner: str
+    seconds: float
+
+
 class LedgerEntry(BaseModel):
     """A change executed without an external system: the local deployment ledger."""
 
@@ -90,9 +97,14 @@ class Ledger(Protocol):
 
 class Store(Ledger, Protocol):
     async def create_thread(
-        self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = ()
-    ) -> None:
-        """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written)."""
+        self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (),
+        lease: Lease | None = None,
+    ) -> bool:
+        """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written).
+
+        With ``lease`` and a running status, the thread is leased to its owner in the same transaction; returns
+        whether it was.
+        """
         ...
 
     async def load_thread(self, thread_id: str) -> Thread | None: ...
@@ -107,8 +119,13 @@ class Store(Ledger, Protocol):
         agent: str | None,
         refs: Sequence[Ref] = (),
         outbox: Sequence[OutboxItem] = (),
-    ) -> None:
-        """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref."""
+        lease: Lease | None = None,
+    ) -> bool:
+        """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref.
+
+        With ``lease`` and a running status, the thread is also leased to its owner unless someone holds it (or a
+        retry delay is pending); returns whether this append leased it.
+        """
         ...
 
     async def list_threads(

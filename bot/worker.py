@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ModelUnavailable
 from bot.handoff import Runnable
-from bot.store import Store
+from bot.store import Lease, Store
 from bot.thread import Thread
 
 log = structlog.get_logger("opsgate.worker")
@@ -49,6 +49,7 @@ class Worker:
         """Claim and advance threads until cancelled; in-flight steps finish or are retried by a later claim."""
         slots = asyncio.Semaphore(self.settings.worker_concurrency)
         log.info("worker_started", owner=self.owner, concurrency=self.settings.worker_concurrency)
+        self.runnable.lease = Lease(owner=self.owner, seconds=self.settings.lease_seconds)
         try:
             while True:
                 await slots.acquire()
@@ -68,6 +69,7 @@ class Worker:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
+            self.runnable.lease = None
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
@@ -77,9 +79,15 @@ class Worker:
         """The next thread to run: first those handed over in memory, then (when the poll is due) anyone's."""
         lease = self.settings.lease_seconds
         while (handed := self.runnable.take()) is not None:
-            seq = await self.store.claim_one(handed.id, self.owner, lease)
+            thread = handed.thread
+            if handed.leased:  # the commit that made it runnable leased it to us
+                fresh = time.monotonic() - handed.at < lease / 3
+                if fresh or await self.store.renew_lease(thread.id, self.owner, lease):
+                    return thread.id, None if not fresh else thread
+                continue  # waited so long in the queue that the lease ran out: someone else may have it
+            seq = await self.store.claim_one(thread.id, self.owner, lease)
             if seq is not None:  # nobody appended since the commit that handed it over: no need to load it
-                return handed.id, handed if seq == handed.seq else None
+                return thread.id, thread if seq == thread.seq else None
         if time.monotonic() < self._poll_at:
             return None
         thread_id = await self.store.claim_thread(self.owner, lease)

@@ -11,7 +11,7 @@ import asyncpg
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import Event
-from bot.store import LedgerEntry, OutboxItem, OutboxRow, Ref
+from bot.store import Lease, LedgerEntry, OutboxItem, OutboxRow, Ref
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.pg_writer import PgWriter
@@ -69,16 +69,23 @@ class PgHot:
         await self.writer.close()
 
     async def create_thread(
-        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem]
-    ) -> None:
-        params = thread_params(thread, status, time.time())
+        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
+        lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params = thread_params(thread, status, now)
+        leased = lease is not None and status == "running"
+        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
+        if lease is not None and leased:
+            params = (*params, lease.owner, now + lease.seconds)
 
         async def op(conn: asyncpg.Connection) -> None:
             await _insert_refs(conn, refs, thread.id)
-            await conn.execute(_SQL["INSERT_THREAD"], *params)
-            await _insert_tail(conn, thread.id, thread.events, 1, outbox, params[-1])
+            await conn.execute(sql, *params)
+            await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
 
         await self.writer.run(op)
+        return leased
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         rows = await self.writer.read(lambda conn: conn.fetch(_SQL["LOAD_THREAD"], thread_id))
@@ -86,15 +93,26 @@ class PgHot:
 
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
-        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
-    ) -> None:
+        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+    ) -> bool:
         now = time.time()
-        sql = _SQL["APPEND_RUNNING" if status == "running" else "APPEND_STOPPED"]
+        params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
+        leasing = lease is not None and status == "running"
+        if status != "running":
+            sql = _SQL["APPEND_STOPPED"]
+        elif lease is None:
+            sql = _SQL["APPEND_RUNNING"]
+        else:
+            sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
 
-        async def op(conn: asyncpg.Connection) -> None:
+        async def op(conn: asyncpg.Connection) -> bool:
+            held: Any = None
             try:
-                changed = _rowcount(await conn.execute(
-                    sql, thread_id, expected_seq, expected_seq + len(events), status, agent, now))
+                if leasing:
+                    row = await conn.fetchrow(sql, *params)
+                    changed, held = (0, None) if row is None else (1, (row[0], row[1]))
+                else:
+                    changed = _rowcount(await conn.execute(sql, *params))
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 raise Conflict(f"thread {thread_id} is being changed concurrently") from None
             if changed != 1:
@@ -104,8 +122,9 @@ class PgHot:
                 raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
             await _insert_refs(conn, refs, thread_id)
             await _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
-        await self.writer.run(op)
+        return await self.writer.run(op)
 
     # --- leases ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, InboxItem, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import AuditRecord, InboxItem, Lease, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 from storage import inbox
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
@@ -53,18 +53,18 @@ class SqlStore:
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (),
-        outbox: Sequence[OutboxItem] = (),
-    ) -> None:
-        await self.hot.create_thread(thread, status, refs, outbox)
+        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+    ) -> bool:
+        return await self.hot.create_thread(thread, status, refs, outbox, lease)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         return await self.hot.load_thread(thread_id)
 
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
-        agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (),
-    ) -> None:
-        await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox)
+        agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+    ) -> bool:
+        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease)
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import Event
-from bot.store import LedgerEntry, OutboxItem, OutboxRow, Ref
+from bot.store import Lease, LedgerEntry, OutboxItem, OutboxRow, Ref
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.rows import (
@@ -66,16 +66,23 @@ class SqliteHot:
         await self.readers.close()
 
     async def create_thread(
-        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem]
-    ) -> None:
-        params = thread_params(thread, status, time.time())
+        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
+        lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params = thread_params(thread, status, now)
+        leased = lease is not None and status == "running"
+        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
+        if lease is not None and leased:
+            params = (*params, lease.owner, now + lease.seconds)
 
         def op(conn: sqlite3.Connection) -> None:
             _insert_refs(conn, refs, thread.id)
-            conn.execute(_SQL["INSERT_THREAD"], params)
-            _insert_tail(conn, thread.id, thread.events, 1, outbox, params[-1])
+            conn.execute(sql, params)
+            _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
 
         await self.writer.run(op)
+        return leased
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         def op(conn: sqlite3.Connection) -> list[Any]:
@@ -85,22 +92,35 @@ class SqliteHot:
 
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
-        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
-    ) -> None:
+        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+    ) -> bool:
         now = time.time()
-        sql = _SQL["APPEND_RUNNING" if status == "running" else "APPEND_STOPPED"]
-        params = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
+        params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
+        leasing = lease is not None and status == "running"
+        if status != "running":
+            sql = _SQL["APPEND_STOPPED"]
+        elif lease is None:
+            sql = _SQL["APPEND_RUNNING"]
+        else:
+            sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
 
-        def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql, params).rowcount != 1:
-                row = conn.execute(_SQL["THREAD_SEQ"], (thread_id,)).fetchone()
-                if row is None:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(sql, params)
+            if leasing:
+                row = cursor.fetchone()
+                changed, held = row is not None, (row[0], row[1]) if row else None
+            else:
+                changed, held = cursor.rowcount == 1, None
+            if not changed:
+                found = conn.execute(_SQL["THREAD_SEQ"], (thread_id,)).fetchone()
+                if found is None:
                     raise ThreadNotFound(thread_id)
-                raise Conflict(f"thread {thread_id} changed (seq {row[0]}, expected {expected_seq})")
+                raise Conflict(f"thread {thread_id} changed (seq {found[0]}, expected {expected_seq})")
             _insert_refs(conn, refs, thread_id)
             _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
-        await self.writer.run(op)
+        return await self.writer.run(op)
 
     # --- leases ---------------------------------------------------------------------------------------------
 
