@@ -34,6 +34,7 @@ events = Table(
     Column("type", String(32), nullable=False),
     Column("at", Float, nullable=False),
     Column("data", Text, nullable=False),
+    sqlite_with_rowid=False,  # keyed by (thread_id, seq) alone: no hidden rowid, no second index (0006)
 )
 
 refs = Table(

@@ -16,7 +16,7 @@ from bot.thread import Thread, ThreadStatus
 from storage import inbox
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
 from storage.pg_store import PgHot
-from storage.rows import ts
+from storage.rows import event_json, load_events, ts
 from storage.schema import deployments, events, outbox, threads
 from storage.sqlite_store import SqliteHot
 
@@ -166,7 +166,7 @@ class SqlStore:
         if since is not None:
             conditions.append(events.c.at >= since.timestamp())
         query = (
-            select(events.c.thread_id, events.c.data, threads.c.agent)
+            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent)
             .join(threads, threads.c.id == events.c.thread_id)
             .where(and_(*conditions))
             .order_by(events.c.at, events.c.thread_id, events.c.seq)
@@ -174,8 +174,12 @@ class SqlStore:
         async with self.reader.connect() as conn:
             result = await conn.stream(query)
             async for row in result:
-                yield AuditRecord(thread_id=row.thread_id, agent=row.agent,
-                                  event=EVENT_ADAPTER.validate_json(row.data))
+                if row.type == "approval_requested":  # stored without its proposal's copy: read it whole
+                    thread = await self.load_thread(row.thread_id)
+                    event: Event = thread.events[row.seq - 1] if thread else load_events([(row.type, row.data)])[0]
+                else:
+                    event = EVENT_ADAPTER.validate_json(event_json(row.type, row.data))
+                yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event)
 
 
 def store_for(url: str) -> SqlStore:
