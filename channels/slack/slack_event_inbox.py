@@ -87,7 +87,12 @@ class EventInbox:
         """Each Slack thread's events in order, different Slack threads concurrently."""
         groups: dict[str, list[tuple[InboxItem, dict[str, Any]]]] = {}
         for item in items:
-            body = json.loads(item.body)
+            try:
+                body = json.loads(item.body)
+            except ValueError:  # only verified JSON is recorded; never let one row stop the loop
+                log.error("slack_event_unreadable", event_id=item.key, body=item.body[:2000])
+                await self.store.inbox_done(INBOX, item.key)
+                continue
             groups.setdefault(conversation_of(body), []).append((item, body))
         gate = asyncio.Semaphore(_CONCURRENCY)
 
