@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from bot.store import Lease
 from bot.thread import Thread
 
-_MAX_QUEUED = 10_000  # beyond this the oldest are dropped: the poll finds them, memory stays bounded
+# Beyond this the oldest are dropped and memory stays bounded: the poll finds them (a dropped thread its commit
+# leased to us waits for that lease to run out first).
+_MAX_QUEUED = 10_000
 
 
 @dataclass(frozen=True, slots=True)

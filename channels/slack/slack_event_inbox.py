@@ -28,7 +28,9 @@ INBOX = "slack"
 EVENT_TYPES = frozenset({"app_mention", "message"})
 _BATCH = 100
 _CONCURRENCY = 32  # Slack threads handled at once (each one's events in order)
-_LEASE_SECONDS = 30.0
+# A row claimed by a process that died is claimable again after this. Handling takes milliseconds, and handling
+# one event twice is harmless (event-id refs), so the lease is short.
+_LEASE_SECONDS = 10.0
 _MAX_ATTEMPTS = 10
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]

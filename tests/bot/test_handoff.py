@@ -9,6 +9,7 @@ import time
 from bot.config import load_settings
 from bot.events import Via
 from bot.runtime import Loops
+from bot.store import Lease
 from bot.wiring import build_runtime
 from storage import upgrade
 from tests.bot.test_engine import model_env
@@ -44,3 +45,27 @@ async def test_threads_made_runnable_here_run_without_waiting_for_the_poll(
         await loops.stop()
         await here.aclose()
         await elsewhere.aclose()
+
+
+async def test_a_handed_thread_left_waiting_past_a_third_of_its_lease_is_renewed_or_skipped(
+    database_url: str,
+) -> None:
+    """A thread its commit leased to this worker, still queued after lease/3, runs only if renewing the lease
+    works; one another worker took meanwhile is skipped (never run twice)."""
+    await upgrade(database_url)
+    settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_LEASE_SECONDS": "3"})
+    runtime = build_runtime(settings, channels=[], model=False)
+    worker = runtime.worker
+    runtime.journal.runnable.lease = Lease(owner=worker.owner, seconds=3)  # as while the worker loop runs
+    try:
+        kept = await runtime.service.start_thread("kept", user="bob", via=Via(channel="api"))
+        taken = await runtime.service.start_thread("taken", user="bob", via=Via(channel="api"))
+        assert len(runtime.journal.runnable) == 2
+        await asyncio.sleep(1.2)  # more than a third of the lease
+        await runtime.store.release_thread(taken.id, worker.owner)  # as if it expired and someone else came:
+        assert await runtime.store.claim_one(taken.id, "another-worker", 60) is not None
+        assert await worker._claim() == (kept.id, None)  # renewed; reloaded since time has passed
+        assert await worker._claim() is None  # taken: skipped; and the poll finds nothing free either
+        assert await runtime.store.renew_lease(kept.id, worker.owner, 3)
+    finally:
+        await runtime.aclose()
