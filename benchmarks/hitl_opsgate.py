@@ -4,9 +4,10 @@
 the server does; logging is configured as the server configures it (JSON lines, info level; here written to
 whatever stdout is, /dev/null under the orchestrator). A launch is ``Service.start_thread`` and ends when the
 worker has committed the approval request; a resume is ``Service.decide`` and ends when the worker has committed
-``done``. Commit points are observed through the journal's own ``thread_event`` log lines, which it emits after
+``done``. Commit points are observed through the journal's own ``thread_events`` log lines, which it emits after
 each commit. The deploy agent keeps its real actions and policies; its tools are no-ops, like LangGraph's executor.
-Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``.
+Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``; with
+``--database-url postgresql+asyncpg://…`` (an empty, migrated database) on PostgreSQL instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from agents.deploy import AGENT as DEPLOY
@@ -42,6 +44,8 @@ from bot.runtime import Loops, Runtime
 from bot.store import OutboxItem
 from bot.thread import Thread
 from storage import ensure_schema, store_for
+from storage.database import asyncpg_dsn
+from storage.schema import metadata
 
 SLACK = Via(channel="slack", conversation="C0BENCH", message="1700000000.000100")
 
@@ -97,10 +101,11 @@ class CommitWatcher:
         return future
 
     def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if event_dict.get("event") == "thread_event":
-            future = self.waiting.pop((str(event_dict.get("thread_id")), str(event_dict.get("type"))), None)
-            if future is not None and not future.done():
-                future.set_result(None)
+        if event_dict.get("event") == "thread_events":
+            for event in event_dict.get("events", ()):
+                future = self.waiting.pop((str(event_dict.get("thread_id")), str(event["type"])), None)
+                if future is not None and not future.done():
+                    future.set_result(None)
         return event_dict
 
 
@@ -108,7 +113,7 @@ class OpsgateSide(Side):
     name = "opsgate"
 
     async def open(self, db: Path) -> None:
-        url = f"sqlite+aiosqlite:///{db}"
+        url = self.database_url or f"sqlite+aiosqlite:///{db}"
         settings = load_settings({"DATABASE_URL": url, "OPSGATE_APPROVERS": APPROVER})
         configure_logging(settings.log_level)
         self.watcher = CommitWatcher()
@@ -134,6 +139,23 @@ class OpsgateSide(Side):
     async def close(self) -> None:
         await self.loops.stop()
         await self.runtime.aclose()
+
+    async def footprint(self, db: Path) -> tuple[int, int]:
+        """On PostgreSQL: bytes of opsgate's tables with their indexes and TOAST (after VACUUM), and rows."""
+        if self.database_url is None:
+            return await super().footprint(db)
+        conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            tables = [t.name for t in metadata.sorted_tables]
+            await conn.execute("VACUUM " + ", ".join(tables))
+            size = await conn.fetchval("SELECT sum(pg_total_relation_size(c)) FROM unnest($1::regclass[]) c", tables)
+            rows = sum([await conn.fetchval(f'SELECT count(*) FROM "{t}"') for t in tables])
+            return int(size), int(rows)
+        finally:
+            await conn.close()
+
+    def settings_used(self, db: Path) -> dict[str, Any]:
+        return {"backend": "postgresql"} if self.database_url else super().settings_used(db)
 
 
 if __name__ == "__main__":

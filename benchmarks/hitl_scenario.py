@@ -110,6 +110,7 @@ class Side:
     """One system under test: open a database, take a thread to paused, resume it to done, close."""
 
     name = "side"
+    database_url: str | None = None  # PostgreSQL instead of the SQLite file (sides that support it)
 
     async def open(self, db: Path) -> None:
         raise NotImplementedError
@@ -125,27 +126,33 @@ class Side:
     async def close(self) -> None:
         raise NotImplementedError
 
+    async def footprint(self, db: Path) -> tuple[int, int]:
+        """(bytes, rows) the side's database holds now; a SQLite file after a TRUNCATE checkpoint by default."""
+        return await checkpointed_size(db), total_rows(db)
+
+    def settings_used(self, db: Path) -> dict[str, Any]:
+        """Database settings worth reporting (SQLite: journal mode and page size)."""
+        return pragmas(db)
+
 
 async def measure(side: Side, n: int, mode: str, db: Path) -> RunResult:
     """Launch ``n`` threads to paused, then resume all to done; sizes after WAL checkpoints, peak RSS."""
     baseline = rss_mb()
     await side.open(db)
-    empty = await checkpointed_size(db)
-    empty_rows = total_rows(db)
+    empty, empty_rows = await side.footprint(db)
     ids = [f"t{i:07d}" for i in range(n)]
     launch_s = await drive(ids, side.launch, mode)
-    paused_bytes = await checkpointed_size(db) - empty
-    paused_rows = total_rows(db) - empty_rows
+    paused_bytes, paused_rows = (x - e for x, e in zip(await side.footprint(db), (empty, empty_rows), strict=True))
     resume_s = await drive(ids, side.resume, mode)
-    done_bytes = await checkpointed_size(db) - empty
-    done_rows = total_rows(db) - empty_rows
+    done_bytes, done_rows = (x - e for x, e in zip(await side.footprint(db), (empty, empty_rows), strict=True))
+    used = side.settings_used(db)
     await side.close()
     return RunResult(
         side=side.name, mode=mode, n=n,
         launch_per_s=n / launch_s, resume_per_s=n / resume_s,
         bytes_per_paused=paused_bytes / n, bytes_per_done=done_bytes / n,
         rows_per_paused=paused_rows / n, rows_per_done=done_rows / n,
-        peak_rss_mb=rss_mb(), baseline_rss_mb=baseline, empty_db_bytes=empty, sqlite_pragmas=pragmas(db),
+        peak_rss_mb=rss_mb(), baseline_rss_mb=baseline, empty_db_bytes=empty, sqlite_pragmas=used,
     )
 
 
@@ -159,7 +166,10 @@ def run_cli(side: Side, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mode", choices=("sequential", "concurrent"), required=True)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--result", type=Path, help="write the JSON here instead of stdout (stdout may carry logs)")
+    parser.add_argument("--database-url", default=None,
+                        help="opsgate only: run on this (empty, migrated) PostgreSQL database instead of --db")
     args = parser.parse_args(argv)
+    side.database_url = args.database_url
     if args.db.exists():
         raise SystemExit(f"{args.db} exists; each run needs a fresh database")
     result = json.dumps(asyncio.run(measure(side, args.n, args.mode, args.db)).as_dict())

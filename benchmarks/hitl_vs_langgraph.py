@@ -9,6 +9,7 @@ medians over the repetitions. Run: ``python -m benchmarks.hitl_vs_langgraph`` (N
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pg import throwaway_database
 from benchmarks.report import median, table, write_json
 
 # side -> command; langgraph is AsyncSqliteSaver as shipped (synchronous=FULL), langgraph_normal the same saver
@@ -37,13 +39,14 @@ TARGETS = {"launch_per_s": (">=", 10.0), "resume_per_s": (">=", 10.0), "bytes_pe
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_once(side: str, n: int, mode: str, workdir: Path, rep: int) -> dict[str, Any]:
-    """One measurement in a fresh subprocess and a fresh database file."""
+def run_once(side: str, n: int, mode: str, workdir: Path, rep: int, database_url: str | None = None) -> dict[str, Any]:
+    """One measurement in a fresh subprocess and a fresh database file (or PostgreSQL database, for opsgate)."""
     db = workdir / f"{side}-{mode}-{n}-{rep}.db"
     out = workdir / f"{side}-{mode}-{n}-{rep}.json"
+    extra = ["--database-url", database_url] if database_url and side == "opsgate" else []
     # stdout carries opsgate's JSON log lines (formatted as in production) and is discarded
     proc = subprocess.run(
-        [sys.executable, *SIDES[side], "--n", str(n), "--mode", mode, "--db", str(db), "--result", str(out)],
+        [sys.executable, *SIDES[side], "--n", str(n), "--mode", mode, "--db", str(db), "--result", str(out), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
     )
     if proc.returncode != 0:
@@ -51,6 +54,12 @@ def run_once(side: str, n: int, mode: str, workdir: Path, rep: int) -> dict[str,
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+async def _on_postgres(server_url: str, side: str, n: int, mode: str, workdir: Path, rep: int) -> dict[str, Any]:
+    """``run_once`` on a fresh, migrated PostgreSQL database on ``server_url``'s server, dropped afterwards."""
+    async with throwaway_database(server_url) as url:
+        return await asyncio.to_thread(run_once, side, n, mode, workdir, rep, url)
 
 
 def met(ratio: float | None, op: str, limit: float) -> bool:
@@ -106,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), default=list(SIDES))
     parser.add_argument("--quick", action="store_true", help="smoke run: n=20, 1 repetition")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--database-url", default=None,
+                        help="run opsgate on PostgreSQL: a server URL (postgresql+asyncpg://user@host/db); every "
+                             "run gets a fresh throwaway database on it. LangGraph stays on SQLite.")
     args = parser.parse_args(argv)
     sizes, reps = ([20], [1]) if args.quick else (args.n, args.reps)
     if len(reps) not in (1, len(sizes)):
@@ -118,7 +130,10 @@ def main(argv: list[str] | None = None) -> None:
                 for mode in MODES:
                     for side in args.sides:
                         load = os.getloadavg()[0]
-                        result = run_once(side, n, mode, Path(tmp), rep)
+                        if args.database_url and side == "opsgate":
+                            result = asyncio.run(_on_postgres(args.database_url, side, n, mode, Path(tmp), rep))
+                        else:
+                            result = run_once(side, n, mode, Path(tmp), rep)
                         result["loadavg_1m_before"] = load
                         print(f"  rep {rep + 1}/{reps_for[n]} {side:16} {mode:10} n={n} load {load:.1f}: "
                               f"launch {result['launch_per_s']:,.0f}/s resume {result['resume_per_s']:,.0f}/s",
@@ -132,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": sizes, "repetitions": reps_for, "concurrent_batch": 100,
         "note": "the machine is shared with other work; loadavg_1m_before on each run shows how busy it was",
         "bytes_note": "database file bytes after PRAGMA wal_checkpoint(TRUNCATE), minus the empty schema",
+        "opsgate_database": "postgresql" if args.database_url else "sqlite",
         "summary": summary, "runs": runs,
     }, args.out)
     print(f"wrote {path}")

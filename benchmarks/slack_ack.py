@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 
 from benchmarks.paused_scale import rss_mb
+from benchmarks.pg import throwaway_database
 from benchmarks.report import percentile, table, write_json
 from tests.channels.slack.slack_requests import EVENTS_PATH, SIGNING_SECRET, mention, signed_headers
 from tests.support.fake_slack import BOT_TOKEN
@@ -103,7 +105,9 @@ async def phase(server: OpsgateProcess, api: httpx.AsyncClient, name: str, count
     }
 
 
-async def run(burst: int, sustained: int, concurrency: int, model_seconds: float) -> dict[str, Any]:
+async def run(
+    burst: int, sustained: int, concurrency: int, model_seconds: float, database_url: str | None = None
+) -> dict[str, Any]:
     fakes = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.slack_fakes", "--model-seconds", str(model_seconds),
         cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -111,9 +115,13 @@ async def run(burst: int, sustained: int, concurrency: int, model_seconds: float
     assert fakes.stdout is not None and fakes.stdin is not None
     try:
         urls = json.loads(await fakes.stdout.readline())
-        with tempfile.TemporaryDirectory(prefix="opsgate-slack-") as tmp:
+        async with contextlib.AsyncExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="opsgate-slack-"))
+            url = f"sqlite+aiosqlite:///{tmp}/opsgate.db"
+            if database_url is not None:
+                url = await stack.enter_async_context(throwaway_database(database_url))
             env = {
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/opsgate.db", "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "DATABASE_URL": url, "SLACK_BOT_TOKEN": BOT_TOKEN,
                 "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": urls["slack_api_url"],
                 "OPENAI_BASE_URL": urls["model_url"], "OPENAI_API_KEY": "bench-key",
                 "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_APPROVERS": APPROVER,
@@ -141,10 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=100, help="in flight during the sustained phase")
     parser.add_argument("--model-seconds", type=float, default=2.0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 burst, 20 sustained at 5")
+    parser.add_argument("--database-url", default=None,
+                        help="run the server on PostgreSQL: a server URL; the run gets a throwaway database on it")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     burst, sustained, concurrency = (10, 20, 5) if args.quick else (args.burst, args.sustained, args.concurrency)
-    result = asyncio.run(run(burst, sustained, concurrency, args.model_seconds))
+    result = asyncio.run(run(burst, sustained, concurrency, args.model_seconds, args.database_url))
     phases = result["phases"]
     print(table(
         ["phase", "events", "in flight", "p50 ms", "p95 ms", "p99 ms", "max ms", "non-200", "all threads s",
@@ -155,8 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"server RSS {result['server_rss_mb']:.0f} MB (peak {result['server_peak_rss_mb']:.0f} MB)")
     met = all(p["ack_p99_ms"] <= TARGET_P99_MS and p["non_200"] == 0 and p["lost"] == 0 for p in phases)
     path = write_json("slack_ack", {
-        "setup": "opsgate serve subprocess, SQLite (WAL), default worker settings; fake Slack Web API and a "
-                 f"scripted model taking {args.model_seconds} s per call in a separate process; 5 warm-up events",
+        "database": "postgresql" if args.database_url else "sqlite",
+        "setup": "opsgate serve subprocess, SQLite (WAL) or PostgreSQL, default worker settings; fake Slack Web "
+                 f"API and a scripted model taking {args.model_seconds} s per call in a separate process; "
+                 "5 warm-up events",
         "latency": "client-side: request sent to response received, httpx over loopback",
         "target": f"p99 <= {TARGET_P99_MS} ms, zero non-200, zero lost", "target_met": met, **result,
     }, args.out)

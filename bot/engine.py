@@ -59,9 +59,12 @@ class Engine:
         thread, _ = await self.advance_claimed(thread_id)
         return thread
 
-    async def advance_claimed(self, thread_id: str) -> tuple[Thread | None, bool]:
-        """``advance``, also saying whether our own append made the thread wait (which dropped the lease)."""
-        thread: Thread | None = None
+    async def advance_claimed(self, thread_id: str, known: Thread | None = None) -> tuple[Thread | None, bool]:
+        """``advance``, also saying whether our own append made the thread wait (which dropped the lease).
+
+        ``known`` is the thread as stored when the caller leased it, if it has it (then it is not read again).
+        """
+        thread: Thread | None = known
         for _ in range(self.settings.max_steps * 4 + 8):
             if thread is None:  # first round, or someone else appended: read the stored thread
                 thread = await self.store.load_thread(thread_id)
@@ -83,7 +86,7 @@ class Engine:
                 else:
                     assert isinstance(work, CallModel)
                     events = await self._call_model(thread)
-                thread = await self.journal.append(thread, events)  # our append won: no need to reload
+                thread = await self.journal.append(thread, events, owned=True)  # ours won: no need to reload
                 if thread.status != "running":
                     return thread, True  # waiting now: our lease was dropped with this append, so stop here
             except Conflict:
@@ -154,7 +157,7 @@ class Engine:
                 idempotency_key=f"{thread.id}:{work.action_id}", approved_by=work.approved_by,
                 approved_by_person=thread.approver_person(work.action_id),
             )
-            thread = await self.journal.append(thread, [started])  # Conflict: someone else got there first
+            thread = await self.journal.append(thread, [started], owned=True)  # Conflict: someone else was first
         action_type = agent.action(work.name)
         tool = agent.tool(action_type) if action_type else None
         began = time.perf_counter()
@@ -179,7 +182,7 @@ class Engine:
         )
         # The result must never be lost to a concurrent append (a refused click, a delivery note): losing it
         # would make the thread look crashed mid-execution and run the tool again.
-        return await self.journal.append_independent(thread.id, [result], known=thread)
+        return await self.journal.append_independent(thread.id, [result], known=thread, owned=True)
 
     async def _run_tool(self, tool: Tool, action: Action, context: ToolContext, name: str) -> tuple[str, bool]:
         """The tool's text and whether it succeeded; a side effect it reported as done stays done.

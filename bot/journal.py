@@ -1,4 +1,4 @@
-"""Committing events: derive status, collect every channel's outbox items, write atomically, log, wake workers."""
+"""Committing events: derive status, collect every channel's outbox items, write atomically, log, hand over work."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import structlog
 from bot.channel import Channel
 from bot.errors import Conflict, new_error_id
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
+from bot.handoff import Runnable
 from bot.store import OutboxItem, QuarantineItem, Ref, Store
 from bot.thread import Thread
 
@@ -22,7 +23,7 @@ class Journal:
     def __init__(self, store: Store, channels: Sequence[Channel] = ()) -> None:
         self.store = store
         self.channels = list(channels)
-        self.wakeup = asyncio.Event()  # a thread became runnable
+        self.runnable = Runnable()  # threads our commits made runnable, for this process's worker
         self.outbox_ready = asyncio.Event()  # outbox rows were written
 
     def _outbox(self, thread: Thread, new: Sequence[Event]) -> tuple[list[OutboxItem], list[QuarantineItem]]:
@@ -56,20 +57,27 @@ class Journal:
     async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:
         """Store a new thread with its first events."""
         outbox, failed = self._outbox(thread, thread.events)
-        await self.store.create_thread(thread, thread.status, refs=refs, outbox=outbox)
-        self._after(thread, thread.events, bool(outbox))
+        leased = await self.store.create_thread(
+            thread, thread.status, refs=refs, outbox=outbox, lease=self.runnable.lease)
+        self._after(thread, thread.events, bool(outbox), leased=leased)
         await self._quarantine(failed)
         return thread
 
-    async def append(self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = ()) -> Thread:
-        """Append ``new`` to ``thread`` if nobody else appended since it was loaded (else Conflict)."""
+    async def append(
+        self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = (), *, owned: bool = False
+    ) -> Thread:
+        """Append ``new`` to ``thread`` if nobody else appended since it was loaded (else Conflict).
+
+        ``owned``: the caller holds the thread's lease and carries on with it (the worker), so it is not handed
+        over as runnable work.
+        """
         updated = thread.with_events(list(new))
         outbox, failed = self._outbox(updated, new)
-        await self.store.append(
+        leased = await self.store.append(
             thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
-            refs=refs, outbox=outbox,
+            refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease,
         )
-        self._after(updated, new, bool(outbox))
+        self._after(updated, new, bool(outbox), owned=owned, leased=leased)
         await self._quarantine(failed)
         return updated
 
@@ -81,6 +89,7 @@ class Journal:
         refs: Sequence[Ref] = (),
         attempts: int = 5,
         known: Thread | None = None,
+        owned: bool = False,
     ) -> Thread | None:
         """Append what ``build`` makes of the current thread; on Conflict reload and build again.
 
@@ -92,43 +101,52 @@ class Journal:
                 return None
             new = await build(thread)
             try:
-                return await self.append(thread, new, refs=refs)
+                return await self.append(thread, new, refs=refs, owned=owned)
             except Conflict:
                 continue
         raise Conflict(f"thread {thread_id} is busy; try again")
 
     async def append_independent(
         self, thread_id: str, new: Sequence[Event], *, known: Thread | None = None, refs: Sequence[Ref] = (),
+        owned: bool = False,
     ) -> Thread | None:
         """Append events that stay true whatever else was appended meanwhile (a tool's result, an audit note)."""
 
         async def same(_: Thread) -> Sequence[Event]:
             return new
 
-        return await self.append_derived(thread_id, same, refs=refs, attempts=20, known=known)
+        return await self.append_derived(thread_id, same, refs=refs, attempts=20, known=known, owned=owned)
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
         """Queue outbox items that no event caused (e.g. an email channel's answer to an empty mail)."""
         await self.store.add_outbox(items)
         self.outbox_ready.set()
 
-    def _after(self, thread: Thread, new: Sequence[Event], queued: bool) -> None:
-        for event in new:
-            fields: dict[str, object] = {"thread_id": thread.id, "agent": thread.agent, "type": event.type}
-            call = getattr(event, "call", None)
-            if call is not None:
-                fields.update(latency_ms=call.latency_ms, tokens=call.prompt_tokens + call.completion_tokens,
-                              model=call.model, prompt_hash=call.prompt_hash)
-            if isinstance(event, ActionResult):
-                fields.update(latency_ms=event.latency_ms, action=event.name, ok=event.ok)
-            elif isinstance(event, ActionProposed):
-                fields.update(action=event.name, source=event.source)
-            elif isinstance(event, ErrorEvent):
-                fields.update(kind=event.kind, error=event.message)
-            elif isinstance(event, AgentSelected):
-                fields.update(selected=event.agent, reason=event.reason)
-            log.info("thread_event", **fields)
-        if thread.status == "running":
-            self.wakeup.set()
+    def _after(
+        self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False
+    ) -> None:
+        # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
+        log.info("thread_events", thread_id=thread.id, agent=thread.agent, status=thread.status,
+                 events=[event_fields(event) for event in new])
+        if not owned and thread.status == "running":
+            self.runnable.offer(thread, leased=leased)
         if queued:
             self.outbox_ready.set()  # after the commit, so the dispatcher finds the rows it was woken for
+
+
+def event_fields(event: Event) -> dict[str, object]:
+    """What the log says about one event: its type, and its cost, outcome or reason where it has one."""
+    fields: dict[str, object] = {"type": event.type}
+    call = getattr(event, "call", None)
+    if call is not None:
+        fields.update(latency_ms=call.latency_ms, tokens=call.prompt_tokens + call.completion_tokens,
+                      model=call.model, prompt_hash=call.prompt_hash)
+    if isinstance(event, ActionResult):
+        fields.update(latency_ms=event.latency_ms, action=event.name, ok=event.ok)
+    elif isinstance(event, ActionProposed):
+        fields.update(action=event.name, source=event.source)
+    elif isinstance(event, ErrorEvent):
+        fields.update(kind=event.kind, error=event.message)
+    elif isinstance(event, AgentSelected):
+        fields.update(selected=event.agent, reason=event.reason)
+    return fields

@@ -44,7 +44,7 @@ class Runtime:
         self.journal = Journal(self.store, self.channels)
         self.service = Service(self.settings, self.store, self.registry, self.journal)
         self.engine = Engine(self.settings, self.store, self.registry, self.journal, self.model, self.http)
-        self.worker = Worker(self.settings, self.store, self.engine, self.journal.wakeup)
+        self.worker = Worker(self.settings, self.store, self.engine, self.journal.runnable)
         self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval,
                                        max_attempts=self.settings.outbox_max_attempts)
         for channel in self.channels:

@@ -53,6 +53,13 @@ class OutboxRow(OutboxItem):
     problem: str | None = None  # why the stored payload could not be read (then ``payload`` is empty)
 
 
+class Lease(BaseModel):
+    """Lease a thread to ``owner`` in the same commit that makes it runnable (this process's worker)."""
+
+    owner: str
+    seconds: float
+
+
 class LedgerEntry(StorableModel):
     """A change executed without an external system: the local deployment ledger."""
 
@@ -86,6 +93,16 @@ class QuarantineItem(StorableModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+class InboxItem(BaseModel):
+    """A raw inbound delivery recorded before its ack (a Slack event's JSON), waiting to be handled."""
+
+    channel: str
+    key: str
+    body: str
+    attempts: int = 0  # earlier claims that did not finish it
+    received_at: float
+
+
 class AuditRecord(BaseModel):
     thread_id: str
     agent: str | None
@@ -112,9 +129,14 @@ class Quarantine(Protocol):
 
 class Store(Ledger, Quarantine, Credentials, Protocol):
     async def create_thread(
-        self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = ()
-    ) -> None:
-        """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written)."""
+        self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (),
+        lease: Lease | None = None,
+    ) -> bool:
+        """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written).
+
+        With ``lease`` and a running status, the thread is leased to its owner in the same transaction; returns
+        whether it was.
+        """
         ...
 
     async def load_thread(self, thread_id: str) -> Thread | None: ...
@@ -129,8 +151,13 @@ class Store(Ledger, Quarantine, Credentials, Protocol):
         agent: str | None,
         refs: Sequence[Ref] = (),
         outbox: Sequence[OutboxItem] = (),
-    ) -> None:
-        """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref."""
+        lease: Lease | None = None,
+    ) -> bool:
+        """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref.
+
+        With ``lease`` and a running status, the thread is also leased to its owner unless someone holds it (or a
+        retry delay is pending); returns whether this append leased it.
+        """
         ...
 
     async def list_threads(
@@ -141,6 +168,10 @@ class Store(Ledger, Quarantine, Credentials, Protocol):
 
     async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
         """Lease one runnable thread to ``owner``; no two owners ever hold the same thread."""
+        ...
+
+    async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
+        """Lease this runnable thread (one this process just made runnable); its seq, or None if not claimable."""
         ...
 
     async def release_thread(self, thread_id: str, owner: str, retry_in: float | None = None) -> None:
@@ -174,6 +205,18 @@ class Store(Ledger, Quarantine, Credentials, Protocol):
         ...
 
     async def get_state(self, key: str) -> Any: ...
+
+    async def inbox_put(self, channel: str, key: str, body: str) -> bool:
+        """Record a raw delivery before acknowledging it; False if one with this key is already waiting."""
+        ...
+
+    async def inbox_claim(self, channel: str, limit: int, lease_seconds: float) -> list[InboxItem]:
+        """Waiting deliveries, oldest first, hidden from other claimers for the lease."""
+        ...
+
+    async def inbox_done(self, channel: str, key: str) -> None:
+        """Forget a handled delivery."""
+        ...
 
     async def set_state(self, key: str, value: Any) -> None: ...
 

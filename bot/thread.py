@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from bot.events import (
     ActionProposed,
@@ -108,6 +108,10 @@ class Thread(BaseModel):
     events: list[Event] = Field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # next_work and pending, computed once per list of events (status, the journal, the engine and the service
+    # all ask); keyed by the event count because events are only ever appended, and copies carry the cache.
+    _work: tuple[int, Work] | None = PrivateAttr(default=None)
+    _pending: tuple[int, PendingApproval | None] | None = PrivateAttr(default=None)
 
     @property
     def seq(self) -> int:
@@ -178,6 +182,12 @@ class Thread(BaseModel):
     @property
     def pending(self) -> PendingApproval | None:
         """The undecided approval request, if any (at most one at a time)."""
+        cached = self._pending
+        if cached is None or cached[0] != len(self.events):
+            cached = self._pending = (len(self.events), self._find_pending())
+        return cached[1]
+
+    def _find_pending(self) -> PendingApproval | None:
         decided = {e.approval_id for e in self.events if isinstance(e, ApprovalDecided)}
         for event in reversed(self.events):
             if isinstance(event, ApprovalRequested) and event.approval_id not in decided:
@@ -226,6 +236,12 @@ class Thread(BaseModel):
 
     def next_work(self) -> Work:
         """What the worker must do next; a pure function of the events."""
+        cached = self._work
+        if cached is None or cached[0] != len(self.events):
+            cached = self._work = (len(self.events), self._decide_work())
+        return cached[1]
+
+    def _decide_work(self) -> Work:
         flow = self._flow()
         if not flow:
             return Wait("done")

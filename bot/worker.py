@@ -1,7 +1,9 @@
-"""The worker loop: claim runnable threads from the database (a lease), advance them, release them.
+"""The worker loop: lease runnable threads, advance them, release them.
 
-Many workers in many processes can run at once: the store's claim guarantees one owner per thread
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a single writer on SQLite).
+Threads this process made runnable are handed over in memory (``bot.handoff``) and leased by id; the database is
+polled only every ``OPSGATE_POLL_INTERVAL`` for other processes' work and for retries that came due. Many workers
+in many processes can run at once: the store's claims guarantee one owner per thread (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, a single writer on SQLite).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 
 import structlog
 
@@ -17,7 +20,9 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ModelUnavailable, new_error_id
 from bot.events import ErrorEvent
-from bot.store import QuarantineItem, Store
+from bot.handoff import Runnable
+from bot.store import Lease, QuarantineItem, Store
+from bot.thread import Thread
 
 log = structlog.get_logger("opsgate.worker")
 
@@ -32,45 +37,65 @@ def retry_delay(attempts: int) -> float:
 class Worker:
     """Runs up to ``OPSGATE_WORKER_CONCURRENCY`` threads at once; every task is held and awaited."""
 
-    def __init__(self, settings: Settings, store: Store, engine: Engine, wakeup: asyncio.Event) -> None:
+    def __init__(self, settings: Settings, store: Store, engine: Engine, runnable: Runnable) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.wakeup = wakeup
+        self.runnable = runnable
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{id(self):x}"  # fits threads.lease_owner
         self._tasks: set[asyncio.Task[None]] = set()
+        self._poll_at = 0.0  # poll the database at once on start (work left by a crash or another process)
 
     async def run(self) -> None:
         """Claim and advance threads until cancelled; in-flight steps finish or are retried by a later claim."""
         slots = asyncio.Semaphore(self.settings.worker_concurrency)
         log.info("worker_started", owner=self.owner, concurrency=self.settings.worker_concurrency)
+        self.runnable.lease = Lease(owner=self.owner, seconds=self.settings.lease_seconds)
         try:
             while True:
                 await slots.acquire()
                 try:
-                    thread_id = await self.store.claim_thread(self.owner, self.settings.lease_seconds)
+                    claimed = await self._claim()
                 except Exception:
                     slots.release()
                     log.exception("claim_failed")
                     await asyncio.sleep(self.settings.poll_interval)
                     continue
-                if thread_id is None:
+                if claimed is None:
                     slots.release()
-                    await self._idle()
+                    await self.runnable.wait(max(0.0, self._poll_at - time.monotonic()))
                     continue
-                task = asyncio.create_task(self._run_one(thread_id, slots), name=f"thread-{thread_id}")
+                thread_id, known = claimed
+                task = asyncio.create_task(self._run_one(thread_id, known, slots), name=f"thread-{thread_id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
+            self.runnable.lease = None
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), self.settings.poll_interval)
-        self.wakeup.clear()
+    async def _claim(self) -> tuple[str, Thread | None] | None:
+        """The next thread to run: first those handed over in memory, then (when the poll is due) anyone's."""
+        lease = self.settings.lease_seconds
+        while (handed := self.runnable.take()) is not None:
+            thread = handed.thread
+            if handed.leased:  # the commit that made it runnable leased it to us
+                fresh = time.monotonic() - handed.at < lease / 3
+                if fresh or await self.store.renew_lease(thread.id, self.owner, lease):
+                    return thread.id, None if not fresh else thread
+                continue  # waited so long in the queue that the lease ran out: someone else may have it
+            seq = await self.store.claim_one(thread.id, self.owner, lease)
+            if seq is not None:  # nobody appended since the commit that handed it over: no need to load it
+                return thread.id, thread if seq == thread.seq else None
+        if time.monotonic() < self._poll_at:
+            return None
+        thread_id = await self.store.claim_thread(self.owner, lease)
+        if thread_id is None:  # nothing anywhere: next look in one poll interval (or when something is handed)
+            self._poll_at = time.monotonic() + self.settings.poll_interval
+            return None
+        return thread_id, None
 
     async def _heartbeat(self, thread_id: str) -> None:
         """Keep the lease while a slow model call or tool runs; a crashed worker's lease simply expires."""
@@ -106,13 +131,13 @@ class Worker:
             return False
         return True
 
-    async def _run_one(self, thread_id: str, slots: asyncio.Semaphore) -> None:
+    async def _run_one(self, thread_id: str, known: Thread | None, slots: asyncio.Semaphore) -> None:
         retry_in: float | None = None
         released = False
         heartbeat = asyncio.create_task(self._heartbeat(thread_id), name=f"lease-{thread_id}")
         try:
             # When our own append made the thread wait, it dropped the lease in the same transaction.
-            _, released = await self.engine.advance_claimed(thread_id)
+            _, released = await self.engine.advance_claimed(thread_id, known)
         except ModelUnavailable as exc:
             retry_in = retry_delay(await self.store.thread_attempts(thread_id))
             log.warning("model_unavailable", thread_id=thread_id, error=str(exc), retry_in_s=retry_in)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.errors import ConfigError
 
 
 def is_sqlite(url: str) -> bool:
@@ -51,3 +53,16 @@ def create_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
     if not is_sqlite(url):
         return writer
     return _sqlite_engine(url, "BEGIN", pool_size=5, max_overflow=10)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL, for the sqlite3 module (the hot path opens its own connections)."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        raise ConfigError(f"DATABASE_URL: opsgate needs a SQLite file, not an in-memory database ({url})")
+    return path
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A PostgreSQL URL as asyncpg spells it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -34,6 +34,7 @@ events = Table(
     Column("type", String(32), nullable=False),
     Column("at", Float, nullable=False),
     Column("data", Text, nullable=False),
+    sqlite_with_rowid=False,  # keyed by (thread_id, seq) alone: no hidden rowid, no second index (0006)
 )
 
 refs = Table(
@@ -137,4 +138,17 @@ quarantine = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("at", Float, nullable=False),
     Index("ix_quarantine_at", "at"),
+)
+
+# Raw inbound deliveries waiting to become threads (storage/inbox.py): acked once recorded here.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_inbox_due", "channel", "next_attempt_at"),
 )

@@ -98,6 +98,35 @@ async def identify(client: AsyncWebClient, identity: BotIdentity) -> None:
         delay = min(delay * 2, 60.0)
 
 
+async def handle_event(
+    body: dict[str, Any], service: Service, identity: BotIdentity, notices: Notices, actor_of: ActorLookup = id_only,
+) -> None:
+    """A message or mention event callback -> start or continue a thread (deduplicated by event id).
+
+    A refusal for good (e.g. a message over the size limit) is told to the author and counts as handled; any
+    other failure raises, so the caller retries (the inbox loop, or Slack itself in Socket Mode).
+    """
+    try:
+        envelope = EventCallback.model_validate(body)
+    except ValidationError as exc:
+        log.warning("slack_event_unreadable", error=str(exc).splitlines()[0], event_id=body.get("event_id"))
+        return  # a retry would not make it readable
+    message = incoming(envelope, identity.user_id)
+    if message is None:
+        return
+    try:
+        received = await receive(message, service, actor_of)
+    except Signal as exc:
+        if isinstance(exc, Conflict | DuplicateRef):
+            raise
+        log.info("slack_event_refused", event_id=message.event_id, reason=str(exc)[:200])
+        notices.ephemeral(message.channel, message.user, f":warning: {fit_escaped(str(exc), 2000)}", message.root_ts)
+        return
+    log.info("slack_event", event_id=message.event_id, outcome=received.outcome, thread_id=received.thread_id)
+    if received.notice:
+        notices.ephemeral(message.channel, message.user, received.notice, message.root_ts)
+
+
 def build_app(
     settings: Settings, service: Service, identity: BotIdentity, notices: Notices, actor_of: ActorLookup = id_only,
 ) -> AsyncApp:
@@ -129,34 +158,16 @@ def build_app(
         bolt_log.setLevel(level)
 
     async def on_message(body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest) -> None:
+        # Events reach bolt in Socket Mode (over HTTP they take the inbox's fast path, slack_event_inbox.py).
         try:
-            envelope = EventCallback.model_validate(body)
-        except ValidationError as exc:
-            log.warning("slack_event_unreadable", error=str(exc).splitlines()[0],
-                        event_id=body.get("event_id"))
-            return  # acked: a retry would not make it readable
-        message = incoming(envelope, identity.user_id)
-        if message is None:
-            return
-        try:
-            received = await receive(message, service, actor_of)
+            await handle_event(body, service, identity, notices, actor_of)
         except Exception as exc:
-            if isinstance(exc, Signal) and not isinstance(exc, Conflict | DuplicateRef):
-                # Refused for good (e.g. a message over the size limit): tell the author, never retry.
-                log.info("slack_event_refused", event_id=message.event_id, reason=str(exc)[:200])
-                notices.ephemeral(message.channel, message.user, f":warning: {fit_escaped(str(exc), 2000)}",
-                                  message.root_ts)
-                return
             # Storage down, a busy thread, a bug: Slack retries; its last delivery is quarantined.
             delivery = poison.attempt(request.headers)
-            if not await poison.event_failed(service.store, envelope.event_id, body, exc, delivery):
+            event_id = str(body.get("event_id") or "unknown")
+            if not await poison.event_failed(service.store, event_id, body, exc, delivery):
                 if not ask_for_retry(context):
                     raise  # Socket Mode: no HTTP answer to change; not acking makes Slack send it again
-            return
-        log.info("slack_event", event_id=message.event_id, outcome=received.outcome,
-                 thread_id=received.thread_id)
-        if received.notice:
-            notices.ephemeral(message.channel, message.user, received.notice, message.root_ts)
 
     app.event("app_mention")(on_message)
     app.event("message")(on_message)

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from channels.slack.slack_event_inbox import EventInbox, event_id_of
 from channels.slack.verify import Rejected, verify
 
 log = structlog.get_logger("opsgate.slack")
@@ -55,14 +56,27 @@ def _refused(exc: Rejected) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=exc.status)
 
 
-async def handle(bolt: AsyncApp, secret: str, request: Request) -> Response:
-    """Verify, dispatch to bolt, and map its answer (see the module docstring)."""
+def _retry_later() -> JSONResponse:
+    return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def handle(bolt: AsyncApp, secret: str, request: Request, inbox: EventInbox | None = None) -> Response:
+    """Verify, then record a message event in the inbox (the ack that never waits) or dispatch to bolt."""
     try:
         verified = await verify(request.headers, request.stream(), secret)
     except Rejected as exc:
         log.info("slack_request_rejected", status=exc.status, reason=exc.reason,
                  client=request.client.host if request.client else None)
         return _refused(exc)
+    event_id = event_id_of(verified.body) if inbox is not None else None
+    if inbox is not None and event_id is not None:
+        try:
+            await inbox.record(event_id, verified.body)  # committed before the 200; a retry finds its row
+        except Exception:
+            log.exception("slack_event_not_recorded", event_id=event_id)
+            return _retry_later()  # Slack sends it again
+        return Response(status_code=200)
     outcome = Outcome()
     try:
         bolt_request = to_async_bolt_request(
@@ -75,15 +89,17 @@ async def handle(bolt: AsyncApp, secret: str, request: Request) -> Response:
     if outcome.retry or response.status >= 500:
         if not outcome.retry:
             log.error("slack_request_failed", status=response.status)
-        return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return _retry_later()
     return to_starlette_response(response)
 
 
-def mount_events(app: FastAPI, bolt: AsyncApp, secret: str) -> None:
-    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says."""
+def mount_events(app: FastAPI, bolt: AsyncApp, secret: str, inbox: EventInbox | None = None) -> None:
+    """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says.
+
+    With ``inbox``, message and mention events take its fast path (verified, recorded, 200); the rest goes to bolt.
+    """
 
     async def slack_events(request: Request) -> Response:
-        return await handle(bolt, secret, request)
+        return await handle(bolt, secret, request, inbox)
 
     app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)

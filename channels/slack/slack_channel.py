@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 from fastapi import FastAPI
@@ -16,11 +16,12 @@ from bot.events import Event
 from bot.service import Service
 from bot.store import OutboxItem, OutboxRow
 from bot.thread import Thread
-from channels.slack.bolt_app import BotIdentity, build_app, identify, run_socket_mode
+from channels.slack.bolt_app import BotIdentity, build_app, handle_event, identify, run_socket_mode
 from channels.slack.route import mount_events
 from channels.slack.slack_client import web_client
 from channels.slack.slack_delivery import SlackDelivery
 from channels.slack.slack_direct import direct_post
+from channels.slack.slack_event_inbox import EventInbox
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_outbound import outbound
 from channels.slack.users import SlackUsers
@@ -46,12 +47,22 @@ class SlackChannel(Channel):
         self.notices = Notices(self.client)
         self.users = SlackUsers(web_client(settings, retries=False), lambda: self.identity.team_id)
         self._bolt: AsyncApp | None = None
+        self._inbox: EventInbox | None = None
 
     def bolt(self, service: Service) -> AsyncApp:
         """The one bolt app shared by the HTTP route and Socket Mode."""
         if self._bolt is None:
             self._bolt = build_app(self.settings, service, self.identity, self.notices, self.users.actor)
         return self._bolt
+
+    def inbox(self, service: Service) -> EventInbox:
+        """Events recorded at the ack and turned into threads in the background (HTTP mode)."""
+        if self._inbox is None:
+            async def handle(body: dict[str, Any]) -> None:
+                await handle_event(body, service, self.identity, self.notices, self.users.actor)
+
+            self._inbox = EventInbox(service.store, handle, self.settings.poll_interval)
+        return self._inbox
 
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
         """Replies, approval cards and card updates for threads that started in Slack."""
@@ -69,13 +80,15 @@ class SlackChannel(Channel):
     def mount(self, app: FastAPI, service: Service) -> None:
         """POST /slack/events, when requests can be verified (SLACK_SIGNING_SECRET)."""
         if self.settings.slack_signing_secret:
-            mount_events(app, self.bolt(service), self.settings.slack_signing_secret)
+            mount_events(app, self.bolt(service), self.settings.slack_signing_secret, self.inbox(service))
         else:
             log.info("slack_http_disabled", reason="no SLACK_SIGNING_SECRET; Socket Mode only")
 
     def background(self, service: Service) -> list[BackgroundTask]:
         """Learn the bot's identity; hold the Socket Mode connection when SLACK_APP_TOKEN is set."""
         tasks: list[BackgroundTask] = [lambda: identify(self.client, self.identity)]
+        if self.settings.slack_signing_secret:
+            tasks.append(self.inbox(service).run)
         if self.settings.slack_app_token:
             bolt = self.bolt(service)
             tasks.append(lambda: run_socket_mode(bolt, self.settings, self.client))

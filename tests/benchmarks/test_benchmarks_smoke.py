@@ -68,3 +68,21 @@ def test_slack_ack_sends_signed_events_and_finds_their_threads(tmp_path: Path) -
     for phase in document["phases"]:
         assert phase["ack_max_ms"] >= phase["ack_p50_ms"] > 0
         assert isinstance(phase["lost"], int) and isinstance(phase["non_200"], int)
+
+
+def test_scale_out_runs_one_and_two_workers_on_postgres(tmp_path: Path) -> None:
+    """scale_out fills a throwaway PostgreSQL database, runs 1 and 2 `opsgate worker` processes to the end."""
+    document = run_benchmark("scale_out", tmp_path)
+    assert [s["workers"] for s in document["summary"]] == [1, 2]
+    for run in document["runs"]:
+        assert run["n"] == 40 and run["threads_per_s"] > 0 and len(run["load_avg"]) == 3
+
+
+def test_hitl_opsgate_side_runs_on_postgres(tmp_path: Path) -> None:
+    """hitl_vs_langgraph --database-url measures the opsgate side on a throwaway PostgreSQL database."""
+    document = run_benchmark("hitl_vs_langgraph", tmp_path, "--sides", "opsgate", "--database-url",
+                             "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    assert document["opsgate_database"] == "postgresql"
+    for entry in document["summary"]:
+        assert entry["opsgate"]["launch_per_s"] > 0 and entry["opsgate"]["bytes_per_paused"] > 0
+        assert entry["opsgate"]["sqlite_pragmas"] == {"backend": "postgresql"}

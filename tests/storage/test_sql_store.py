@@ -92,7 +92,7 @@ async def test_concurrent_appends_from_two_connections_one_wins(new_store: Store
             second.append(thread.id, [Done(message="b")], expected_seq=2, status="done", agent="deploy"),
             return_exceptions=True,
         )
-        assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "NoneType"], outcomes
+        assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "bool"], outcomes
         loaded = await second.load_thread(thread.id)
         assert loaded is not None and len(loaded.events) == 3
 

@@ -1,0 +1,208 @@
+"""The hot store operations on PostgreSQL: asyncpg with cached prepared statements and group commit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from bot.errors import Conflict, DuplicateRef, ThreadNotFound
+from bot.events import Event
+from bot.store import Lease, LedgerEntry, OutboxItem, OutboxRow, Ref
+from bot.thread import Thread, ThreadStatus
+from storage import hot_sql as q
+from storage.pg_writer import PgWriter
+from storage.rows import (
+    event_params,
+    make_thread,
+    outbox_params,
+    outbox_row,
+    ref_data,
+    ref_params,
+    thread_params,
+)
+
+_SQL = {name: q.postgres(sql) for name, sql in q.ALL.items()}
+
+
+def _rowcount(status: str) -> int:
+    """Rows touched, from asyncpg's command tag ("UPDATE 1", "INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _insert_refs(conn: asyncpg.Connection, items: Sequence[Ref], thread_id: str | None) -> None:
+    if not items:
+        return
+    try:
+        await conn.executemany(_SQL["INSERT_REF"], ref_params(items, thread_id))
+    except asyncpg.UniqueViolationError:
+        keys = ", ".join(f"{ref.channel}:{ref.key}" for ref in items)
+        raise DuplicateRef(f"already recorded: one of {keys}") from None
+
+
+async def _insert_outbox(
+    conn: asyncpg.Connection, items: Sequence[OutboxItem], thread_id: str | None, now: float
+) -> None:
+    if items:
+        await conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
+
+
+async def _insert_tail(
+    conn: asyncpg.Connection, thread_id: str, new: Sequence[Event], first_seq: int,
+    outbox: Sequence[OutboxItem], now: float,
+) -> None:
+    if new:
+        await conn.executemany(_SQL["INSERT_EVENT"], event_params(thread_id, new, first_seq))
+    await _insert_outbox(conn, outbox, thread_id, now)
+
+
+class PgHot:
+    """The same operations as ``SqliteHot``, on a PostgreSQL database."""
+
+    def __init__(self, dsn: str) -> None:
+        self.writer = PgWriter(dsn)
+
+    async def close(self) -> None:
+        await self.writer.close()
+
+    async def create_thread(
+        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
+        lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params = thread_params(thread, status, now)
+        leased = lease is not None and status == "running"
+        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
+        if lease is not None and leased:
+            params = (*params, lease.owner, now + lease.seconds)
+
+        async def op(conn: asyncpg.Connection) -> None:
+            await _insert_refs(conn, refs, thread.id)
+            await conn.execute(sql, *params)
+            await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
+
+        await self.writer.run(op)
+        return leased
+
+    async def load_thread(self, thread_id: str) -> Thread | None:
+        rows = await self.writer.read(lambda conn: conn.fetch(_SQL["LOAD_THREAD"], thread_id))
+        return make_thread(thread_id, rows)
+
+    async def append(
+        self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
+        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
+        leasing = lease is not None and status == "running"
+        if status != "running":
+            sql = _SQL["APPEND_STOPPED"]
+        elif lease is None:
+            sql = _SQL["APPEND_RUNNING"]
+        else:
+            sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
+
+        async def op(conn: asyncpg.Connection) -> bool:
+            held: Any = None
+            try:
+                if leasing:
+                    row = await conn.fetchrow(sql, *params)
+                    changed, held = (0, None) if row is None else (1, (row[0], row[1]))
+                else:
+                    changed = _rowcount(await conn.execute(sql, *params))
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                raise Conflict(f"thread {thread_id} is being changed concurrently") from None
+            if changed != 1:
+                seq = await conn.fetchval(_SQL["THREAD_SEQ"], thread_id)
+                if seq is None:
+                    raise ThreadNotFound(thread_id)
+                raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
+            await _insert_refs(conn, refs, thread_id)
+            await _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
+
+        return await self.writer.run(op)
+
+    # --- leases ---------------------------------------------------------------------------------------------
+
+    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
+        now = time.time()
+        # FOR UPDATE SKIP LOCKED: a claim never waits for (or takes) a row another claimer holds.
+        row = await self.writer.run(lambda conn: conn.fetchrow(_SQL["CLAIM_ANY"], now, owner, now + lease_seconds))
+        return str(row[0]) if row else None
+
+    async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
+        now = time.time()
+        seq = await self.writer.run(
+            lambda conn: conn.fetchval(_SQL["CLAIM_ONE"], thread_id, owner, now + lease_seconds, now))
+        return None if seq is None else int(seq)
+
+    async def release_thread(self, thread_id: str, owner: str, retry_in: float | None) -> None:
+        if retry_in is None:
+            await self.writer.run(lambda conn: conn.execute(_SQL["RELEASE"], thread_id, owner))
+        else:
+            until = time.time() + retry_in
+            await self.writer.run(lambda conn: conn.execute(_SQL["RELEASE_RETRY"], thread_id, owner, until))
+
+    async def renew_lease(self, thread_id: str, owner: str, lease_seconds: float) -> bool:
+        until = time.time() + lease_seconds
+        status = await self.writer.run(lambda conn: conn.execute(_SQL["RENEW"], thread_id, owner, until))
+        return _rowcount(status) == 1
+
+    async def thread_attempts(self, thread_id: str) -> int:
+        value = await self.writer.read(lambda conn: conn.fetchval(_SQL["ATTEMPTS"], thread_id))
+        return int(value or 0)
+
+    # --- refs, state, ledger --------------------------------------------------------------------------------
+
+    async def put_ref(self, ref: Ref) -> bool:
+        try:
+            await self.writer.run(lambda conn: _insert_refs(conn, [ref], ref.thread_id))
+        except DuplicateRef:
+            return False
+        return True
+
+    async def get_ref(self, channel: str, key: str) -> Ref | None:
+        row = await self.writer.read(lambda conn: conn.fetchrow(_SQL["GET_REF"], channel, key))
+        return None if row is None else Ref(channel=channel, key=key, thread_id=row[0], data=ref_data(row[1]))
+
+    async def get_state(self, key: str) -> Any:
+        value = await self.writer.read(lambda conn: conn.fetchval(_SQL["GET_STATE"], key))
+        return json.loads(value) if value is not None else None
+
+    async def set_state(self, key: str, value: Any) -> None:
+        encoded = json.dumps(value)
+        await self.writer.run(lambda conn: conn.execute(_SQL["SET_STATE"], key, encoded))
+
+    async def ledger_add(self, entry: LedgerEntry) -> bool:
+        params = (entry.idempotency_key, entry.action, entry.service, entry.environment, entry.version,
+                  entry.thread_id, entry.action_id, entry.approved_by, entry.at.timestamp())
+        status = await self.writer.run(lambda conn: conn.execute(_SQL["LEDGER_ADD"], *params))
+        return _rowcount(status) == 1
+
+    # --- outbox ---------------------------------------------------------------------------------------------
+
+    async def claim_outbox(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxRow]:
+        now = time.time()
+        rows = await self.writer.run(
+            lambda conn: conn.fetch(_SQL["CLAIM_OUTBOX"], channel, now, limit, now + lease_seconds))
+        return sorted((outbox_row(*row) for row in rows), key=lambda r: r.id)
+
+    async def add_outbox(self, items: Sequence[OutboxItem]) -> None:
+        if items:
+            now = time.time()
+            await self.writer.run(lambda conn: _insert_outbox(conn, items, None, now))
+
+    async def outbox_sent(self, row_id: int) -> None:
+        now = time.time()
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_SENT"], row_id, now))
+
+    async def outbox_retry(self, row_id: int, delay: float, error: str) -> None:
+        until = time.time() + delay
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_RETRY"], row_id, until, error[:2000]))
+
+    async def outbox_failed(self, row_id: int, error: str) -> None:
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_FAILED"], row_id, error[:2000]))

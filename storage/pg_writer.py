@@ -1,0 +1,125 @@
+"""PostgreSQL through asyncpg for the hot path: a connection pool and group commit.
+
+asyncpg prepares each statement once per connection and caches it, so a hot operation costs one round trip per
+statement and no SQL compilation. Writes queue for a few committers (short-lived tasks, started when writes
+arrive and ended when the queue is empty); each takes everything queued, runs it in one transaction with a
+savepoint per operation (a conflict or duplicate key in one operation rolls back that operation only) and
+answers every caller after COMMIT. Several committers keep PostgreSQL busy while one waits on its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+PgOp = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+_MAX_BATCH = 128
+
+
+class PgWriter:
+    """Grouped write transactions on a shared asyncpg pool."""
+
+    def __init__(self, dsn: str, committers: int = 4, pool_size: int = 10) -> None:
+        self._dsn = dsn
+        self._committers = committers
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._creating: asyncio.Lock | None = None
+        self._pending: deque[tuple[PgOp, asyncio.Future[Any]]] = deque()
+        self._drains: set[asyncio.Task[None]] = set()
+        self._unstarted = 0  # drains created that have not taken their first batch yet
+        self.transactions = 0
+        self.operations = 0
+
+    async def pool(self) -> asyncpg.Pool:
+        """The pool, created on first use (in the running loop)."""
+        if self._pool is None:
+            if self._creating is None:
+                self._creating = asyncio.Lock()
+            async with self._creating:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._pool_size, command_timeout=60,
+                    )
+        return self._pool
+
+    async def read(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run a read on any pooled connection, outside the write queue."""
+        async with (await self.pool()).acquire() as conn:
+            return await op(conn)
+
+    async def run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``op`` in the next grouped write transaction; its result after that transaction committed."""
+        pool = await self.pool()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, future))
+        # A committer that has not started yet will take this write too; otherwise start one, up to the limit
+        # (the running ones are each inside a transaction: this write joins whichever finishes first).
+        if self._unstarted == 0 and len(self._drains) < self._committers:
+            self._unstarted += 1
+            task = asyncio.create_task(self._drain(pool), name="pg-committer")
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        return await future
+
+    async def close(self) -> None:
+        """Let queued writes commit, then close the pool."""
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _drain(self, pool: asyncpg.Pool) -> None:
+        first = True
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(_MAX_BATCH, len(self._pending)))]
+            if first:
+                self._unstarted -= 1
+                first = False
+            try:
+                await self._transaction(pool, batch)
+            except asyncio.CancelledError:
+                _answer([(future, False, ConnectionError("the write was interrupted before its commit"))
+                         for _, future in batch])
+                raise
+        if first:
+            self._unstarted -= 1
+
+    async def _transaction(self, pool: asyncpg.Pool, batch: list[tuple[PgOp, asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                for op, future in batch:
+                    if len(batch) == 1:
+                        outcomes.append((future, True, await op(conn)))
+                        continue
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            value = await op(conn)
+                    except Exception as exc:  # this operation alone is undone
+                        outcomes.append((future, False, exc))
+                    else:
+                        outcomes.append((future, True, value))
+        except Exception as exc:  # the transaction itself failed: nothing of this batch is stored
+            outcomes = [(future, False, exc) for _, future in batch]
+        else:
+            self.transactions += 1
+            self.operations += len(batch)
+        _answer(outcomes)
+
+
+def _answer(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():  # the caller was cancelled; the write stands (or failed) all the same
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

@@ -1,0 +1,122 @@
+"""Converting between typed values and the hot path's row tuples, the same for sqlite3 and asyncpg."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalRequested, Event
+from bot.store import OutboxItem, OutboxRow, Ref
+from bot.thread import Thread, ThreadStatus
+
+# One validation call per thread: the stored JSON objects joined into one array.
+_EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+_COPIED = frozenset({"name", "arguments", "reason"})  # what an approval request repeats of its proposal
+
+
+def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = None) -> str:
+    """The event's JSON without what the row holds anyway: its ``type`` (a column), and an approval request's copy
+    of its proposal's name, arguments and reason when that proposal is written with it (``proposals``)."""
+    exclude = {"type"}
+    if isinstance(event, ApprovalRequested) and proposals:
+        proposal = proposals.get(event.action_id)
+        if proposal is not None and (proposal.name, proposal.arguments, proposal.reason) == (
+            event.name, event.arguments, event.reason
+        ):
+            exclude |= _COPIED
+    return EVENT_ADAPTER.dump_json(event, exclude_none=True, exclude=exclude).decode()
+
+
+def event_json(type_: str, data: str) -> str:
+    """A stored event's full JSON: its type put back in front (rows written before 0006 carry it already: a
+    repeated key, the same value)."""
+    return '{"type":"' + type_ + '",' + data[1:]
+
+
+def load_events(rows: Sequence[tuple[str, str]]) -> list[Event]:
+    """Validate stored (type, JSON) rows of one thread, in order, restoring what ``dump_event`` left out."""
+    if not rows:
+        return []
+    texts = [event_json(type_, data) for type_, data in rows]
+    for i, (type_, _) in enumerate(rows):
+        if type_ == "approval_requested":
+            texts[i] = _with_proposal(texts[i], texts[:i])
+    return _EVENTS.validate_json("[" + ",".join(texts) + "]")
+
+
+def _with_proposal(text: str, earlier: Sequence[str]) -> str:
+    request = json.loads(text)
+    if "name" in request:
+        return text
+    for candidate in reversed(earlier):
+        if candidate.startswith('{"type":"action_proposed"'):
+            proposal = json.loads(candidate)
+            if proposal.get("action_id") == request.get("action_id"):
+                request.update({k: proposal[k] for k in _COPIED if k in proposal})
+                request.setdefault("arguments", {})
+                return json.dumps(request)
+    return text  # no proposal found: validation says what is missing
+
+
+def thread_params(thread: Thread, status: ThreadStatus, now: float) -> tuple[Any, ...]:
+    """INSERT_THREAD's parameters; the last one is the creation time."""
+    requester = thread.requester[:255] if thread.requester else None
+    return (thread.id, thread.agent, status, thread.title[:120], requester, thread.seq, now)
+
+
+def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[tuple[Any, ...]]:
+    proposals = {e.action_id: e for e in new if isinstance(e, ActionProposed)}
+    return [(thread_id, first_seq + i, e.type, e.at.timestamp(), dump_event(e, proposals))
+            for i, e in enumerate(new)]
+
+
+def ref_params(items: Sequence[Ref], thread_id: str | None) -> list[tuple[Any, ...]]:
+    return [(ref.channel, ref.key, ref.thread_id or thread_id,
+             json.dumps(ref.data) if ref.data is not None else None) for ref in items]
+
+
+def ref_data(value: str | None) -> dict[str, Any] | None:
+    return json.loads(value) if value else None
+
+
+def outbox_params(items: Sequence[OutboxItem], thread_id: str | None, now: float) -> list[tuple[Any, ...]]:
+    return [(o.channel, o.thread_id or thread_id, json.dumps(o.payload), now) for o in items]
+
+
+def outbox_row(
+    row_id: int, channel: str, thread_id: str | None, payload: str, attempts: int, created_at: float
+) -> OutboxRow:
+    """A claimed row; ``attempts`` comes back already counted for this claim, the row reports the earlier ones.
+
+    A payload that cannot be read says why (``problem``) instead of failing the whole claim: the outbox then
+    quarantines that row and delivers the others.
+    """
+    data: Any = {}
+    problem = None
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        problem = f"payload is not valid JSON: {exc}"
+    if not isinstance(data, dict):
+        data, problem = {}, problem or f"payload is a JSON {type(data).__name__}, not an object"
+    return OutboxRow(id=row_id, channel=channel, thread_id=thread_id, payload=data, problem=problem,
+                     attempts=attempts - 1, created_at=ts(created_at))
+
+
+def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
+    """A thread from LOAD_THREAD's rows (agent, created_at, updated_at, event type, event data), or None."""
+    if not rows:
+        return None
+    agent, created_at, updated_at, _, _ = rows[0]
+    events = load_events([(row[3], row[4]) for row in rows if row[4] is not None])
+    return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))

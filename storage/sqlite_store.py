@@ -1,0 +1,225 @@
+"""The hot store operations on SQLite: each one a synchronous function run on the writer or a reader thread."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bot.errors import Conflict, DuplicateRef, ThreadNotFound
+from bot.events import Event
+from bot.store import Lease, LedgerEntry, OutboxItem, OutboxRow, Ref
+from bot.thread import Thread, ThreadStatus
+from storage import hot_sql as q
+from storage.rows import (
+    event_params,
+    make_thread,
+    outbox_params,
+    outbox_row,
+    ref_data,
+    ref_params,
+    thread_params,
+)
+from storage.sqlite_threads import SqliteReaders, SqliteWriter
+
+_SQL = {name: q.sqlite(sql) for name, sql in q.ALL.items()}
+
+
+def _insert_refs(conn: sqlite3.Connection, items: Sequence[Ref], thread_id: str | None) -> None:
+    """Refs go first in the transaction; a known key aborts the operation (its savepoint is rolled back)."""
+    if not items:
+        return
+    try:
+        conn.executemany(_SQL["INSERT_REF"], ref_params(items, thread_id))
+    except sqlite3.IntegrityError:
+        keys = ", ".join(f"{ref.channel}:{ref.key}" for ref in items)
+        raise DuplicateRef(f"already recorded: one of {keys}") from None
+
+
+def _insert_outbox(
+    conn: sqlite3.Connection, items: Sequence[OutboxItem], thread_id: str | None, now: float
+) -> None:
+    if items:
+        conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
+
+
+def _insert_tail(
+    conn: sqlite3.Connection, thread_id: str, new: Sequence[Event], first_seq: int,
+    outbox: Sequence[OutboxItem], now: float,
+) -> None:
+    if new:
+        conn.executemany(_SQL["INSERT_EVENT"], event_params(thread_id, new, first_seq))
+    _insert_outbox(conn, outbox, thread_id, now)
+
+
+class SqliteHot:
+    """Threads, refs, leases, outbox, state and ledger writes straight through sqlite3, with group commit."""
+
+    def __init__(self, path: str) -> None:
+        self.writer = SqliteWriter(path)
+        self.readers = SqliteReaders(path)
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.readers.close()
+
+    async def create_thread(
+        self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
+        lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params = thread_params(thread, status, now)
+        leased = lease is not None and status == "running"
+        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
+        if lease is not None and leased:
+            params = (*params, lease.owner, now + lease.seconds)
+
+        def op(conn: sqlite3.Connection) -> None:
+            _insert_refs(conn, refs, thread.id)
+            conn.execute(sql, params)
+            _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
+
+        await self.writer.run(op)
+        return leased
+
+    async def load_thread(self, thread_id: str) -> Thread | None:
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(_SQL["LOAD_THREAD"], (thread_id,)).fetchall()
+
+        return make_thread(thread_id, await self.readers.run(op))
+
+    async def append(
+        self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
+        agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+    ) -> bool:
+        now = time.time()
+        params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
+        leasing = lease is not None and status == "running"
+        if status != "running":
+            sql = _SQL["APPEND_STOPPED"]
+        elif lease is None:
+            sql = _SQL["APPEND_RUNNING"]
+        else:
+            sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(sql, params)
+            if leasing:
+                row = cursor.fetchone()
+                changed, held = row is not None, (row[0], row[1]) if row else None
+            else:
+                changed, held = cursor.rowcount == 1, None
+            if not changed:
+                found = conn.execute(_SQL["THREAD_SEQ"], (thread_id,)).fetchone()
+                if found is None:
+                    raise ThreadNotFound(thread_id)
+                raise Conflict(f"thread {thread_id} changed (seq {found[0]}, expected {expected_seq})")
+            _insert_refs(conn, refs, thread_id)
+            _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
+
+        return await self.writer.run(op)
+
+    # --- leases ---------------------------------------------------------------------------------------------
+
+    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
+        now = time.time()
+
+        def probe(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_SQL["PROBE_RUNNABLE"], (now,)).fetchone() is not None
+
+        # Most claims find nothing; answer those from a reader instead of queueing for the one writer.
+        if not await self.readers.run(probe):
+            return None
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(_SQL["CLAIM_ANY"], (now, owner, now + lease_seconds)).fetchone()
+            return row[0] if row else None
+
+        return await self.writer.run(op)
+
+    async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_SQL["CLAIM_ONE"], (thread_id, owner, now + lease_seconds, now)).fetchone()
+            return int(row[0]) if row else None
+
+        return await self.writer.run(op)
+
+    async def release_thread(self, thread_id: str, owner: str, retry_in: float | None) -> None:
+        params: tuple[Any, ...]
+        if retry_in is None:
+            sql, params = _SQL["RELEASE"], (thread_id, owner)
+        else:
+            sql, params = _SQL["RELEASE_RETRY"], (thread_id, owner, time.time() + retry_in)
+        await self.writer.run(lambda conn: conn.execute(sql, params))
+
+    async def renew_lease(self, thread_id: str, owner: str, lease_seconds: float) -> bool:
+        params = (thread_id, owner, time.time() + lease_seconds)
+        return await self.writer.run(lambda conn: conn.execute(_SQL["RENEW"], params).rowcount == 1)
+
+    async def thread_attempts(self, thread_id: str) -> int:
+        row = await self.readers.run(lambda conn: conn.execute(_SQL["ATTEMPTS"], (thread_id,)).fetchone())
+        return int(row[0]) if row else 0
+
+    # --- refs, state, ledger --------------------------------------------------------------------------------
+
+    async def put_ref(self, ref: Ref) -> bool:
+        try:
+            await self.writer.run(lambda conn: _insert_refs(conn, [ref], ref.thread_id))
+        except DuplicateRef:
+            return False
+        return True
+
+    async def get_ref(self, channel: str, key: str) -> Ref | None:
+        row = await self.readers.run(lambda conn: conn.execute(_SQL["GET_REF"], (channel, key)).fetchone())
+        return None if row is None else Ref(channel=channel, key=key, thread_id=row[0], data=ref_data(row[1]))
+
+    async def get_state(self, key: str) -> Any:
+        row = await self.readers.run(lambda conn: conn.execute(_SQL["GET_STATE"], (key,)).fetchone())
+        return json.loads(row[0]) if row is not None else None
+
+    async def set_state(self, key: str, value: Any) -> None:
+        params = (key, json.dumps(value))
+        await self.writer.run(lambda conn: conn.execute(_SQL["SET_STATE"], params))
+
+    async def ledger_add(self, entry: LedgerEntry) -> bool:
+        params = (entry.idempotency_key, entry.action, entry.service, entry.environment, entry.version,
+                  entry.thread_id, entry.action_id, entry.approved_by, entry.at.timestamp())
+        return await self.writer.run(lambda conn: conn.execute(_SQL["LEDGER_ADD"], params).rowcount == 1)
+
+    # --- outbox ---------------------------------------------------------------------------------------------
+
+    async def claim_outbox(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxRow]:
+        now = time.time()
+
+        def probe(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_SQL["PROBE_OUTBOX"], (channel, now, 1)).fetchone() is not None
+
+        if not await self.readers.run(probe):
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(_SQL["CLAIM_OUTBOX"], (channel, now, limit, now + lease_seconds)).fetchall()
+
+        return sorted((outbox_row(*row) for row in await self.writer.run(op)), key=lambda r: r.id)
+
+    async def add_outbox(self, items: Sequence[OutboxItem]) -> None:
+        if items:
+            now = time.time()
+            await self.writer.run(lambda conn: _insert_outbox(conn, items, None, now))
+
+    async def outbox_sent(self, row_id: int) -> None:
+        params = (row_id, time.time())
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_SENT"], params))
+
+    async def outbox_retry(self, row_id: int, delay: float, error: str) -> None:
+        params = (row_id, time.time() + delay, error[:2000])
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_RETRY"], params))
+
+    async def outbox_failed(self, row_id: int, error: str) -> None:
+        params = (row_id, error[:2000])
+        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_FAILED"], params))
