@@ -44,7 +44,8 @@ def _sqlite_engine(url: str, begin: str, **pool: Any) -> AsyncEngine:
 def create_engine(url: str) -> AsyncEngine:
     """The engine for writes (and for everything on PostgreSQL)."""
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # Only cold queries (listings, counts, audit, migrations) use it; the hot path has its own asyncpg pool.
+        return create_async_engine(url, pool_size=2, max_overflow=8, pool_pre_ping=True)
     return _sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=1, max_overflow=0, pool_timeout=120)
 
 
