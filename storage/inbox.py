@@ -30,6 +30,7 @@ SQL = {
         + q.LOCKED + ") RETURNING key, body, attempts, received_at"
     ),
     "INBOX_DONE": "DELETE FROM inbox WHERE channel = $1 AND key = $2",
+    "INBOX_RETRY": "UPDATE inbox SET next_attempt_at = $3 WHERE channel = $1 AND key = $2",
 }
 _SQLITE = {name: q.sqlite(sql) for name, sql in SQL.items()}
 _PG = {name: q.postgres(sql) for name, sql in SQL.items()}
@@ -75,3 +76,12 @@ async def inbox_done(hot: SqliteHot | PgHot, channel: str, key: str) -> None:
         await hot.writer.run(lambda conn: conn.execute(_SQLITE["INBOX_DONE"], (channel, key)))
     else:
         await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_DONE"], channel, key))
+
+
+async def inbox_retry(hot: SqliteHot | PgHot, channel: str, key: str, delay: float) -> None:
+    """Hand a delivery whose handling failed back for another attempt in ``delay`` seconds (not at lease end)."""
+    params = (channel, key, time.time() + delay)
+    if isinstance(hot, SqliteHot):
+        await hot.writer.run(lambda conn: conn.execute(_SQLITE["INBOX_RETRY"], params))
+    else:
+        await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_RETRY"], *params))

@@ -128,6 +128,9 @@ class SqlStore(QuarantineStore, CredentialStore):
     async def inbox_done(self, channel: str, key: str) -> None:
         await inbox.inbox_done(self.hot, channel, key)
 
+    async def inbox_retry(self, channel: str, key: str, delay: float) -> None:
+        await inbox.inbox_retry(self.hot, channel, key, delay)
+
     # --- outbox (hot, except the count) ---------------------------------------------------------------------
 
     async def claim_outbox(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxRow]:

@@ -14,7 +14,7 @@ import structlog
 from fastapi import FastAPI
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from channels.slack.slack_event_inbox import EventInbox, event_id_of
@@ -65,6 +65,9 @@ async def handle(bolt: AsyncApp, secret: str, request: Request, inbox: EventInbo
     """Verify, then record a message event in the inbox (the ack that never waits) or dispatch to bolt."""
     try:
         verified = await verify(request.headers, request.stream(), secret)
+    except ClientDisconnect:
+        # The client went away, or bot/body_limit.py already answered 413 and cut the body off: nothing to say.
+        return Response(status_code=413)
     except Rejected as exc:
         log.info("slack_request_rejected", status=exc.status, reason=exc.reason,
                  client=request.client.host if request.client else None)

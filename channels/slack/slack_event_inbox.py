@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from bot.store import InboxItem, QuarantineItem, Store
+from bot.text import storable_key
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -31,7 +32,10 @@ _CONCURRENCY = 32  # Slack threads handled at once (each one's events in order)
 # A row claimed by a process that died is claimable again after this. Handling takes milliseconds, and handling
 # one event twice is harmless (event-id refs), so the lease is short.
 _LEASE_SECONDS = 10.0
-_MAX_ATTEMPTS = 10
+# A failed event is tried again after 0.25 s, 0.5 s, 1 s, 2 s; the 5th failure quarantines it (a poison event must
+# not keep failing forever, nor hold up the events behind it).
+MAX_ATTEMPTS = 5
+_FIRST_RETRY_SECONDS = 0.25
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -49,7 +53,7 @@ def event_id_of(body: bytes) -> str | None:
         return None
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
         return None
-    return event_id
+    return storable_key(event_id)  # a NUL in the id would be refused by PostgreSQL (bot/text.py)
 
 
 def conversation_of(body: dict[str, Any]) -> str:
@@ -109,9 +113,11 @@ class EventInbox:
         try:
             await self.handle(body)
         except Exception:
-            if item.attempts + 1 < _MAX_ATTEMPTS:  # left in the inbox: claimed again when its lease ends
-                log.exception("slack_event_failed", event_id=item.key, attempt=item.attempts + 1,
-                              retry_in_s=_LEASE_SECONDS)
+            attempt = item.attempts + 1
+            if attempt < MAX_ATTEMPTS:  # left in the inbox, claimable again after a short backoff
+                delay = _FIRST_RETRY_SECONDS * 2 ** item.attempts
+                log.exception("slack_event_failed", event_id=item.key, attempt=attempt, retry_in_s=delay)
+                await self.store.inbox_retry(INBOX, item.key, delay)
                 return
             log.exception("slack_event_given_up", event_id=item.key, attempts=item.attempts + 1)
             # A poison event: set aside for a person (visible in /quarantine), never retried again.
