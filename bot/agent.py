@@ -32,6 +32,9 @@ class ToolContext:
     settings: Settings
     ledger: Ledger
     http: httpx.AsyncClient
+    # The intent was already recorded before this step began: a crash may have cut off an earlier run of the
+    # tool after its side effect, so a tool talking to an outside system must look for that effect first.
+    resumed: bool = False
 
 
 Tool = Callable[[Action, ToolContext], Awaitable[str]]
@@ -45,6 +48,9 @@ class Agent:
     description: str
     prompt_path: Path
     tools: Mapping[type[Action], Tool] = field(default_factory=dict)
+    # Checks the agent's own settings at start (ConfigError stops the start) and returns what an operator
+    # must know about them (logged as start-up warnings).
+    configure: Callable[[Settings], list[str]] | None = None
 
     @cached_property
     def prompt(self) -> str:
