@@ -10,20 +10,9 @@ from bot.agent import Agent
 from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
+from bot.field_help import describe_validation as describe_validation  # plain words; re-exported for callers
 from bot.policy import authorize, four_eyes_applies
 from bot.thread import Thread
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """``version: field required; environment: input should be 'staging' or 'production'``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        msg = err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid"
-        if err["type"] == "extra_forbidden":
-            msg = "unknown argument"
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
 
 
 def decide(

@@ -124,18 +124,21 @@ def threads() -> None:
 @click.option("--limit", type=int, default=50)
 def threads_list(status: str | None, limit: int) -> None:
     """List threads, most recently updated first."""
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> None:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
-            for t in await store.list_threads(status, limit):  # type: ignore[arg-type]
-                click.echo(f"{t.id}  {t.status:<21} {t.agent or '-':<8} {t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
+            found = await store.list_threads(status, limit)  # type: ignore[arg-type]
         finally:
             await store.close()
+        if not found:
+            click.echo(f"no threads{f' with status {status}' if status else ''} yet", err=True)
+        for t in found:
+            click.echo(f"{t.id}  {t.status:<21} {t.agent or '-':<8} {t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
 
     _run(go())
 
@@ -146,12 +149,12 @@ def threads_list(status: str | None, limit: int) -> None:
 def threads_show(thread_id: str, as_json: bool) -> None:
     """Show one thread's events."""
     from channels.terminal import describe_event
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> None:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
             thread = await store.load_thread(thread_id)
@@ -197,12 +200,12 @@ def audit() -> None:
 def audit_export(since: datetime | None, fmt: str, output: Any) -> None:
     """Every approval request, decision and execution with who, when and what."""
     from bot.audit import export
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> int:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
             return await export(store, since.replace(tzinfo=UTC) if since else None, fmt, output)
