@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
 from bot.field_help import describe_validation as describe_validation  # plain words; re-exported for callers
+from bot.field_help import field_errors
 from bot.policy import authorize, four_eyes_applies
 from bot.thread import Thread
 
@@ -52,7 +53,7 @@ def decide(
         try:
             action = action_type.model_validate(merged)
         except ValidationError as exc:
-            raise InvalidArguments(describe_validation(exc)) from None
+            raise InvalidArguments(describe_validation(exc), field_errors(exc)) from None
         edited = action.model_dump(mode="json")
         changes = [
             ArgumentChange(field=k, old=pending.arguments.get(k), new=v)

@@ -91,3 +91,12 @@ def describe_validation(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {describe_error(err)}" for err in exc.errors()
     )
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Each top-level field's first problem in plain words, for showing next to that field."""
+    found: dict[str, str] = {}
+    for err in exc.errors():
+        if err["loc"]:
+            found.setdefault(str(err["loc"][0]), describe_error(err))
+    return found
