@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,11 @@ def startup_warnings(settings: Settings, registry: Registry | None = None) -> li
     warnings = []
     if not settings.api_token:
         warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads refuses every request")
+        if not _loopback(settings.host):
+            warnings.append(
+                f"listening on {settings.host} without OPSGATE_API_TOKEN: the one-time login URL is only offered on "
+                "127.0.0.1, so nobody can log in to the web inbox with a token either. This is the safe default; "
+                "set OPSGATE_API_TOKEN (and OPSGATE_WEB_SECRET) to use the inbox and the API")
     if settings.open_mode:
         warnings.append("no approvers configured (OPSGATE_APPROVERS): the local inbox/CLI/API user approves "
                         "everything and the four-eyes rule is off")
@@ -35,6 +41,13 @@ def startup_warnings(settings: Settings, registry: Registry | None = None) -> li
         if agent.configure is not None:
             warnings.extend(agent.configure(settings))
     return warnings
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops: bool = True) -> FastAPI:
