@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from bot import __version__
+from bot import __version__, telemetry
 from bot.agent import Registry
 from bot.api import BearerGate, router, signal_handler
 from bot.config import Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        telemetry.start(settings)
         revision = await prepare_database(settings)
         for warning in startup_warnings(settings, runtime.registry):
             log.warning("startup_warning", message=warning)
@@ -70,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
         finally:
             await loops.stop()
             await runtime.aclose()
+            telemetry.stop(settings)
 
     app = FastAPI(title="opsgate", version=__version__, lifespan=lifespan,
                   description="Chat-ops with humans in the loop: threads, typed actions, approvals.")
@@ -79,6 +81,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.include_router(router)
     app.add_middleware(BearerGate, expected=settings.api_token)
+    app.add_middleware(telemetry.RequestTimer, routes=lambda: app.router.routes)
+    app.add_route("/metrics", telemetry.metrics_endpoint(runtime.store, settings), methods=["GET"],
+                  include_in_schema=False)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

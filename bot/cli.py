@@ -71,7 +71,15 @@ def worker() -> None:
     """Run only the worker and outbox loops (scale-out; use PostgreSQL for several workers)."""
     settings = _settings()
     configure_logging(settings.log_level)
-    _run(_run_loops(settings, lambda runtime: runtime.loops(channels=False)))
+    _run(_run_loops(settings, lambda runtime: {**runtime.loops(channels=False), **_metrics_loop(runtime)}))
+
+
+def _metrics_loop(runtime: Runtime) -> dict[str, Loop]:
+    """A worker's own /metrics listener when OPSGATE_METRICS_PORT is set."""
+    from bot.telemetry import metrics_listener
+
+    listener = metrics_listener(runtime.store, runtime.settings)
+    return {"metrics": listener} if listener is not None else {}
 
 
 @main.command()
@@ -88,11 +96,13 @@ def email() -> None:
 
 async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, Loop]]) -> None:
     """Run the loops ``choose`` picks from a fresh runtime, until interrupted."""
+    from bot import telemetry
     from bot.runtime import Loops
     from bot.wiring import build_runtime, prepare_database
 
     await prepare_database(settings)
     runtime = build_runtime(settings)
+    telemetry.start(settings)
     loops = Loops()
     loops.start(choose(runtime))
     try:
@@ -100,6 +110,7 @@ async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, L
     finally:
         await loops.stop()
         await runtime.aclose()
+        telemetry.stop(settings)
 
 
 @main.command()

@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     # web inbox
     web_secret: str | None = Field(None, alias="OPSGATE_WEB_SECRET")
 
+    # metrics (bot/metrics.py) and traces (bot/tracing.py)
+    metrics_token: str | None = Field(None, alias="OPSGATE_METRICS_TOKEN")  # unset: /metrics is open
+    metrics_port: int | None = Field(None, alias="OPSGATE_METRICS_PORT", ge=1, le=65535)  # `opsgate worker` only
+    # prometheus-client reads it itself at import; declared here so it is documented and checked
+    prometheus_multiproc_dir: str | None = Field(None, alias="PROMETHEUS_MULTIPROC_DIR")
+    otel_traces_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    otel_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_headers: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_HEADERS")
+    otel_service_name: str = Field("opsgate", alias="OTEL_SERVICE_NAME")
+    otel_sdk_disabled: bool = Field(False, alias="OTEL_SDK_DISABLED")
+
     # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
     approver_groups_raw: dict[str, str] = Field(default_factory=dict)
     # every other OPSGATE_* variable, for the agents' own settings (AgentSettings); filled by load_settings

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
+from bot import telemetry
 from bot.channel import Channel
 from bot.errors import Conflict
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
@@ -89,6 +90,7 @@ class Journal:
         self.outbox_ready.set()
 
     def _after(self, thread: Thread, new: Sequence[Event], queued: bool) -> None:
+        telemetry.committed(thread, new)
         for event in new:
             fields: dict[str, object] = {"thread_id": thread.id, "agent": thread.agent, "type": event.type}
             call = getattr(event, "call", None)

@@ -8,6 +8,7 @@ import random
 
 import structlog
 
+from bot import telemetry
 from bot.channel import Channel
 from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import ErrorEvent
@@ -58,7 +59,8 @@ class OutboxDispatcher:
     async def deliver(self, channel: Channel, row: OutboxRow) -> None:
         """Deliver one row and record the outcome."""
         try:
-            await channel.deliver(row)
+            with telemetry.delivery(channel.name, row):
+                await channel.deliver(row)
         except DeliveryRetry as exc:
             delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts)
             log.warning("outbox_retry", channel=channel.name, row=row.id, error=str(exc), retry_in_s=delay)

@@ -15,9 +15,10 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import AuditRecord, LedgerEntry, OpsSnapshot, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 from storage.database import create_engine, create_read_engine
+from storage.ops_snapshot import read_snapshot
 from storage.schema import deployments, events, outbox, refs, state, threads
 
 
@@ -322,6 +323,10 @@ class SqlStore:
             async for row in result:
                 yield AuditRecord(thread_id=row.thread_id, agent=row.agent,
                                   event=EVENT_ADAPTER.validate_json(row.data))
+
+    async def ops_snapshot(self) -> OpsSnapshot:
+        """The operator's snapshot for /metrics (storage/ops_snapshot.py)."""
+        return await read_snapshot(self.reader)
 
 
 def store_for(url: str) -> SqlStore:

@@ -26,6 +26,7 @@ import structlog
 from imapclient.exceptions import IMAPClientError
 from pydantic import BaseModel
 
+from bot import telemetry
 from bot.store import Store
 from channels.email.imap_session import ImapConfig, ImapSession, MailboxInfo
 from channels.email.inbound import InboundMail, parse_mail
@@ -162,6 +163,7 @@ class ImapWatcher:
             log.exception("email_unparseable", uid=uid, size=len(raw))
             return
         result = await self.handle(mail)
+        telemetry.inbound_mail(result.outcome)
         await self._call(session.mark_seen, uid)
         log.info("email_processed", uid=uid, outcome=result.outcome, thread_id=result.thread_id,
                  detail=result.detail or None, message_id=mail.message_id)
