@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -105,8 +106,14 @@ async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, L
     telemetry.start(settings)
     loops = Loops()
     loops.start(choose(runtime))
+    # SIGTERM (docker stop, Kubernetes) ends the loops the way Ctrl-C does: leases released, traces flushed.
+    stopping, loop = asyncio.Event(), asyncio.get_running_loop()
+    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(stopping.set))
     try:
-        await asyncio.gather(*loops.tasks.values())
+        waiting: asyncio.Future[Any] = asyncio.create_task(stopping.wait())
+        everything: asyncio.Future[Any] = asyncio.gather(*loops.tasks.values())  # some loops may end early
+        await asyncio.wait([waiting, everything], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
     finally:
         await loops.stop()
         await runtime.aclose()

@@ -156,7 +156,7 @@ def metrics_listener(store: Store, settings: Settings) -> Callable[[], Awaitable
 
     app = Starlette(routes=[Route("/metrics", metrics_endpoint(store, settings)), Route("/healthz", healthz)])
     config = uvicorn.Config(RequestTimer(app, lambda: app.routes), host=settings.host, port=settings.metrics_port,
-                            log_config=None, access_log=False, lifespan="off")
+                            log_config=None, access_log=False, lifespan="off", ws="none")
 
     async def serve() -> None:
         log.info("metrics_listening", url=f"http://{settings.host}:{settings.metrics_port}/metrics")
