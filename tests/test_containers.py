@@ -78,6 +78,15 @@ def test_compose_has_postgres_migrations_serve_and_one_worker() -> None:
     assert services["worker"].get("deploy", {}).get("replicas", 1) == 1
 
 
+def test_the_worker_serves_metrics_and_is_checked_on_them() -> None:
+    """The worker listens for /metrics and /healthz on OPSGATE_METRICS_PORT, and its health check asks there."""
+    worker = compose()["services"]["worker"]
+    port = worker["environment"]["OPSGATE_METRICS_PORT"]
+    assert worker["expose"] == [port] and worker["environment"]["OPSGATE_HOST"] == "0.0.0.0"
+    assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    assert load_settings({k: str(v) for k, v in worker["environment"].items()}).metrics_port == int(port)
+
+
 def test_migrations_run_first_and_alone() -> None:
     """migrate waits for a healthy PostgreSQL; serve and worker wait for migrate to finish successfully."""
     services = compose()["services"]
