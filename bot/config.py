@@ -176,6 +176,9 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"{name}: {', '.join(bad)} is not a Slack user id (U…/W…), an email address or a user name"
                 )
+        if self.prometheus_multiproc_dir and not os.path.isdir(self.prometheus_multiproc_dir):
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {self.prometheus_multiproc_dir} is not a directory "
+                              "(create it, empty, before the opsgate processes start)")
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:
