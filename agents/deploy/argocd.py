@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.deploy.actions import Deploy, Rollback
@@ -23,6 +24,7 @@ from bot.agent import ToolContext
 from bot.errors import ExecutionFailed
 
 SYSTEM = "Argo CD"
+log = structlog.get_logger("opsgate.deploy")
 KEY_ANNOTATION = "opsgate.io/idempotency-key"
 KEY_INFO = "opsgate-idempotency-key"
 _DONE = frozenset({"Succeeded", "Failed", "Error"})
@@ -197,6 +199,8 @@ async def sync_version(action: Deploy | Rollback, version: str, ctx: ToolContext
     if app.operation_key() != ctx.idempotency_key:  # not already done or under way for this key
         await argo.patch(version_patch(app, config, action, version, ctx.idempotency_key))
         await argo.sync(ctx)
+    log.info("deploy_sync_followed", thread_id=ctx.thread_id, idempotency_key=ctx.idempotency_key,
+             application=argo.name, url=argo.ui_url)
     done = await argo.wait(ctx.idempotency_key)
     revision = done.status.sync.revision[:12] or "?"
     return f"Argo CD synced {argo.name} to {version} (revision {revision}), Healthy: {argo.ui_url}"

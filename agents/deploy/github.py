@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import BaseModel, ConfigDict
 
 from agents.deploy.actions import Deploy, Rollback
@@ -22,6 +23,7 @@ from bot.agent import ToolContext
 from bot.errors import ExecutionFailed
 
 SYSTEM = "GitHub"
+log = structlog.get_logger("opsgate.deploy")
 _NOT_STARTED = frozenset({"queued", "requested", "pending"})
 
 
@@ -153,6 +155,7 @@ async def run_workflow(action: Deploy | Rollback, version: str | None, ctx: Tool
                     f"dispatched {config.github_workflow}, but no run named with {key} appeared within "
                     f"{config.start_timeout:g} s: the run never started (does the workflow's run-name include "
                     "${{ inputs.idempotency_key }}?)")
+    log.info("deploy_run_followed", thread_id=ctx.thread_id, idempotency_key=key, run_url=run.html_url)
     run = await github.follow(run)
     if run.conclusion != "success":
         raise ExecutionFailed(f"GitHub Actions run {run.html_url} finished: {run.conclusion or 'no conclusion'}")

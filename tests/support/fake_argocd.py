@@ -89,6 +89,12 @@ class FakeArgoCD:
         """The server's base URL (OPSGATE_DEPLOY_ARGOCD_URL)."""
         return self._server.url
 
+    def operation_running(self, name: str, infos: list[dict[str, str]]) -> None:
+        """A sync operation the controller is already running (started before a crash); it finishes as polled."""
+        operation = {"sync": {"prune": False}, "info": infos, "initiatedBy": {"username": "opsgate"}}
+        self.apps[name]["status"]["operationState"] = {"operation": operation, "phase": "Running", "message": ""}
+        self._progress[name] = _Progress(operation)
+
     def __enter__(self) -> FakeArgoCD:
         self._server.start()
         return self

@@ -14,7 +14,9 @@ from agents.deploy.executor import deploy, rollback
 from bot.agent import ToolContext
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
-from storage import SqlStore
+from bot.events import ActionResult
+from storage import SqlStore, upgrade
+from tests.agents.deploy.threads import crashed_thread, running, settled
 from tests.support.fake_argocd import FakeArgoCD, application
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
@@ -151,3 +153,27 @@ async def test_rollback_without_a_recorded_earlier_version_changes_nothing(
         with pytest.raises(ExecutionFailed, match="no earlier deploy of api to production"):
             await rollback(Rollback(service="api", environment="production"), argo_context(argo, ledger, http))
     assert argo.requests == []
+
+
+async def test_after_a_crash_the_worker_waits_for_the_sync_it_started(sqlite_database_url: str) -> None:
+    """The intent was recorded and the sync carrying its key started, then the process died: the restarted worker
+    patches and syncs nothing, waits for that operation and records the result once."""
+    await upgrade(sqlite_database_url)
+    store = SqlStore.from_url(sqlite_database_url)
+    thread, intent = crashed_thread()
+    try:
+        await store.create_thread(thread, "running")
+    finally:
+        await store.close()
+    with FakeArgoCD(helm_apps()) as argo:
+        argo.operation_running("api-production", [{"name": KEY_INFO, "value": intent.idempotency_key}])
+        env = {"OPSGATE_DEPLOY_BACKEND": "argocd", "OPSGATE_DEPLOY_ARGOCD_URL": argo.url,
+               "OPSGATE_DEPLOY_ARGOCD_TOKEN": argo.token, "OPSGATE_DEPLOY_ARGOCD_HELM_PARAMETER": "image.tag",
+               "OPSGATE_DEPLOY_POLL_INTERVAL": "0.02", "OPSGATE_DEPLOY_START_TIMEOUT": "0.5"}
+        async with running(sqlite_database_url, **env) as runtime:
+            resumed = await settled(runtime, thread.id)
+            entries = await runtime.store.ledger_list()
+    [result] = [e for e in resumed.events if isinstance(e, ActionResult)]
+    assert result.ok and "Healthy" in result.result
+    assert argo.patches == [] and argo.syncs == []
+    assert [e.idempotency_key for e in entries] == [intent.idempotency_key]
