@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -94,7 +94,6 @@ class DatabaseGauges(Collector):
 
     snapshot: OpsSnapshot | None = None
     error: str | None = None
-    families: list[Metric] = field(default_factory=list)
 
     async def refresh(self, store: Store) -> None:
         try:
@@ -147,17 +146,9 @@ async def render(store: Store, settings: Settings) -> bytes:
     if settings.prometheus_multiproc_dir:
         MultiProcessCollector(registry)
     else:
-        registry.register(_Forward(_LOCAL))
+        registry.register(_LOCAL)  # a registry is a collector of its own metrics
     registry.register(gauges)
     return generate_latest(registry)
-
-
-class _Forward(Collector):
-    def __init__(self, source: CollectorRegistry) -> None:
-        self.source = source
-
-    def collect(self) -> Iterable[Metric]:
-        return self.source.collect()
 
 
 def process_exited(settings: Settings) -> None:

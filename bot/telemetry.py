@@ -127,7 +127,7 @@ def _path(route: BaseRoute) -> str:
     return f"{path}/{{path}}" if isinstance(route, Mount) else path
 
 
-def metrics_endpoint(store: Store, settings: Settings):  # type: ignore[no-untyped-def]
+def metrics_endpoint(store: Store, settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     """GET /metrics; with OPSGATE_METRICS_TOKEN set it needs ``Authorization: Bearer <token>``."""
 
     async def endpoint(request: Request) -> Response:
