@@ -20,6 +20,7 @@ from bot.thread import Thread
 from storage import SqlStore, upgrade
 from tests.channels.web.conftest import PRODUCTION_DEPLOY, running_inbox
 from tests.support.databases import sqlite_url
+from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -117,3 +118,19 @@ async def test_a_scrape_answers_when_the_database_does_not(tmp_path: Path) -> No
 def _break_schema(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE threads RENAME TO threads_elsewhere")
+
+
+async def test_slack_acks_are_timed_under_their_route(sqlite_database_url: str) -> None:
+    """POST /slack/events is measured as route="/slack/events" (the ack latency), here a refused unsigned call."""
+    with FakeSlack() as slack:
+        env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "signing-secret", "SLACK_API_URL": slack.api_url}
+        async with running_inbox(sqlite_database_url, env) as inbox:
+            before = await scrape(inbox.url)
+            async with httpx.AsyncClient() as http:
+                refused = await http.post(f"{inbox.url}/slack/events", content=b"{}",
+                                          headers={"Content-Type": "application/json"})
+            after = await scrape(inbox.url)
+    labels = {"method": "POST", "route": "/slack/events", "status": str(refused.status_code)}
+    assert refused.status_code in (401, 403)
+    count = "opsgate_http_request_seconds_count"
+    assert value(after, count, **labels) - value(before, count, **labels) == 1
