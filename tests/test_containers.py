@@ -87,6 +87,17 @@ def test_the_worker_serves_metrics_and_is_checked_on_them() -> None:
     assert load_settings({k: str(v) for k, v in worker["environment"].items()}).metrics_port == int(port)
 
 
+def test_the_example_prometheus_config_scrapes_serve_and_every_worker() -> None:
+    """docs/prometheus.yml targets serve's published port and the workers' metrics port by service name."""
+    config = yaml.safe_load((ROOT / "docs" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    services = compose()["services"]
+    assert job["static_configs"][0]["targets"] == [f"serve:{services['serve']['environment']['PORT']}"]
+    [dns] = job["dns_sd_configs"]
+    assert dns["names"] == ["worker"] and str(dns["port"]) == services["worker"]["environment"]["OPSGATE_METRICS_PORT"]
+    assert config["rule_files"] == ["alerts.yml"] and (ROOT / "docs" / "alerts.yml").exists()
+
+
 def test_migrations_run_first_and_alone() -> None:
     """migrate waits for a healthy PostgreSQL; serve and worker wait for migrate to finish successfully."""
     services = compose()["services"]
