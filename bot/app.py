@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from bot import __version__
+from bot import __version__, telemetry
+from bot.agent import Registry
 from bot.api import BearerGate, router, signal_handler
 from bot.body_limit import BodyLimit
 from bot.config import Settings
@@ -22,12 +24,17 @@ from bot.wiring import build_runtime, prepare_database
 log = structlog.get_logger("opsgate.app")
 
 
-def startup_warnings(settings: Settings) -> list[str]:
-    """Things an operator must know at start-up."""
+def startup_warnings(settings: Settings, registry: Registry | None = None) -> list[str]:
+    """Things an operator must know at start-up, the agents' own included."""
     warnings = []
     if not settings.api_token:
         warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads accepts personal tokens only "
                         "(opsgate tokens create)")
+        if not _loopback(settings.host):
+            warnings.append(
+                f"listening on {settings.host}: the first-run login URL is only offered on 127.0.0.1, so the web "
+                "inbox and the API need a personal token (opsgate tokens create --user YOU) or a sign-in link; "
+                "set OPSGATE_WEB_SECRET too so sessions survive a restart")
     if settings.api_token and settings.api_trusted_relay:
         warnings.append("OPSGATE_API_TRUSTED_RELAY=true: whoever holds the shared API token may act as any "
                         "user, approvals included")
@@ -36,9 +43,17 @@ def startup_warnings(settings: Settings) -> list[str]:
                         "everything and the four-eyes rule is off")
     if not settings.model_configured:
         warnings.append("no model configured (OPENAI_API_KEY or OPENAI_BASE_URL): only !commands work")
-    if not settings.deploy_webhook_url:
-        warnings.append("OPSGATE_DEPLOY_WEBHOOK_URL is not set: deploys are recorded in the local ledger only")
+    for agent in registry or ():
+        if agent.configure is not None:
+            warnings.extend(agent.configure(settings))
     return warnings
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops: bool = True) -> FastAPI:
@@ -48,8 +63,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        telemetry.start(settings)
         revision = await prepare_database(settings)
-        for warning in startup_warnings(settings):
+        for warning in startup_warnings(settings, runtime.registry):
             log.warning("startup_warning", message=warning)
         if run_loops:
             loops.start(runtime.loops())
@@ -61,6 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
         finally:
             await loops.stop()
             await runtime.aclose()
+            telemetry.stop(settings)
 
     app = FastAPI(title="opsgate", version=__version__, lifespan=lifespan,
                   description="Chat-ops with humans in the loop: threads, typed actions, approvals.")
@@ -70,10 +87,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
     app.include_router(router)
+    # Middleware added later runs earlier: the timer sees every request, the body limit runs before the gate.
     app.add_middleware(BearerGate, settings=settings, store=runtime.store)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before the gate
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(telemetry.RequestTimer, routes=lambda: app.router.routes)
 
     readiness = ReadinessProbe(runtime.store)
+    app.add_route("/metrics", telemetry.metrics_endpoint(runtime.store, settings), methods=["GET"],
+                  include_in_schema=False)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

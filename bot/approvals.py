@@ -15,21 +15,11 @@ from bot.authorization import Allowed, may_decide
 from bot.config import Settings
 from bot.errors import AlreadyDecided, InvalidArguments, NotWaiting
 from bot.events import ApprovalDecided, ArgumentChange, Via
+from bot.field_help import describe_validation as describe_validation  # plain words; re-exported for callers
+from bot.field_help import field_errors
 from bot.people import Actor, Person, identity_of
 from bot.policy import four_eyes_applies
 from bot.thread import PendingApproval, Thread
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """``version: field required; environment: input should be 'staging' or 'production'``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        msg = err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid"
-        if err["type"] == "extra_forbidden":
-            msg = "unknown argument"
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
 
 
 def check(
@@ -80,7 +70,7 @@ def decide(
         try:
             action = action_type.model_validate(merged)
         except ValidationError as exc:
-            raise InvalidArguments(describe_validation(exc)) from None
+            raise InvalidArguments(describe_validation(exc), field_errors(exc)) from None
         edited = action.model_dump(mode="json")
         changes = [
             ArgumentChange(field=k, old=pending.arguments.get(k), new=v)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -71,7 +72,15 @@ def worker() -> None:
     """Run only the worker and outbox loops (scale-out; use PostgreSQL for several workers)."""
     settings = _settings()
     configure_logging(settings.log_level)
-    _run(_run_loops(settings, lambda runtime: runtime.loops(channels=False)))
+    _run(_run_loops(settings, lambda runtime: {**runtime.loops(channels=False), **_metrics_loop(runtime)}))
+
+
+def _metrics_loop(runtime: Runtime) -> dict[str, Loop]:
+    """A worker's own /metrics listener when OPSGATE_METRICS_PORT is set."""
+    from bot.telemetry import metrics_listener
+
+    listener = metrics_listener(runtime.store, runtime.settings)
+    return {"metrics": listener} if listener is not None else {}
 
 
 @main.command()
@@ -88,18 +97,27 @@ def email() -> None:
 
 async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, Loop]]) -> None:
     """Run the loops ``choose`` picks from a fresh runtime, until interrupted."""
+    from bot import telemetry
     from bot.runtime import Loops
     from bot.wiring import build_runtime, prepare_database
 
     await prepare_database(settings)
     runtime = build_runtime(settings)
+    telemetry.start(settings)
     loops = Loops()
     loops.start(choose(runtime))
+    # SIGTERM (docker stop, Kubernetes) ends the loops the way Ctrl-C does: leases released, traces flushed.
+    stopping, loop = asyncio.Event(), asyncio.get_running_loop()
+    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(stopping.set))
     try:
-        await asyncio.gather(*loops.tasks.values())
+        waiting: asyncio.Future[Any] = asyncio.create_task(stopping.wait())
+        everything: asyncio.Future[Any] = asyncio.gather(*loops.tasks.values())  # some loops may end early
+        await asyncio.wait([waiting, everything], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
     finally:
         await loops.stop()
         await runtime.aclose()
+        telemetry.stop(settings)
 
 
 @main.command()
@@ -124,18 +142,21 @@ def threads() -> None:
 @click.option("--limit", type=int, default=50)
 def threads_list(status: str | None, limit: int) -> None:
     """List threads, most recently updated first."""
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> None:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
-            for t in await store.list_threads(status, limit):  # type: ignore[arg-type]
-                click.echo(f"{t.id}  {t.status:<21} {t.agent or '-':<8} {t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
+            found = await store.list_threads(status, limit)  # type: ignore[arg-type]
         finally:
             await store.close()
+        if not found:
+            click.echo(f"no threads{f' with status {status}' if status else ''} yet", err=True)
+        for t in found:
+            click.echo(f"{t.id}  {t.status:<21} {t.agent or '-':<8} {t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
 
     _run(go())
 
@@ -146,12 +167,12 @@ def threads_list(status: str | None, limit: int) -> None:
 def threads_show(thread_id: str, as_json: bool) -> None:
     """Show one thread's events."""
     from channels.terminal import describe_event
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> None:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
             thread = await store.load_thread(thread_id)
@@ -237,12 +258,12 @@ def audit() -> None:
 def audit_export(since: datetime | None, fmt: str, output: Any) -> None:
     """Every approval request, decision and execution with who, when and what."""
     from bot.audit import export
-    from storage import ensure_schema, store_for
+    from storage import ensure_existing_schema, store_for
 
     settings = _settings()
 
     async def go() -> int:
-        await ensure_schema(settings.database_url)
+        await ensure_existing_schema(settings.database_url)
         store = store_for(settings.database_url)
         try:
             return await export(store, since.replace(tzinfo=UTC) if since else None, fmt, output)

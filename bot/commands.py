@@ -300,7 +300,8 @@ def no_model_reply(registry: Registry) -> str:
     return (
         "No language model is configured, so I can only run explicit commands.\n"
         "To talk in free text, set OPENAI_API_KEY (OpenAI), or OPENAI_BASE_URL for any OpenAI-compatible "
-        "server such as a local llama.cpp (http://127.0.0.1:8080/v1) or Ollama (http://127.0.0.1:11434/v1), "
+        "server such as Ollama (http://127.0.0.1:11434/v1) or llama.cpp started with --port 8081 "
+        "(http://127.0.0.1:8081/v1; opsgate itself uses 8080), "
         "and choose the model with OPSGATE_MODEL; then restart opsgate.\n"
         f"Commands you can use now:\n{examples}\n  {PREFIX}help  (every action with its arguments)"
     )

@@ -64,9 +64,13 @@ class NotAuthorized(Signal):
 
 
 class InvalidArguments(Signal):
-    """Edited or command arguments do not fit the action's schema."""
+    """Edited or command arguments do not fit the action's schema; ``fields`` holds each bad field's problem."""
 
     http_status = 422
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = dict(fields or {})
 
 
 class CommandSyntaxError(Signal):

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
+from bot import telemetry
 from bot.channel import Channel
 from bot.errors import Conflict, new_error_id
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
@@ -126,6 +127,7 @@ class Journal:
         self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False
     ) -> None:
         # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
+        telemetry.committed(thread, new)
         log.info("thread_events", thread_id=thread.id, agent=thread.agent, status=thread.status,
                  events=[event_fields(event) for event in new])
         if not owned and thread.status == "running":

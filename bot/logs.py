@@ -7,12 +7,15 @@ import sys
 
 import structlog
 
+from bot.telemetry import add_trace_ids
+
 
 def configure_logging(level: str = "info") -> None:
     """JSON to stdout for our logs and for the standard library's (uvicorn, alembic)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -14,6 +14,7 @@ import random
 
 import structlog
 
+from bot import telemetry
 from bot.channel import Channel
 from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import ErrorEvent
@@ -79,8 +80,9 @@ class OutboxDispatcher:
             await self._give_up(channel, row, "unreadable payload", row.problem, "the stored message is unreadable")
             return
         try:
-            async with asyncio.timeout(self.delivery_timeout):
-                await channel.deliver(row)
+            with telemetry.delivery(channel.name, row):
+                async with asyncio.timeout(self.delivery_timeout):
+                    await channel.deliver(row)
         except DeliveryRetry as exc:
             delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts)
             log.warning("outbox_retry", channel=channel.name, row=row.id, error=str(exc), retry_in_s=delay)

@@ -109,6 +109,31 @@ class AuditRecord(BaseModel):
     event: Event
 
 
+class ThreadCount(BaseModel):
+    status: str
+    agent: str | None
+    count: int
+
+
+class Backlog(BaseModel):
+    """How many are waiting and for how long the oldest has (per agent or per channel)."""
+
+    agent: str | None = None
+    channel: str = ""
+    count: int
+    oldest_age_seconds: float
+
+
+class OpsSnapshot(BaseModel):
+    """The state an operator graphs and alerts on, read in one go at scrape time (bot/metrics.py)."""
+
+    threads: list[ThreadCount] = Field(default_factory=list)
+    approvals: list[Backlog] = Field(default_factory=list)  # by agent
+    outbox: list[Backlog] = Field(default_factory=list)  # by channel, pending rows
+    runnable_unclaimed: int = 0
+    lease_lag_seconds: float = 0.0
+
+
 class Ledger(Protocol):
     async def ledger_add(self, entry: LedgerEntry) -> bool:
         """Record an entry; False when its idempotency key was already recorded (nothing written)."""
@@ -225,5 +250,9 @@ class Store(Ledger, Quarantine, Credentials, Protocol):
     async def set_state(self, key: str, value: Any) -> None: ...
 
     def audit(self, since: datetime | None, types: Sequence[str]) -> AsyncIterator[AuditRecord]: ...
+
+    async def ops_snapshot(self) -> OpsSnapshot:
+        """Threads by status and agent, waiting approvals, outbox backlog, unclaimed runnable threads (cold)."""
+        ...
 
     async def close(self) -> None: ...

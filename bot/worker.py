@@ -16,6 +16,7 @@ import time
 
 import structlog
 
+from bot import telemetry
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ModelUnavailable, new_error_id
@@ -137,7 +138,8 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(thread_id), name=f"lease-{thread_id}")
         try:
             # When our own append made the thread wait, it dropped the lease in the same transaction.
-            _, released = await self.engine.advance_claimed(thread_id, known)
+            with telemetry.thread_step(thread_id):
+                _, released = await self.engine.advance_claimed(thread_id, known)
         except ModelUnavailable as exc:
             retry_in = retry_delay(await self.store.thread_attempts(thread_id))
             log.warning("model_unavailable", thread_id=thread_id, error=str(exc), retry_in_s=retry_in)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import threading
 
 import click
 
+from bot.actions import action_schema
 from bot.config import Settings
 from bot.errors import Signal
 from bot.events import (
@@ -25,6 +28,7 @@ from bot.events import (
     UserMessage,
     Via,
 )
+from bot.field_help import field_hint
 from bot.people import acted
 from bot.runtime import Loops
 from bot.service import Service
@@ -85,8 +89,45 @@ async def _settle(service: Service, thread_id: str, shown: int) -> tuple[Thread,
         await asyncio.sleep(0.2)
 
 
+async def _read_line(prompt: str) -> str:
+    """``input(prompt)`` without blocking the loop, in a daemon thread so Ctrl-C can end the program at once.
+
+    (``asyncio.to_thread`` would use the default executor, which ``asyncio.run`` waits for on exit: Ctrl-C then
+    hung until Enter was pressed.) EOFError comes through as itself (Ctrl-D).
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(value: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value or "")
+
+    def read() -> None:
+        try:
+            value, error = input(prompt), None
+        except (EOFError, OSError, ValueError) as exc:
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the program is exiting
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=read, name="chat-input", daemon=True).start()
+    return await answer
+
+
 async def _ask(prompt: str) -> str:
-    return await asyncio.to_thread(click.prompt, prompt, default="", show_default=False)
+    return (await _read_line(f"{prompt}: ")).strip()
+
+
+def _hint(service: Service, thread: Thread, name: str, key: str) -> str:
+    """What the field accepts, from the action's schema (empty when unknown)."""
+    agent = service.registry.get(thread.agent or service.registry.default)
+    action = agent.action(name)
+    prop = action_schema(action).parameters.get("properties", {}).get(key) if action else None
+    return field_hint(prop) if prop else ""
 
 
 async def _decide(service: Service, thread: Thread, user: str) -> None:
@@ -103,7 +144,8 @@ async def _decide(service: Service, thread: Thread, user: str) -> None:
         elif answer in ("e", "edit"):
             edits = {}
             for key, value in pending.arguments.items():
-                new = await _ask(f"{key} [{value}]")
+                hint = _hint(service, thread, pending.action, key)
+                new = await _ask(f"{key} [{value}]{f' ({hint})' if hint else ''}")
                 if new:
                     edits[key] = new
             await service.decide(thread.id, pending.approval_id, approved=True, user=user, via=VIA,
@@ -113,41 +155,46 @@ async def _decide(service: Service, thread: Thread, user: str) -> None:
 
 
 async def run_chat(settings: Settings, *, agent: str | None, user: str | None) -> None:
-    """The interactive loop; a worker runs in this process so no server is needed."""
+    """The interactive loop; a worker runs in this process so no server is needed. Ctrl-C or Ctrl-D ends it."""
     await prepare_database(settings)
     runtime = build_runtime(settings, channels=[])
     loops = Loops()
     loops.start(runtime.loops(outbox=False, channels=False))
     me = user or getpass.getuser()
-    thread_id: str | None = None
-    shown = 0
-    click.echo(f"opsgate chat as {me}. Type a request (or !help); 'new' starts a new thread; Ctrl-D quits.")
+    click.echo(f"opsgate chat as {me}. Type a request (or !help); 'new' starts a new thread; Ctrl-C or Ctrl-D quits.")
     try:
-        while True:
-            try:
-                text = (await asyncio.to_thread(input, "> ")).strip()
-            except EOFError:
-                break
-            if not text:
-                continue
-            if text == "new":
-                thread_id, shown = None, 0
-                continue
-            try:
-                if thread_id is None:
-                    thread = await runtime.service.start_thread(text, user=me, via=VIA, agent=agent)
-                    thread_id = thread.id
-                else:
-                    await runtime.service.add_message(thread_id, text, user=me, via=VIA)
-            except Signal as exc:
-                click.echo(f"! {exc}")
-                continue
-            thread, shown = await _settle(runtime.service, thread_id, shown)
-            while thread.status == "waiting_for_approval":
-                await _decide(runtime.service, thread, me)
-                thread, shown = await _settle(runtime.service, thread_id, shown)
-            if thread.status in ("done", "failed"):
-                thread_id, shown = None, 0
+        await _converse(runtime.service, me, agent)
+    except EOFError:
+        pass
     finally:
+        click.echo("\nbye")
         await loops.stop()
         await runtime.aclose()
+
+
+async def _converse(service: Service, me: str, agent: str | None) -> None:
+    """Read requests and answers until end of input (EOFError)."""
+    thread_id: str | None = None
+    shown = 0
+    while True:
+        text = (await _read_line("> ")).strip()
+        if not text:
+            continue
+        if text == "new":
+            thread_id, shown = None, 0
+            continue
+        try:
+            if thread_id is None:
+                thread = await service.start_thread(text, user=me, via=VIA, agent=agent)
+                thread_id = thread.id
+            else:
+                await service.add_message(thread_id, text, user=me, via=VIA)
+        except Signal as exc:
+            click.echo(f"! {exc}")
+            continue
+        thread, shown = await _settle(service, thread_id, shown)
+        while thread.status == "waiting_for_approval":
+            await _decide(service, thread, me)
+            thread, shown = await _settle(service, thread_id, shown)
+        if thread.status in ("done", "failed"):
+            thread_id, shown = None, 0

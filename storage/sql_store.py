@@ -11,12 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, InboxItem, Lease, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import (
+    AuditRecord,
+    InboxItem,
+    Lease,
+    LedgerEntry,
+    OpsSnapshot,
+    OutboxItem,
+    OutboxRow,
+    Ref,
+    ThreadSummary,
+)
 from bot.text import storable, storable_key
 from bot.thread import Thread, ThreadStatus
 from storage import inbox
 from storage.credential_store import CredentialStore
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
+from storage.ops_snapshot import read_snapshot
 from storage.pg_store import PgHot
 from storage.quarantine_store import QuarantineStore
 from storage.rows import event_json, load_events, ts
@@ -187,6 +198,10 @@ class SqlStore(QuarantineStore, CredentialStore):
                 else:
                     event = EVENT_ADAPTER.validate_json(event_json(row.type, row.data))
                 yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event)
+
+    async def ops_snapshot(self) -> OpsSnapshot:
+        """The operator's snapshot for /metrics (storage/ops_snapshot.py)."""
+        return await read_snapshot(self.reader)
 
 
 def store_for(url: str) -> SqlStore:

@@ -34,6 +34,7 @@ import structlog
 from imapclient.exceptions import IMAPClientError
 from pydantic import BaseModel
 
+from bot import telemetry
 from bot.store import QuarantineItem, Store
 from channels.email.imap_session import ImapConfig, ImapSession, MailboxInfo
 from channels.email.inbound import InboundMail, Oversize
@@ -208,6 +209,7 @@ class ImapWatcher:
         except Exception as exc:
             await self._failed(session, uid, state, mail, exc)
             return
+        telemetry.inbound_mail(result.outcome)
         await self._call(session.mark_seen, uid)
         self._errors = 0
         log.info("email_processed", uid=uid, outcome=result.outcome, thread_id=result.thread_id,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.service import Service
 
 log = structlog.get_logger("opsgate.web")
+ANNOUNCE_SETTLE_SECONDS = 0.3
 ANNOUNCE_WAIT_SECONDS = 30.0
 
 
@@ -84,10 +85,11 @@ class WebChannel(Channel):
     async def announce(self) -> None:
         """Print (and log) how to open the inbox once the port accepts connections, then idle."""
         await _wait_for_port(self.base_url, ANNOUNCE_WAIT_SECONDS)
+        await asyncio.sleep(ANNOUNCE_SETTLE_SECONDS)  # let the start-up log lines go first: the URL comes last
         url = self.auth.login_url(self.base_url)
         if url is not None:
-            print(f"opsgate inbox: open {url} to log in", flush=True)
             log.info("web_login_url", url=url)
+            print(f"\nopsgate inbox: open {url} to log in\n", flush=True)
         else:
             print(f"opsgate inbox: {self.base_url}/ (log in with a personal token from "
                   "`opsgate tokens create --user YOU`, or a sign-in link)", flush=True)

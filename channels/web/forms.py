@@ -7,10 +7,11 @@ action's pydantic model, so the form never decides what is valid.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.actions import Action, action_schema
+from bot.field_help import field_hint
 
 PREFIX = "arg."
 Widget = Literal["select", "number", "text", "checkbox"]
@@ -28,6 +29,7 @@ class Field:
     choices: list[str] = field(default_factory=list)
     help: str | None = None
     step: str | None = None
+    error: str | None = None  # shown beside the input after a refused edit, in plain words
 
     @property
     def input_name(self) -> str:
@@ -73,9 +75,16 @@ def edit_fields(action: type[Action], arguments: Mapping[str, Any]) -> list[Fiel
             widget, step = "number", ("1" if kind == "integer" else "any")
         fields.append(Field(
             name=name, label=name.replace("_", " "), widget=widget, value=_value(current),
-            required=name in required, choices=choices, help=prop.get("description"), step=step,
+            required=name in required, choices=choices, step=step,
+            help=prop.get("description") if widget in ("select", "checkbox") else field_hint(prop) or None,
         ))
     return fields
+
+
+def with_errors(fields: list[Field], form: Mapping[str, str], errors: Mapping[str, str]) -> list[Field]:
+    """The fields again with what was typed in them and each field's problem (a refused edit, shown again)."""
+    return [replace(f, value=form.get(f.input_name, f.value) if f.widget != "checkbox" else f.value,
+                    error=errors.get(f.name)) for f in fields]
 
 
 def submitted_arguments(action: type[Action], form: Mapping[str, str]) -> dict[str, Any]:

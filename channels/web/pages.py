@@ -28,7 +28,7 @@ from bot.events import Via
 from bot.thread import STATUSES, Thread
 from channels.web import render
 from channels.web.auth import Auth, Session
-from channels.web.forms import edit_fields, submitted_arguments
+from channels.web.forms import edit_fields, submitted_arguments, with_errors
 from channels.web.guard import csrf_rejected, session_of, unauthenticated, wants_json
 from channels.web.timeline import timeline
 
@@ -171,9 +171,10 @@ class Pages:
         # A page (and every live poll of it) renders at most the newest TIMELINE_ITEMS: a huge thread stays cheap.
         hidden = max(0, len(items) - TIMELINE_ITEMS)
         return {"thread": thread, "status": thread.status, "items": items[hidden:], "hidden": hidden,
-                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq}
+                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq, "edit_open": False}
 
-    async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None) -> Response:
+    async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None,
+                               form: dict[str, str] | None = None) -> Response:
         try:
             thread = await self.service.get_thread(thread_id)
         except ThreadNotFound as exc:
@@ -182,6 +183,10 @@ class Pages:
         context = self._thread_context(thread, session)
         code = error.http_status if error else 200
         message = error_text(error) if error else None
+        if isinstance(error, InvalidArguments) and error.fields and form and form.get("decision") == "edit":
+            # Without the script: the Edit form comes back open, with what was typed and each problem beside it.
+            context["fields"] = with_errors(context["fields"], form, error.fields)
+            context["edit_open"] = True
         return self.renderer.html("thread.html", code, **self._base(session, title=thread.title or "Thread",
                                                                    error=message, **context))
 
@@ -213,13 +218,17 @@ class Pages:
         if not wants_json(request):
             return None
         if error is not None:
-            return render.json({"ok": False, "error": error_text(error)}, error.http_status)
+            answer: dict[str, Any] = {"ok": False, "error": error_text(error)}
+            if isinstance(error, InvalidArguments) and error.fields:
+                answer["fields"] = error.fields  # each problem beside its input (inbox.js)
+            return render.json(answer, error.http_status)
         return render.json({"ok": True, "redirect": target})
 
-    async def _refused(self, request: Request, session: Session, thread_id: str, error: Signal) -> Response:
+    async def _refused(self, request: Request, session: Session, thread_id: str, error: Signal,
+                       form: dict[str, str] | None = None) -> Response:
         """A refused post: JSON for the script, else the thread page with the reason and a 4xx status."""
         answer = self._done(request, f"/t/{thread_id}", error)
-        return answer or await self._thread_response(session, thread_id, error)
+        return answer or await self._thread_response(session, thread_id, error, form)
 
     async def _thread_post(
         self, request: Request, act: Callable[[str, Session, dict[str, str]], Awaitable[None]]
@@ -234,7 +243,7 @@ class Pages:
         try:
             await act(thread_id, session, form)
         except Signal as exc:
-            return await self._refused(request, session, thread_id, exc)
+            return await self._refused(request, session, thread_id, exc, form)
         return self._done(request, target) or render.redirect(target)
 
     async def decide(self, request: Request) -> Response:

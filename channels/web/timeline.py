@@ -120,5 +120,19 @@ def item(event: Event, thread: Thread) -> Item | None:
 
 
 def timeline(thread: Thread) -> list[Item]:
-    """Every event worth showing, oldest first."""
-    return [line for event in thread.events if (line := item(event, thread)) is not None]
+    """Every event worth showing, oldest first; one result line per execution.
+
+    A command's reply repeats its action's result word for word (Slack and email need it as their answer);
+    here the result line already says it, so that reply is left out.
+    """
+    lines: list[Item] = []
+    result: ActionResult | None = None
+    for event in thread.events:
+        if isinstance(event, Done) and result is not None and event.message in (
+                result.result, f"{result.name} failed: {result.result}"):
+            continue
+        if isinstance(event, ActionResult | Done | UserMessage | HumanInputReceived):
+            result = event if isinstance(event, ActionResult) else None
+        if (line := item(event, thread)) is not None:
+            lines.append(line)
+    return lines

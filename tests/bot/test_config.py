@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import load_settings
@@ -120,3 +122,10 @@ def test_several_problems_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({"PORT": "abc", "OPSGATE_MAX_STEPS": "-1"})
     assert "PORT" in str(info.value) and "OPSGATE_MAX_STEPS" in str(info.value)
+
+
+def test_a_missing_multiprocess_metrics_directory_stops_the_start(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR must be an existing directory: a typo would fail on the hot path otherwise."""
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR: .* is not a directory"):
+        load_settings({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+    assert load_settings({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).prometheus_multiproc_dir == str(tmp_path)

@@ -26,6 +26,31 @@
     el.hidden = !message;
   }
 
+  // A refused edit: each problem beside its field (in plain words, from the server), the first one in view.
+  // Returns false when there is nothing to place, so the caller shows the general message instead.
+  function showFieldErrors(form, fields) {
+    form.querySelectorAll(".field-error").forEach(function (el) { el.hidden = true; el.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    form.querySelectorAll(".field.invalid").forEach(function (el) { el.classList.remove("invalid"); });
+    let first = null;
+    Object.entries(fields || {}).forEach(function ([name, message]) {
+      const input = form.querySelector('[name="arg.' + CSS.escape(name) + '"]');
+      const note = form.querySelector("#err-" + CSS.escape(name));
+      if (!input || !note) { return; }
+      note.textContent = message;
+      note.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", note.id);
+      note.closest(".field").classList.add("invalid");
+      first = first || input;
+    });
+    if (!first) { return false; }
+    flash("");
+    first.scrollIntoView({ block: "center" });
+    first.focus({ preventScroll: true });
+    return true;
+  }
+
   async function getJSON(url) {
     const response = await fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
     if (response.status === 401) { flash("You are logged out; reload the page to log in again."); return null; }
@@ -99,7 +124,7 @@
         if (data.redirect && data.redirect !== window.location.pathname) { window.location.assign(data.redirect); return; }
         const textarea = form.querySelector("textarea[name=text]");
         if (textarea) { textarea.value = ""; }
-      } else {
+      } else if (!showFieldErrors(form, data.fields)) {
         flash(data.error || "that did not work");
       }
     } catch (err) {
