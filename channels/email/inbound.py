@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.text import StorableModel
 from channels.email.addresses import normalize
-from channels.email.mime import body_text, decode_words, html_to_text, raw_headers, read_message
+from channels.email.mime import MAX_HEADER_SECTION, body_text, decode_words, html_to_text, raw_headers, read_message
 from channels.email.reply_text import typed_text
 
 __all__ = ["Header", "InboundMail", "Oversize", "body_text", "html_to_text", "message_ids", "parse_mail",
@@ -161,7 +161,9 @@ def parse_mail(raw: bytes, oversize: Oversize | None = None) -> InboundMail:
         recipients=list(dict.fromkeys(addr for _, addr in headers.addresses(*_RECIPIENT_HEADERS))),
         subject=" ".join(decode_words(headers.first("subject") or "").split()),
         text="" if oversize is not None else strip_reply(body_text(msg)),
-        authentication_results=headers.all("authentication-results"),
+        # Never cut: a prefix of our server's header could hide its dmarc=fail. The header section is already
+        # bounded (mime.MAX_HEADER_SECTION) and the parser is linear, so the whole value is judged.
+        authentication_results=headers.all("authentication-results", limit=MAX_HEADER_SECTION),
         auto_submitted=headers.first("auto-submitted"),
         return_path=_return_path(headers),
         precedence=headers.first("precedence"),

@@ -38,7 +38,8 @@ async def test_a_webhook_success_then_a_ledger_failure_reads_as_deployed(
 ) -> None:
     """The result says deployed (ok), the webhook was called once, no SQL reaches the thread, the log has the id."""
     await break_the_ledger(database_url)
-    env = {"DATABASE_URL": database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_POLL_INTERVAL": "0.05",
+    env = {"DATABASE_URL": database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_API_TRUSTED_RELAY": "true",
+           "OPSGATE_POLL_INTERVAL": "0.05",
            "OPSGATE_DEPLOY_WEBHOOK_URL": webhook.url, "OPSGATE_WEBHOOK_SECRET": WEBHOOK_SECRET}
     async with OpsgateProcess(env, cwd=tmp_workdir) as server:
         api = ApiClient(server.url)
@@ -69,7 +70,8 @@ async def test_an_internal_failure_before_any_side_effect_is_a_failure_with_an_e
 ) -> None:
     """Without a webhook the ledger write is the deploy: its failure is a failed result with an id, no SQL."""
     await break_the_ledger(database_url)
-    env = {"DATABASE_URL": database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_POLL_INTERVAL": "0.05"}
+    env = {"DATABASE_URL": database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_API_TRUSTED_RELAY": "true",
+           "OPSGATE_POLL_INTERVAL": "0.05"}
     async with OpsgateProcess(env, cwd=tmp_workdir) as server:
         api = ApiClient(server.url)
         try:
@@ -95,7 +97,8 @@ async def test_a_request_that_fails_inside_answers_an_error_id_not_a_trace(
     async with engine.begin() as conn:
         await conn.execute(text("ALTER TABLE threads RENAME TO threads_gone"))
     await engine.dispose()
-    env = {"DATABASE_URL": sqlite_database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_POLL_INTERVAL": "0.05"}
+    env = {"DATABASE_URL": sqlite_database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_API_TRUSTED_RELAY": "true",
+           "OPSGATE_POLL_INTERVAL": "0.05"}
     async with OpsgateProcess(env, cwd=tmp_workdir) as server:
         api = ApiClient(server.url)
         try:
