@@ -146,12 +146,13 @@ def test_compose_refuses_to_start_without_a_secret(missing: str) -> None:
 
 
 def test_without_a_token_a_container_says_why_nothing_works() -> None:
-    """The image's defaults (0.0.0.0, no token): start-up warnings explain the refusing API and the inbox."""
+    """The image's defaults (0.0.0.0, no token): start-up warnings explain how the API and the inbox are reached."""
     env = dict(_dockerfile_env(_stages()[-1]))
     settings = load_settings(env)
     notes = " ".join(startup_warnings(settings, build_registry(settings)))
     assert "OPSGATE_API_TOKEN is not set" in notes
-    assert "listening on 0.0.0.0 without OPSGATE_API_TOKEN" in notes and "safe default" in notes
+    assert "listening on 0.0.0.0: the first-run login URL is only offered on 127.0.0.1" in notes
+    assert "opsgate tokens create --user YOU" in notes
 
 
 # --- the Dockerfile ---------------------------------------------------------------------------------------------

@@ -162,7 +162,8 @@ async def test_serve_exports_otlp_http_and_logs_the_trace_id(tmp_workdir: Path) 
             finally:
                 await api.aclose()
             [tool] = await receiver.wait_for("opsgate.tool_call")
-            record = await process.wait_for_log(event="thread_event", type="action_result")
+            record = await process.wait_for_log(
+                lambda r: any(e.get("type") == "action_result" for e in r.get("events", [])), event="thread_events")
         steps = {s.span_id: s for s in receiver.spans if s.name == "opsgate.thread_step"}
     assert tool.service == "opsgate-test" and tool.attributes["opsgate.thread_id"] == thread_id
     assert tool.parent_id in steps and steps[tool.parent_id].trace_id == tool.trace_id

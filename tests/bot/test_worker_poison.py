@@ -22,7 +22,7 @@ async def test_a_thread_failing_every_step_is_stopped_and_quarantined(opsgate: O
                     events=[UserMessage(text="!help", user="bob"), AgentSelected(agent="retired")])
     with capture_logs() as logs:
         await app.runtime.store.create_thread(poison, "running")
-        app.runtime.journal.wakeup.set()
+        app.runtime.journal.runnable.offer(poison, leased=False)  # as if our own commit made it runnable
         good = await app.start("!help")
         assert (await app.wait(good, "done")).status == "done"
         started = time.monotonic()
@@ -44,7 +44,7 @@ async def test_a_new_message_starts_a_stopped_thread_again(opsgate: OpsgateFacto
     poison = Thread(id=new_id(), agent="retired",
                     events=[UserMessage(text="!help", user="bob"), AgentSelected(agent="retired")])
     await app.runtime.store.create_thread(poison, "running")
-    app.runtime.journal.wakeup.set()
+    app.runtime.journal.runnable.offer(poison, leased=False)
     await app.wait(poison.id, "failed")
     thread = await app.runtime.service.add_message(poison.id, "!help", user="bob", via=Via(channel="api"))
     assert thread.status == "running"

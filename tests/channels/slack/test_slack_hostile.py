@@ -260,13 +260,14 @@ async def test_event_that_fails_once_is_kept_by_the_inbox_retry(
 
 @pytest.mark.parametrize("server_db", ["postgres"], indirect=True)
 async def test_mention_with_a_nul_byte_becomes_a_thread_on_postgresql(
-    sender: SlackSender, api: ApiClient, model_server: ScriptedModelServer,
+    sender: SlackSender, api: ApiClient, model_server: ScriptedModelServer, opsgate: OpsgateProcess,
 ) -> None:
     """NUL in a mention (JSON \\u0000) is stored as U+FFFD on PostgreSQL: 200, a thread, nothing lost."""
     model_server.script(tool_call("done_for_now", message="ok"))
     response = await sender.event(mention("deploy\x00api <!channel> & co", user=REQUESTER,
                                           ts="1732270000.000100", event_id="EvNul\x00"))
     assert response.status_code == 200
+    await opsgate.wait_for_log(event="slack_event", outcome="started")  # threads are made after the ack
     thread = await one_thread(api)
     assert thread["events"][0]["text"] == "deploy\ufffdapi <!channel> & co"
     retried = await sender.event(mention("deploy\x00api <!channel> & co", user=REQUESTER,
