@@ -16,6 +16,7 @@ from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.pg_writer import PgWriter
 from storage.rows import (
+    append_statement,
     event_params,
     make_thread,
     outbox_params,
@@ -96,14 +97,7 @@ class PgHot:
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
     ) -> bool:
         now = time.time()
-        params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
-        leasing = lease is not None and status == "running"
-        if status != "running":
-            sql = _SQL["APPEND_STOPPED"]
-        elif lease is None:
-            sql = _SQL["APPEND_RUNNING"]
-        else:
-            sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
+        sql, params, leasing = append_statement(_SQL, thread_id, len(events), expected_seq, status, agent, lease, now)
 
         async def op(conn: asyncpg.Connection) -> bool:
             held: Any = None

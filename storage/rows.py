@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalRequested, Event
-from bot.store import OutboxItem, OutboxRow, Ref
+from bot.store import Lease, OutboxItem, OutboxRow, Ref
 from bot.thread import Thread, ThreadStatus
 
 # One validation call per thread: the stored JSON objects joined into one array.
@@ -78,6 +78,20 @@ def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[t
     proposals = {e.action_id: e for e in new if isinstance(e, ActionProposed)}
     return [(thread_id, first_seq + i, e.type, e.at.timestamp(), dump_event(e, proposals))
             for i, e in enumerate(new)]
+
+
+def append_statement(
+    statements: Mapping[str, str], thread_id: str, new_events: int, expected_seq: int, status: ThreadStatus,
+    agent: str | None, lease: Lease | None, now: float,
+) -> tuple[str, tuple[Any, ...], bool]:
+    """The thread-row UPDATE of an append (stopped, running, or running and leased to us) with its parameters,
+    and whether it leases; ``statements`` are the backend's prepared forms of ``hot_sql``."""
+    params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + new_events, status, agent, now)
+    if status != "running":
+        return statements["APPEND_STOPPED"], params, False
+    if lease is None:
+        return statements["APPEND_RUNNING"], params, False
+    return statements["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds), True
 
 
 def ref_params(items: Sequence[Ref], thread_id: str | None) -> list[tuple[Any, ...]]:
