@@ -15,6 +15,8 @@ from bot.errors import ConfigError
 
 TlsMode = Literal["ssl", "starttls", "none"]
 _GROUP_PREFIX = "OPSGATE_APPROVERS_"
+_TEMPERATURE_PREFIX = "OPSGATE_MODEL_TEMPERATURE_"
+_TIMEOUT_PREFIX = "OPSGATE_MODEL_TIMEOUT_"
 _IDENTITY = re.compile(r"^([UW][A-Z0-9]{2,}|[^@\s]+@[^@\s]+\.[^@\s]+|[a-z][a-z0-9_.-]*)$")
 
 
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     model: str = Field("gpt-4o-mini", alias="OPSGATE_MODEL")
     model_timeout: float = Field(60.0, alias="OPSGATE_MODEL_TIMEOUT", gt=0)
     model_retries: int = Field(4, alias="OPSGATE_MODEL_RETRIES", ge=0, le=20)
+    # per-agent model settings: an agent's own defaults, overridden by OPSGATE_MODEL_{TEMPERATURE,TIMEOUT}_<AGENT>
+    model_temperature: float | None = Field(None, alias="OPSGATE_MODEL_TEMPERATURE", ge=0, le=2)
+    agent_model_raw: dict[str, str] = Field(default_factory=dict)  # filled by load_settings
 
     # agents and approvals
     default_agent: str = Field("deploy", alias="OPSGATE_DEFAULT_AGENT")
@@ -114,6 +119,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{', '.join(bad)} is not a host name, or *. and a domain of at least two labels")
         return value
 
+    def agent_temperature(self, agent: str) -> float | None:
+        """OPSGATE_MODEL_TEMPERATURE_<AGENT>, if set."""
+        raw = self.agent_model_raw.get(f"{_TEMPERATURE_PREFIX}{agent.upper()}")
+        return float(raw) if raw else None
+
+    def agent_timeout(self, agent: str) -> float | None:
+        """OPSGATE_MODEL_TIMEOUT_<AGENT>, if set."""
+        raw = self.agent_model_raw.get(f"{_TIMEOUT_PREFIX}{agent.upper()}")
+        return float(raw) if raw else None
+
     @cached_property
     def approvers(self) -> list[str]:
         """Identities allowed to approve any action without a group of its own."""
@@ -154,6 +169,14 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"{name}: {', '.join(bad)} is not a Slack user id (U…/W…), an email address or a user name"
                 )
+        for name, raw in self.agent_model_raw.items():
+            low, high = (0.0, 2.0) if name.startswith(_TEMPERATURE_PREFIX) else (0.001, 3600.0)
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: {raw!r} is not a number from {low:g} to {high:g}")
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:
@@ -173,15 +196,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         for key, value in env.items()
         if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX) and value.strip()
     }
+    agent_model = {key: value.strip() for key, value in env.items()
+                   if key.startswith((_TEMPERATURE_PREFIX, _TIMEOUT_PREFIX)) and value.strip()}
     # Overrides (CLI flags) are given by field name; key them by alias so they beat the environment's value.
     overrides = {(Settings.model_fields[k].alias or k) if k in Settings.model_fields else k: v
                  for k, v in overrides.items()}
     try:
         if environ is None:
-            settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]
+            settings = Settings(approver_groups_raw=groups, agent_model_raw=agent_model, **overrides)  # type: ignore[arg-type]
         else:
             fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias and env.get(f.alias)}
-            settings = Settings.model_validate({**fields, "approver_groups_raw": groups, **overrides})
+            settings = Settings.model_validate({**fields, "approver_groups_raw": groups, "agent_model_raw": agent_model,
+                                                **overrides})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

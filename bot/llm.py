@@ -36,10 +36,19 @@ class ModelReply(BaseModel):
     latency_ms: int = 0
 
 
+class ModelOptions(BaseModel):
+    """Per-call settings an agent chooses (recorded on the model-call event); None: the server's default."""
+
+    temperature: float | None = None
+    timeout: float | None = None
+
+
 class ChatModel(Protocol):
     name: str
 
-    async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: ModelOptions | None = None
+    ) -> ModelReply:
         """Ask for exactly one tool call among ``tools``."""
         ...
 
@@ -88,13 +97,21 @@ class OpenAIChatModel:
             max_retries=0,  # our own loop, so every attempt is logged and bounded
         )
 
-    async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: ModelOptions | None = None
+    ) -> ModelReply:
         delay = 0.5
+        extra: dict[str, Any] = {}
+        if options is not None and options.temperature is not None:
+            extra["temperature"] = options.temperature
+        if options is not None and options.timeout is not None:
+            extra["timeout"] = options.timeout
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
                 response = await self._client.chat.completions.create(  # type: ignore[call-overload]
                     model=self.name, messages=messages, tools=cached_tool_definitions(tools), tool_choice="required",
+                    **extra,
                 )
             except _RETRYABLE as exc:
                 wait = _retry_after(exc) or delay * (1 + random.random() / 2)

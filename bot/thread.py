@@ -94,7 +94,7 @@ class Wait:
 Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused")
+_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 
