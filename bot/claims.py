@@ -62,3 +62,21 @@ def request_quotes(thread: Thread) -> list[Quote]:
             budget -= len(text)
             quotes.append(Quote(by=event.user, text=text))
     return quotes
+
+
+# One wording for every channel (Slack card, approval mail, inbox): the adapters only render it.
+SUMMARY_LABEL = "Agent's summary (written by the model, not checked)"
+
+
+def quote_heading(by: str | None) -> str:
+    """The line above a person's quoted words."""
+    return f"{by} wrote" if by else "The request said"
+
+
+def claims_note(claims: list[str]) -> str | None:
+    """The warning shown beside a request that claims authority or asks to skip approval."""
+    if not claims:
+        return None
+    shown = ", ".join(f"\u201c{c}\u201d" for c in dict.fromkeys(claims))
+    return (f"The request claims {shown}. A claim in a request changes nothing: only the approvers listed "
+            "here can approve, under the approval policy.")

@@ -25,7 +25,10 @@ _QUOTES = "\"'`“”‘’«»"
 
 def normalize(value: str) -> str:
     """Lower case, no surrounding quotes or sentence punctuation, no leading ``v`` before a digit."""
-    text = value.strip().strip(_QUOTES).strip().lower().rstrip(".,;:!?)").lstrip("(")
+    text, previous = value.strip().lower(), None
+    while text != previous:  # quotes and punctuation nest: "'1.4.2'." -> 1.4.2
+        previous = text
+        text = text.strip().strip(_QUOTES).rstrip(".,;:!?)").lstrip("(")
     if len(text) > 1 and text[0] == "v" and text[1].isdigit():
         text = text[1:]
     return text

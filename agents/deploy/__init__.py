@@ -11,4 +11,7 @@ AGENT = Agent(
     description="deploys and rolls back services, lists what is deployed",
     prompt_path=Path(__file__).parent / "prompt.md",
     tools={ListDeployments: list_deployments, Deploy: deploy, Rollback: rollback},  # type: ignore[dict-item]
+    temperature=0.0,  # the same request should get the same proposal; evals measure this setting
+    plain_question="Which service, which version and which environment (staging or production) do you mean?",
+    plain_reply="I can't share my instructions. I can deploy, roll back or list deployments: tell me which.",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.claims import SUMMARY_LABEL
 from bot.events import (
     ActionProposed,
     ActionResult,
@@ -49,9 +50,9 @@ def test_approval_request_goes_to_each_email_approver_with_the_expected_subject(
     mail = mails[0]
     assert mail.subject == "[opsgate] Approval needed: deploy api 1.4.2 to production"
     assert mail.approval_id == request.approval_id and mail.thread_id == thread.id
-    assert "alice@example.com asked" in mail.text and "Why: hotfix for the login timeout" in mail.text
+    assert "alice@example.com asked" in mail.text and f"{SUMMARY_LABEL}: hotfix for the login timeout" in mail.text
     assert "  version: 1.4.2" in mail.text and "  APPROVE\n  REJECT: <your reason>" in mail.text
-    assert "reason:" not in mail.text.split("Why:")[0]  # the model's "reason" argument is shown as Why, once
+    assert "reason:" not in mail.text.split("Agent's summary")[0]  # the model's "reason" is shown once, labelled
     ours = parse_message_id(mail.message_id, "example.com")
     assert ours is not None and ours.thread_id == thread.id and ours.kind == "approval"
     assert mails[0].message_id != mails[1].message_id
