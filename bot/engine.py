@@ -106,7 +106,7 @@ class Engine:
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
                 reason=outcome.reason or "explicit command",
             )
-            return attribute(gate(proposal, action, self.settings, thread.requester), thread)
+            return attribute(gate(proposal, action, self.settings, thread.requester), thread, by_command=True)
         return [Done(message=outcome.message)]
 
     async def _call_model(self, thread: Thread) -> list[Event]:

@@ -87,14 +87,20 @@ def _unclaimed(reason: str | None, proposal_id: str) -> tuple[str | None, list[P
     )]
 
 
-def attribute(events: list[Event], thread: Thread) -> list[Event]:
-    """Approval requests with people's own words quoted and the claims of authority in them named."""
+def attribute(events: list[Event], thread: Thread, by_command: bool = False) -> list[Event]:
+    """Approval requests with people's own words quoted and the claims of authority in them named.
+
+    A command's reason is the person's own text, already quoted: it is not shown again as the agent's summary.
+    """
     out: list[Event] = []
     for event in events:
         if isinstance(event, ApprovalRequested):
             quotes = request_quotes(thread)
             claims = [c for q in quotes for c in find_claims(q.text)]
-            event = event.model_copy(update={"quotes": quotes, "claims": claims})
+            update: dict[str, object] = {"quotes": quotes, "claims": claims}
+            if by_command:
+                update["reason"] = None
+            event = event.model_copy(update=update)
         out.append(event)
     return out
 

@@ -23,6 +23,7 @@ from bot.events import (
     ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
+    Quote,
     UserMessage,
     Via,
 )
@@ -44,6 +45,8 @@ class PendingApproval(BaseModel):
     requester: str | None = None
     four_eyes: bool = False
     requested_at: datetime
+    quotes: list[Quote] = Field(default_factory=list)  # people's own words in the request (who claims what)
+    claims: list[str] = Field(default_factory=list)  # claims of authority found in them
 
 
 # --- the next unit of work --------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class Thread(BaseModel):
                     approval_id=event.approval_id, action_id=event.action_id, action=event.name,
                     arguments=event.arguments, reason=event.reason, group=event.group,
                     approvers=event.approvers, requester=event.requester, four_eyes=event.four_eyes,
-                    requested_at=event.at,
+                    requested_at=event.at, quotes=event.quotes, claims=event.claims,
                 )
         return None
 
