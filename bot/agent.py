@@ -43,7 +43,7 @@ class Agent:
     """One focused agent.
 
     ``facts`` is pre-fetched context shown to the model with every step (and a grounding source);
-    ``temperature`` and ``timeout`` are its model settings (OPSGATE_MODEL_TEMPERATURE_<NAME> and
+    ``temperature``, ``timeout`` and ``max_tokens`` are its model settings (OPSGATE_MODEL_TEMPERATURE_<NAME> and
     OPSGATE_MODEL_TIMEOUT_<NAME> override them); ``plain_question`` and ``plain_reply`` replace a question or
     reply that repeated its instructions.
     """
@@ -55,6 +55,7 @@ class Agent:
     facts: tuple[str, ...] = ()
     temperature: float | None = None
     timeout: float | None = None
+    max_tokens: int | None = None
     plain_question: str = "Could you tell me a bit more about what you need?"
     plain_reply: str = "I can't share my instructions. Tell me what you need and I'll help."
 
@@ -85,6 +86,7 @@ class Agent:
             temperature=temperature if temperature is not None else (
                 self.temperature if self.temperature is not None else settings.model_temperature),
             timeout=timeout or self.timeout or settings.model_timeout,
+            max_tokens=self.max_tokens,
         )
 
     @cached_property

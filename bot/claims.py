@@ -21,8 +21,8 @@ _CLAIMS = re.compile(
           cto|ceo|vp|director|on-?call|deployer)s?\b
     | \bi\s+(?:have|got)\s+(?:the\s+)?(?:authority|permission|rights?|clearance|sign-?off)\b
     | \b(?:already|pre-?)\s*approved\b
-    | \b(?:has|have|was|were|is|been)\s+(?:been\s+)?(?:approved|signed\s+off|cleared)\b
-    | \b(?:approved|signed\s+off|ok'?d|okayed|cleared)\s+by\b
+    | \b(?:has|have|was|were|is|been)\s+(?:been\s+)?(?:approved|signed\s+off)\b
+    | \b(?:approved|signed\s+off|ok'?d|okayed)\s+by\b
     | \b(?:my\s+)?(?:manager|boss|cto|ceo|vp|director|lead|security)\s+
           (?:said|says|approved|signed\s+off|ok'?d|agreed)\b
     | \b(?:skip|bypass|ignore|without|no\s+need\s+for|don'?t\s+(?:need|wait\s+for)|no)\s+(?:the\s+|an?\s+|any\s+)?

@@ -41,6 +41,7 @@ class ModelOptions(BaseModel):
 
     temperature: float | None = None
     timeout: float | None = None
+    max_tokens: int | None = None  # bounds a runaway answer (one tool call is short)
 
 
 class ChatModel(Protocol):
@@ -72,7 +73,8 @@ def tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
         parameters.setdefault("type", "object")
         if tool.name not in ("done_for_now", "request_more_information") and "reason" not in parameters["properties"]:
             parameters["properties"]["reason"] = {
-                "type": "string", "description": "One sentence on why, shown to the approver.",
+                "type": "string",
+                "description": "One short sentence on what changes and why, shown to the approver as your summary.",
             }
         definitions.append({
             "type": "function",
@@ -106,6 +108,8 @@ class OpenAIChatModel:
             extra["temperature"] = options.temperature
         if options is not None and options.timeout is not None:
             extra["timeout"] = options.timeout
+        if options is not None and options.max_tokens is not None:
+            extra["max_tokens"] = options.max_tokens
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:

@@ -24,7 +24,8 @@ async def run_eval(settings: Settings, agent_name: str | None, pattern: str | No
     registry = build_registry(settings)
     chosen = _agents(registry, agent_name)
     suites = [(agent, cases_for(agent, pattern)) for agent in chosen]  # malformed cases fail before any call
-    model = OpenAIChatModel(settings)
+    # One retry: a 5xx here is usually this case's answer failing on the server (a cut-off call), not an outage.
+    model = OpenAIChatModel(settings.model_copy(update={"model_retries": min(settings.model_retries, 1)}))
     reports = []
     try:
         for agent, cases in suites:
