@@ -43,6 +43,8 @@ def tokens(text: str) -> set[str]:
             token = token[:-1]
         if token:
             found.add(token)
+            # "api@1.4.2", "api:1.4.2", "team/api": each part is a value people gave as well
+            found.update(normalize(part) for part in re.split(r"[@:/]", token) if part)
     return found
 
 

@@ -39,6 +39,8 @@ def test_normalize(raw: str, expected: str) -> None:
     ("deploy api 1.2 to prod", "1.2.3", False),
     ("deploy api latest to prod", "latest", False),
     ("deploy api to prod", "abc123", False),
+    ("deploy api@1.2.3 to prod", "1.2.3", True),
+    ("deploy registry/api:v1.2.3 to prod", "1.2.3", True),
 ])
 def test_version_grounding_by_whole_token(said: str, version: str, grounded: bool) -> None:
     """A version is grounded only by the same whole token; "latest" never is."""
