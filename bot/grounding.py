@@ -78,6 +78,7 @@ class Evidence:
         return cls.from_texts(said, results, context)
 
     def offers(self, source: GroundSource) -> frozenset[str]:
+        """The tokens one source offers."""
         return {"said": self.said, "tool_result": self.tool_result, "context": self.context}[source]
 
 
@@ -98,6 +99,7 @@ class GroundingCheck:
 
     @property
     def ok(self) -> bool:
+        """Every grounded field was found in its sources."""
         return not self.missing
 
 

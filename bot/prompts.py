@@ -29,6 +29,7 @@ class EvalSummary(BaseModel):
 
     @property
     def rate(self) -> float:
+        """Share of runs that passed."""
         return self.passed / self.runs if self.runs else 0.0
 
 

@@ -21,6 +21,7 @@ class GroupSummary(BaseModel):
 
     @property
     def rate(self) -> float:
+        """Share of runs that passed."""
         return self.passed / self.runs if self.runs else 0.0
 
 
@@ -44,6 +45,7 @@ class Totals(BaseModel):
 
     @property
     def pass_rate(self) -> float:
+        """Share of all runs that passed."""
         return self.passed / self.runs if self.runs else 0.0
 
 

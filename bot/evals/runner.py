@@ -56,6 +56,7 @@ class Outcome(BaseModel):
     text: str | None = None  # question, reply, route reason, or the error
 
     def describe(self) -> str:
+        """One line for the report: ``deploy service=api … -> approval`` or ``question: …``."""
         if self.kind == "action":
             args = " ".join(f"{k}={v}" for k, v in self.arguments.items())
             return f"{self.action} {args} -> {self.policy}".replace("  ", " ")
@@ -86,14 +87,14 @@ class CaseRun(BaseModel):
     repeat_reaching: bool = False
 
 
-def build_thread(case: Case, agent: str) -> Thread:
-    """The case's thread so far as events, owned by ``agent``."""
+def build_thread(case: Case, agent: str | None) -> Thread:
+    """The case's thread so far as events, owned by ``agent`` (None: not routed yet)."""
     events: list[Event] = []
     for step in case.thread:
         who = step.by or REQUESTER
         if step.user is not None:
             events.append(UserMessage(text=step.user, user=who))
-            if len(events) == 1:
+            if len(events) == 1 and agent is not None:
                 events.append(AgentSelected(agent=agent))
         elif step.answer is not None:
             events.append(HumanInputReceived(text=step.answer, user=who))
@@ -180,9 +181,7 @@ def _routing_registry(case: Case, registry: Registry) -> Registry:
 
 
 async def _route(case: Case, registry: Registry, model: ChatModel) -> CaseRun:
-    thread = build_thread(case, agent="")
-    thread = thread.model_copy(update={"agent": None, "events": [e for e in thread.events
-                                                                  if not isinstance(e, AgentSelected)]})
+    thread = build_thread(case, agent=None)
     selected = await choose_agent(thread, _routing_registry(case, registry), model)
     outcome = Outcome(kind="route", text=selected.agent)
     diff = judge(case.expect, outcome)
@@ -194,6 +193,7 @@ async def _route(case: Case, registry: Registry, model: ChatModel) -> CaseRun:
 
 
 def expected_text(expect: Expect) -> str:
+    """One line saying what a case expects."""
     if expect.kind == "action":
         args = " ".join(f"{k}={v}" for k, v in expect.arguments.items())
         return f"{expect.action} {args}{' -> ' + expect.outcome if expect.outcome else ''}"
