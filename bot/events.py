@@ -235,5 +235,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
-# Event types written by a person's decision or the execution path: the audit export reads these.
-AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result")
+# Event types written by a person's decision, the execution path or a rule that stopped a proposal: the audit
+# export reads these.
+AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result",
+               "proposal_blocked")

@@ -118,3 +118,17 @@ def test_repeat_guard_outcomes() -> None:
     assert earlier is not None and (earlier.outcome, earlier.detail) == ("failed", "webhook down")
     assert find_earlier(action, Thread(id="t", events=[*events, HumanInputReceived(text="yes, again")])) is None
     assert find_earlier(ListDeployments(), Thread(id="t", events=events)) is None
+
+
+def test_a_stopped_proposal_is_an_audit_record() -> None:
+    """proposal_blocked events are exported with the rule, the field and why."""
+    from bot.audit import audit_row
+    from bot.events import AUDIT_TYPES, ProposalBlocked
+    from bot.store import AuditRecord
+
+    assert "proposal_blocked" in AUDIT_TYPES
+    event = ProposalBlocked(action_id="a1", rule="grounding", field="version", value="9.9.9",
+                            reason="version=9.9.9 is not in what people said or a tool result")
+    row = audit_row(AuditRecord(thread_id="t", agent="deploy", event=event))
+    assert row["decision"] == "stopped (grounding)"
+    assert row["detail"] == "grounding version=9.9.9: version=9.9.9 is not in what people said or a tool result"
