@@ -14,6 +14,7 @@ from bot.events import Done, HumanInputReceived, Quote, UserMessage
 from bot.thread import Thread
 
 MAX_QUOTE = 1200  # characters of people's words kept on a card or mail; the thread keeps everything
+MAX_QUOTES = 5
 
 _CLAIMS = re.compile(
     r"""(
@@ -50,12 +51,18 @@ def without_claims(reason: str | None) -> str | None:
 
 
 def request_quotes(thread: Thread) -> list[Quote]:
-    """People's words in the request being worked on (since the last reply), each with its author, clipped."""
+    """People's words in the request being worked on (since the last reply), each with its author, clipped.
+
+    At most ``MAX_QUOTES`` messages: the one that opened the request and the latest ones (cards have a block limit).
+    """
     start = max((i + 1 for i, e in enumerate(thread.events) if isinstance(e, Done)), default=0)
+    said = [e for e in thread.events[start:] if isinstance(e, UserMessage | HumanInputReceived)]
+    if len(said) > MAX_QUOTES:
+        said = [said[0], *said[-(MAX_QUOTES - 1):]]
     quotes = []
     budget = MAX_QUOTE
-    for event in thread.events[start:]:
-        if isinstance(event, UserMessage | HumanInputReceived) and budget > 0:
+    for event in said:
+        if budget > 0:
             text = event.text.strip()
             if len(text) > budget:
                 text = text[: budget - 1] + "…"

@@ -99,6 +99,10 @@ def test_request_quotes_cover_the_current_request_only() -> None:
         UserMessage(text="deploy web to prod", user="bob"), HumanInputReceived(text="2.0.0", user="alice"),
     ])
     assert [(q.by, q.text) for q in request_quotes(thread)] == [("bob", "deploy web to prod"), ("alice", "2.0.0")]
+    chatty = thread.with_events([HumanInputReceived(text=f"note {i}", user="bob") for i in range(10)])
+    assert [q.text for q in request_quotes(chatty)] == ["deploy web to prod", "note 6", "note 7", "note 8", "note 9"]
+    long = Thread(id="t", events=[UserMessage(text="x" * 5000, user="bob")])
+    assert len(request_quotes(long)[0].text) == 1200
 
 
 def test_repeat_guard_outcomes() -> None:
