@@ -136,3 +136,17 @@ def test_a_stopped_proposal_is_an_audit_record() -> None:
     row = audit_row(AuditRecord(thread_id="t", agent="deploy", event=event))
     assert row["decision"] == "stopped (grounding)"
     assert row["detail"] == "grounding version=9.9.9: version=9.9.9 is not in what people said or a tool result"
+
+
+def test_pre_fetched_facts_ground_a_value_and_reach_the_model() -> None:
+    """An agent's facts are shown to the model in a context block and count as the "context" source."""
+    from bot.context import build_messages
+
+    thread = Thread(id="t", events=[UserMessage(text="roll back the checkout service on prod", user="bob")])
+    facts = ["services: checkout-api (owner payments), web"]
+    action = Rollback(service="checkout-api", environment="production")
+    assert not check(action, Evidence.from_thread(thread)).ok
+    assert check(action, Evidence.from_thread(thread, facts)).ok
+    content = build_messages("prompt", thread, facts)[1]["content"]
+    assert "<context>\nservices: checkout-api (owner payments), web\n</context>" in content
+    assert content.index("<context>") < content.index("<user_message")
