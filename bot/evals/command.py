@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.agent import Agent, Registry
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, UnknownAgent
 from bot.evals.report import Report
 from bot.evals.suite import cases_for, run_suite
 from bot.llm import OpenAIChatModel
@@ -13,9 +13,16 @@ from bot.wiring import build_registry, prepare_database
 from storage import store_for
 
 
+def _agent(registry: Registry, name: str | None) -> Agent:
+    try:
+        return registry.get(name or registry.default)
+    except UnknownAgent as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _agents(registry: Registry, name: str | None) -> list[Agent]:
     if name is not None:
-        return [registry.get(name)]
+        return [_agent(registry, name)]
     return [a for a in registry if (a.prompt_path.parent / "evals").is_dir()]
 
 
@@ -80,7 +87,7 @@ async def find_text(settings: Settings, agent_name: str | None, prompt_hash: str
     """A prompt version's text."""
     registry = build_registry(settings)
     await prepare_database(settings)
-    _, text = await _text(settings, registry.get(agent_name or registry.default), prompt_hash)
+    _, text = await _text(settings, _agent(registry, agent_name), prompt_hash)
     return text
 
 
@@ -88,7 +95,7 @@ async def diff_texts(settings: Settings, agent_name: str | None, old: str, new: 
     """A unified diff between two versions of an agent's prompt."""
     registry = build_registry(settings)
     await prepare_database(settings)
-    agent = registry.get(agent_name or registry.default)
+    agent = _agent(registry, agent_name)
     old_hash, old_text = await _text(settings, agent, old)
     new_hash, new_text = await _text(settings, agent, new)
     return diff(old_text, new_text, f"{agent.name}@{old_hash}", f"{agent.name}@{new_hash}") or "(no difference)\n"

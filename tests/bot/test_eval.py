@@ -154,3 +154,17 @@ def test_prompts_list_show_and_diff(model_server: ScriptedModelServer, sqlite_da
     assert "-Always ask twice." in diff
     missing = run_cli(["prompts", "show", "ffff"], model_server, sqlite_database_url)
     assert missing.exit_code == 1 and "not in the event log" in missing.output
+
+
+def test_eval_refuses_clearly_without_a_model_or_with_an_unknown_agent(
+    model_server: ScriptedModelServer, sqlite_database_url: str
+) -> None:
+    """No endpoint configured, an unknown agent, a glob matching nothing: one-line errors, no model call."""
+    bare = CliRunner().invoke(main, ["eval"], env={"DATABASE_URL": sqlite_database_url, "OPENAI_BASE_URL": "",
+                                                   "OPENAI_API_KEY": ""})
+    assert bare.exit_code == 1 and "no model configured" in bare.output
+    unknown = run_cli(["eval", "--agent", "nope"], model_server, sqlite_database_url)
+    assert unknown.exit_code == 1 and "nope" in unknown.output and "deploy" in unknown.output
+    nothing = run_cli(["eval", "--case", "no-such-*"], model_server, sqlite_database_url)
+    assert nothing.exit_code == 1 and "no eval case of agent deploy matches 'no-such-*'" in nothing.output
+    assert model_server.requests == []
