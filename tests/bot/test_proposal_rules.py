@@ -22,6 +22,7 @@ from channels.slack.slack_blocks import approval_card
 from tests.bot.conftest import InProcess, OpsgateFactory
 from tests.bot.test_engine import PROMPT, model_env, user_content
 from tests.support.model_server import ScriptedModelServer, tool_call
+from tests.support.webhook_receiver import WebhookReceiver
 
 APPROVERS = {"OPSGATE_APPROVERS": "carol@example.com"}
 
@@ -210,3 +211,29 @@ async def test_model_settings_per_agent_are_sent_and_recorded(
     proposal = next(e for e in thread.events if isinstance(e, ActionProposed))
     assert proposal.call is not None
     assert (proposal.call.temperature, proposal.call.timeout_s) == (0.3, 12.5)
+
+
+async def test_a_failed_deploy_proposed_again_asks_first_and_a_yes_runs_it(
+    opsgate: OpsgateFactory, model_server: ScriptedModelServer
+) -> None:
+    """After a failure the identical deploy is not retried on the model's say-so: the person is asked, and their
+    "yes" (a new request) lets it run again."""
+    with WebhookReceiver("whsecret", fail_first=1, fail_status=400) as hook:
+        og = await opsgate(**model_env(model_server, OPSGATE_DEPLOY_WEBHOOK_URL=f"{hook.url}/deploy",
+                                       OPSGATE_WEBHOOK_SECRET="whsecret"))
+        model_server.script(deploy(environment="staging"), deploy(environment="staging"))
+        thread_id = await og.start("deploy api 1.4.2 to staging")
+        thread = await og.wait(thread_id, "waiting_for_human")
+        results = [e for e in thread.events if isinstance(e, ActionResult)]
+        assert [r.ok for r in results] == [False]
+        question = thread.events[-1]
+        assert isinstance(question, HumanInputRequested)
+        assert question.message.startswith("deploy service=api version=1.4.2 environment=staging failed earlier")
+        assert question.message.endswith("Should I try it again? Reply yes to repeat it.")
+        assert "already failed in this request" in blocked(thread, "repeat")[0].reason
+
+        model_server.script(deploy(environment="staging"), tool_call("done_for_now", message="on staging now"))
+        await answer(og, thread_id, "yes")
+        thread = await og.wait(thread_id, "done")
+        assert [r.ok for r in thread.events if isinstance(r, ActionResult)] == [False, True]
+        assert len(hook.calls) == 2
