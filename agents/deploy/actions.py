@@ -58,7 +58,8 @@ class Deploy(Action):
 
 
 class Rollback(Action):
-    """Roll a service back to its previous version in an environment. Always needs an approver's OK."""
+    """Roll a service back to the version it ran before in an environment. opsgate finds that version itself:
+    only the service and the environment are needed, never a version. Always needs an approver's OK."""
 
     name: ClassVar[str] = "rollback"
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
