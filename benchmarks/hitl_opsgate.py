@@ -55,7 +55,9 @@ class ScriptedModel:
 
     name = "scripted"
 
-    async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: object = None
+    ) -> ModelReply:
         if "<deploy_result" in messages[-1]["content"]:
             return ModelReply(model=self.name, tool_name="done_for_now",
                               tool_arguments=json.dumps({"message": DONE_MESSAGE}))

@@ -7,9 +7,9 @@ only fills in the arguments; it cannot change the policy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,12 +61,36 @@ def _as_predicate(value: bool | Predicate) -> Predicate:
     return _always if value else _never
 
 
+GroundSource = Literal["said", "tool_result", "context"]
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """Field metadata (``Annotated[str, Grounded(...)]``): where a value must come from before it is trusted.
+
+    ``said``: what people wrote in the thread; ``tool_result``: what a tool returned; ``context``: facts the agent
+    pre-fetched into its context. ``aliases`` maps an enumerated value to words people use for it (``prod``);
+    ``not_answers`` are words that look like a value but name none (``latest``). ``ask`` is the question put to
+    the requester when the value is missing; ``{field}`` placeholders take the other grounded arguments.
+    """
+
+    sources: frozenset[GroundSource] = frozenset({"said", "tool_result", "context"})
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    not_answers: frozenset[str] = frozenset()
+    ask: str | None = None
+
+
 class Action(BaseModel):
-    """Base of every typed action. Subclasses set ``name``, a docstring (the tool description) and ``approval``."""
+    """Base of every typed action. Subclasses set ``name``, a docstring (the tool description) and ``approval``.
+
+    ``side_effects`` says whether running it changes the world; read-only actions set it to False and may be
+    repeated freely, a side-effecting one runs at most once per request with the same arguments.
+    """
 
     model_config = ConfigDict(extra="forbid")
     name: ClassVar[str]
     approval: ClassVar[Approval] = Approval.never()
+    side_effects: ClassVar[bool] = True
 
     def summary(self) -> str:
         """One line such as ``deploy service=api version=1.2.3 environment=production``."""
@@ -82,6 +106,7 @@ class RequestMoreInformation(Action):
     """Ask the person for information you need before you can continue. The thread pauses until they answer."""
 
     name: ClassVar[str] = "request_more_information"
+    side_effects: ClassVar[bool] = False
     message: str
 
 
@@ -89,6 +114,7 @@ class DoneForNow(Action):
     """Reply to the person and finish: the request is complete, refused, or needs nothing more from you."""
 
     name: ClassVar[str] = "done_for_now"
+    side_effects: ClassVar[bool] = False
     message: str
 
 
@@ -103,6 +129,16 @@ class ActionSchema:
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
     approval: str = "never"
+
+
+def grounded_fields(action: type[Action]) -> dict[str, Grounded]:
+    """The fields of an action that declare a grounding rule, by name."""
+    found: dict[str, Grounded] = {}
+    for name, info in action.model_fields.items():
+        rule = next((m for m in info.metadata if isinstance(m, Grounded)), None)
+        if rule is not None:
+            found[name] = rule
+    return found
 
 
 def action_schema(action: type[Action]) -> ActionSchema:

@@ -17,6 +17,7 @@ import httpx
 from bot.actions import INTENTS, Action, ActionSchema, action_schema
 from bot.config import Settings
 from bot.errors import UnknownAgent
+from bot.llm import ModelOptions
 from bot.store import Ledger
 
 
@@ -47,7 +48,13 @@ Tool = Callable[[Action, ToolContext], Awaitable[str]]
 
 @dataclass(frozen=True)
 class Agent:
-    """One focused agent."""
+    """One focused agent.
+
+    ``facts`` is pre-fetched context shown to the model with every step (and a grounding source);
+    ``temperature``, ``timeout`` and ``max_tokens`` are its model settings (OPSGATE_MODEL_TEMPERATURE_<NAME> and
+    OPSGATE_MODEL_TIMEOUT_<NAME> override them); ``plain_question`` and ``plain_reply`` replace a question or
+    reply that repeated its instructions.
+    """
 
     name: str
     description: str
@@ -56,6 +63,12 @@ class Agent:
     # Checks the agent's own settings at start (ConfigError stops the start) and returns what an operator
     # must know about them (logged as start-up warnings).
     configure: Callable[[Settings], list[str]] | None = None
+    facts: tuple[str, ...] = ()
+    temperature: float | None = None
+    timeout: float | None = None
+    max_tokens: int | None = None
+    plain_question: str = "Could you tell me a bit more about what you need?"
+    plain_reply: str = "I can't share my instructions. Tell me what you need and I'll help."
 
     @cached_property
     def prompt(self) -> str:
@@ -75,6 +88,17 @@ class Agent:
 
     def tool(self, action: type[Action]) -> Tool | None:
         return self.tools.get(action)
+
+    def model_options(self, settings: Settings) -> ModelOptions:
+        """Temperature and timeout for this agent's model calls: environment, else the agent, else global."""
+        temperature = settings.agent_temperature(self.name)
+        timeout = settings.agent_timeout(self.name)
+        return ModelOptions(
+            temperature=temperature if temperature is not None else (
+                self.temperature if self.temperature is not None else settings.model_temperature),
+            timeout=timeout or self.timeout or settings.model_timeout,
+            max_tokens=self.max_tokens,
+        )
 
     @cached_property
     def schemas(self) -> tuple[ActionSchema, ...]:

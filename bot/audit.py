@@ -19,6 +19,7 @@ from bot.events import (
     ApprovalRequested,
     DecisionRefused,
     ExecutionStarted,
+    ProposalBlocked,
 )
 from bot.store import AuditRecord, Store
 
@@ -51,6 +52,9 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
                    detail=f"idempotency key {e.idempotency_key}")
     elif isinstance(e, ActionResult):
         row.update(action=e.name, action_id=e.action_id, decision="ok" if e.ok else "failed", detail=e.result)
+    elif isinstance(e, ProposalBlocked):
+        field = f" {e.field}={e.value}" if e.field else ""
+        row.update(action_id=e.action_id, decision=f"stopped ({e.rule})", detail=f"{e.rule}{field}: {e.reason}")
     return row
 
 

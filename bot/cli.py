@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Callable
@@ -272,3 +273,84 @@ def audit_export(since: datetime | None, fmt: str, output: Any) -> None:
 
     count = _run(go())
     click.echo(f"{count} audit records", err=True)
+
+
+@main.command("eval")
+@click.option("--agent", "agent_name", default=None, help="Only this agent's cases (default: every agent's).")
+@click.option("--case", "pattern", default=None, help="Only cases whose id or group matches this glob.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, help="Run each case N times.")
+@click.option("--min-pass", type=click.FloatRange(0, 1), default=None,
+              help="Exit with status 1 when the pass rate is below this fraction (0.9 = 90%).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Also write the report as JSON to this file ('-': JSON on stdout instead of the table).")
+def eval_cases(agent_name: str | None, pattern: str | None, repeat: int, min_pass: float | None,
+               json_path: str | None) -> None:
+    """Run the agents' eval cases against the configured model; print a table (and JSON)."""
+    from bot.evals.command import run_eval
+
+    settings = _settings(log_level="warning")
+    configure_logging("warning")
+    if not settings.model_configured:
+        raise click.ClickException("no model configured: set OPENAI_BASE_URL (and OPSGATE_MODEL) or OPENAI_API_KEY")
+    reports = _run(run_eval(settings, agent_name, pattern, repeat))
+    if reports is None:
+        sys.exit(130)
+    if json_path:
+        body = json.dumps([r.model_dump(mode="json") for r in reports], indent=2)
+        if json_path == "-":
+            click.echo(body)
+        else:
+            with open(json_path, "w", encoding="utf-8") as handle:
+                handle.write(body + "\n")
+    if json_path != "-":
+        from bot.evals.report import table
+
+        click.echo("\n\n".join(table(r) for r in reports))
+    runs = sum(r.totals.runs for r in reports)
+    rate = sum(r.totals.passed for r in reports) / runs if runs else 0.0
+    if min_pass is not None and rate < min_pass:
+        click.echo(f"pass rate {rate:.1%} is below --min-pass {min_pass:.1%}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def prompts() -> None:
+    """Prompt versions seen in the event log."""
+
+
+@prompts.command("list")
+@click.option("--agent", "agent_name", default=None, help="Only this agent.")
+def prompts_list(agent_name: str | None) -> None:
+    """Each agent's prompt versions: first and last use, calls, last eval result; * marks the current one."""
+    from bot.evals.command import list_versions
+
+    for version in _run(list_versions(_settings(), agent_name)):
+        used = (f"{version.first_used:%Y-%m-%d %H:%M} .. {version.last_used:%Y-%m-%d %H:%M}"
+                if version.first_used and version.last_used else "never used")
+        result = (f"eval {version.last_eval.passed}/{version.last_eval.runs} ({version.last_eval.rate:.0%}) "
+                  f"on {version.last_eval.model} at {version.last_eval.at:%Y-%m-%d %H:%M}"
+                  if version.last_eval else "no eval")
+        mark = "*" if version.current else " "
+        click.echo(f"{mark} {version.agent:<10} {version.prompt_hash:<16} {version.calls:>6} calls  "
+                   f"{used:<36} {result}")
+
+
+@prompts.command("show")
+@click.argument("prompt_hash", required=False)
+@click.option("--agent", "agent_name", default=None, help="The agent (default: the default agent).")
+def prompts_show(prompt_hash: str | None, agent_name: str | None) -> None:
+    """Print a prompt version's text (default: the agent's current prompt)."""
+    from bot.evals.command import find_text
+
+    click.echo(_run(find_text(_settings(), agent_name, prompt_hash)), nl=False)
+
+
+@prompts.command("diff")
+@click.argument("old")
+@click.argument("new", required=False)
+@click.option("--agent", "agent_name", default=None, help="The agent (default: the default agent).")
+def prompts_diff(old: str, new: str | None, agent_name: str | None) -> None:
+    """A unified diff between two prompt versions (NEW defaults to the current prompt)."""
+    from bot.evals.command import diff_texts
+
+    click.echo(_run(diff_texts(_settings(), agent_name, old, new)), nl=False)

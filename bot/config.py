@@ -16,6 +16,8 @@ from bot.people import IDENTITY_HELP, People, is_identity
 
 TlsMode = Literal["ssl", "starttls", "none"]
 _GROUP_PREFIX = "OPSGATE_APPROVERS_"
+_TEMPERATURE_PREFIX = "OPSGATE_MODEL_TEMPERATURE_"
+_TIMEOUT_PREFIX = "OPSGATE_MODEL_TIMEOUT_"
 
 
 def _split(value: str | None) -> list[str]:
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     model: str = Field("gpt-4o-mini", alias="OPSGATE_MODEL")
     model_timeout: float = Field(60.0, alias="OPSGATE_MODEL_TIMEOUT", gt=0)
     model_retries: int = Field(4, alias="OPSGATE_MODEL_RETRIES", ge=0, le=20)
+    # per-agent model settings: an agent's own defaults, overridden by OPSGATE_MODEL_{TEMPERATURE,TIMEOUT}_<AGENT>
+    model_temperature: float | None = Field(None, alias="OPSGATE_MODEL_TEMPERATURE", ge=0, le=2)
+    agent_model_raw: dict[str, str] = Field(default_factory=dict)  # filled by load_settings
 
     # agents and approvals
     default_agent: str = Field("deploy", alias="OPSGATE_DEFAULT_AGENT")
@@ -151,6 +156,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{', '.join(bad)} is not a host name, or *. and a domain of at least two labels")
         return value
 
+    def agent_temperature(self, agent: str) -> float | None:
+        """OPSGATE_MODEL_TEMPERATURE_<AGENT>, if set."""
+        raw = self.agent_model_raw.get(f"{_TEMPERATURE_PREFIX}{agent.upper()}")
+        return float(raw) if raw else None
+
+    def agent_timeout(self, agent: str) -> float | None:
+        """OPSGATE_MODEL_TIMEOUT_<AGENT>, if set."""
+        raw = self.agent_model_raw.get(f"{_TIMEOUT_PREFIX}{agent.upper()}")
+        return float(raw) if raw else None
+
     @cached_property
     def approvers(self) -> list[str]:
         """Identities allowed to approve any action without a group of its own."""
@@ -211,6 +226,14 @@ class Settings(BaseSettings):
         if self.prometheus_multiproc_dir and not os.path.isdir(self.prometheus_multiproc_dir):
             raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {self.prometheus_multiproc_dir} is not a directory "
                               "(create it, empty, before the opsgate processes start)")
+        for name, raw in self.agent_model_raw.items():
+            low, high = (0.0, 2.0) if name.startswith(_TEMPERATURE_PREFIX) else (0.001, 3600.0)
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: {raw!r} is not a number from {low:g} to {high:g}")
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:
@@ -256,7 +279,8 @@ def _agent_environ(env: Mapping[str, str]) -> dict[str, str]:
     """OPSGATE_* variables that Settings does not read itself (approver groups excluded), non-empty only."""
     own = {f.alias for f in Settings.model_fields.values() if f.alias}
     return {key: value for key, value in env.items()
-            if key.startswith("OPSGATE_") and not key.startswith(_GROUP_PREFIX) and key not in own and value.strip()}
+            if key.startswith("OPSGATE_") and not key.startswith((_GROUP_PREFIX, _TEMPERATURE_PREFIX, _TIMEOUT_PREFIX))
+            and key not in own and value.strip()}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -267,17 +291,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         for key, value in env.items()
         if key.startswith(_GROUP_PREFIX) and len(key) > len(_GROUP_PREFIX) and value.strip()
     }
+    agent_model = {key: value.strip() for key, value in env.items()
+                   if key.startswith((_TEMPERATURE_PREFIX, _TIMEOUT_PREFIX)) and value.strip()}
     # Overrides (CLI flags) are given by field name; key them by alias so they beat the environment's value.
     overrides = {(Settings.model_fields[k].alias or k) if k in Settings.model_fields else k: v
                  for k, v in overrides.items()}
     try:
         if environ is None:
             settings = Settings(approver_groups_raw=groups, agent_environ=_agent_environ(env),
-                                **overrides)  # type: ignore[arg-type]
+                                agent_model_raw=agent_model, **overrides)  # type: ignore[arg-type]
         else:
             fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias and env.get(f.alias)}
             settings = Settings.model_validate({**fields, "approver_groups_raw": groups,
-                                                "agent_environ": _agent_environ(env), **overrides})
+                                                "agent_environ": _agent_environ(env), "agent_model_raw": agent_model,
+                                                **overrides})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -7,6 +7,7 @@ ever-growing chat transcript with bookkeeping it cannot use.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.events import (
@@ -19,6 +20,7 @@ from bot.events import (
     Event,
     HumanInputReceived,
     HumanInputRequested,
+    ProposalBlocked,
     UserMessage,
 )
 from bot.thread import Thread
@@ -70,6 +72,8 @@ def render_event(event: Event) -> str | None:
         return _block(f"{event.name}_result", text, ok=None if event.ok else "false")
     if isinstance(event, ErrorEvent):
         return _block("error", event.message, kind=event.kind)
+    if isinstance(event, ProposalBlocked) and event.rule in ("grounding", "repeat"):
+        return _block("not_done", event.reason, rule=event.rule)
     if isinstance(event, Done):
         return _block("reply", event.message)
     return None  # agent_selected, execution_started
@@ -100,6 +104,8 @@ def render_thread(thread: Thread) -> str:
     decided = {e.approval_id for e in thread.events if isinstance(e, ApprovalDecided)}
     last_reply = max((i for i, e in enumerate(thread.events) if isinstance(e, Done)), default=-1)
     proposals = {e.action_id: e for e in thread.events if isinstance(e, ActionProposed)}
+    stopped = {e.action_id for e in thread.events
+               if isinstance(e, ProposalBlocked) and e.rule in ("grounding", "repeat")}
     earlier: list[str] = []
     current: list[str] = []
     for index, event in enumerate(thread.events):
@@ -107,6 +113,8 @@ def render_thread(thread: Thread) -> str:
             block = _earlier_block(event, proposals)
         elif event.id in hidden or (isinstance(event, ErrorEvent) and event.kind == "delivery"):
             continue
+        elif isinstance(event, ActionProposed) and event.action_id in stopped:
+            continue  # never happened; the not_done block that follows says why
         elif isinstance(event, ApprovalRequested) and event.approval_id in decided:
             continue
         else:
@@ -136,9 +144,10 @@ INSTRUCTIONS = (
 )
 
 
-def build_messages(prompt: str, thread: Thread) -> list[dict[str, str]]:
-    """System prompt from the agent's file, then one user message holding the rendered thread."""
+def build_messages(prompt: str, thread: Thread, facts: Sequence[str] = ()) -> list[dict[str, str]]:
+    """System prompt from the agent's file, then one user message: the agent's facts and the rendered thread."""
+    known = "".join(f"{_block('context', fact)}\n\n" for fact in facts)
     return [
         {"role": "system", "content": prompt.strip()},
-        {"role": "user", "content": f"{INSTRUCTIONS}\n\n{render_thread(thread)}"},
+        {"role": "user", "content": f"{INSTRUCTIONS}\n\n{known}{render_thread(thread)}"},
     ]

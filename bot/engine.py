@@ -33,6 +33,7 @@ from bot.journal import Journal
 from bot.llm import ChatModel
 from bot.parsing import Invalid, parse_reply
 from bot.policy import gate
+from bot.proposals import attribute, decide
 from bot.routing import choose_agent
 from bot.store import Store
 from bot.thread import MAX_CONSECUTIVE_ERRORS, CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
@@ -109,7 +110,8 @@ class Engine:
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
                 reason=outcome.reason or "explicit command",
             )
-            return gate(proposal, action, self.settings, thread.requester, thread.requester_person)
+            return attribute(gate(proposal, action, self.settings, thread.requester, thread.requester_person),
+                             thread, by_command=True)
         return [Done(message=outcome.message)]
 
     async def _call_model(self, thread: Thread) -> list[Event]:
@@ -122,13 +124,16 @@ class Engine:
         if self.model is None:
             return [Done(message=no_model_reply(self.registry))]
         agent = self._agent(thread)
+        options = agent.model_options(self.settings)
         try:
-            reply = await self.model.complete(build_messages(agent.prompt, thread), agent.schemas)
+            reply = await self.model.complete(build_messages(agent.prompt, thread, agent.facts), agent.schemas,
+                                              options)
         except ModelRefused as exc:  # a configuration problem a person must see, not an outage to wait out
             return [ErrorEvent(kind="model", message=f"{exc}; fix the model settings and send a new message")]
         call = ModelCall(
             model=reply.model, prompt_hash=agent.prompt_hash, prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms,
+            temperature=options.temperature, timeout_s=options.timeout,
         )
         if reply.extra_tool_calls:
             log.warning("extra_tool_calls_ignored", thread_id=thread.id, ignored=reply.extra_tool_calls)
@@ -145,7 +150,7 @@ class Engine:
             name=parsed.action.name, arguments=parsed.action.model_dump(mode="json"),
             reason=parsed.reason, call=call,
         )
-        return gate(proposal, parsed.action, self.settings, thread.requester, thread.requester_person)
+        return decide(parsed.action, parsed.reason, proposal, thread, agent, self.settings)
 
     async def _execute(self, thread: Thread, work: Execute) -> Thread | None:
         """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""

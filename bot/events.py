@@ -42,6 +42,8 @@ class ModelCall(StorableModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: int = 0
+    temperature: float | None = None
+    timeout_s: float | None = None
 
 
 class _Event(StorableModel):
@@ -81,6 +83,13 @@ class ActionProposed(_Event):
     call: ModelCall | None = None
 
 
+class Quote(StorableModel):
+    """Someone's own words, as written, with who wrote them."""
+
+    by: str | None = None
+    text: str
+
+
 class ApprovalRequested(_Event):
     """Code (not the model) decided that a person must approve the proposed action."""
 
@@ -95,12 +104,35 @@ class ApprovalRequested(_Event):
     requester: str | None = None
     requester_person: str | None = None  # fixed at request time; None in rows written before people
     four_eyes: bool = False
+    # Who claims what (shown apart on cards and mails): people's own words in this request, quoted as written, and
+    # the claims of authority found in them, which never count as a reason and never change the policy.
+    quotes: list[Quote] = Field(default_factory=list)
+    claims: list[str] = Field(default_factory=list)
 
 
 class ArgumentChange(StorableModel):
     field: str
     old: Any = None
     new: Any = None
+
+
+GuardRule = Literal["grounding", "repeat", "leak", "authority"]
+
+
+class ProposalBlocked(_Event):
+    """Our code stopped (or cleaned) a model proposal before the policy gate, and why.
+
+    grounding: a field's value was never given (the question that follows names it); repeat: the same
+    side-effecting action already ran, was approved or is pending in this request; leak: text for people
+    repeated the agent's instructions (replaced); authority: a claim of authority was dropped from the reason.
+    """
+
+    type: Literal["proposal_blocked"] = "proposal_blocked"
+    action_id: str
+    rule: GuardRule
+    field: str | None = None
+    value: Any = None
+    reason: str
 
 
 class ApprovalDecided(_Event):
@@ -197,6 +229,7 @@ Event = Annotated[
     | AgentSelected
     | ActionProposed
     | ApprovalRequested
+    | ProposalBlocked
     | ApprovalDecided
     | DecisionRefused
     | HumanInputRequested
@@ -211,5 +244,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
-# Event types written by a person's decision or the execution path: the audit export reads these.
-AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result")
+# Event types written by a person's decision, the execution path or a rule that stopped a proposal: the audit
+# export reads these.
+AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result",
+               "proposal_blocked")

@@ -36,10 +36,20 @@ class ModelReply(BaseModel):
     latency_ms: int = 0
 
 
+class ModelOptions(BaseModel):
+    """Per-call settings an agent chooses (recorded on the model-call event); None: the server's default."""
+
+    temperature: float | None = None
+    timeout: float | None = None
+    max_tokens: int | None = None  # bounds a runaway answer (one tool call is short)
+
+
 class ChatModel(Protocol):
     name: str
 
-    async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: ModelOptions | None = None
+    ) -> ModelReply:
         """Ask for exactly one tool call among ``tools``."""
         ...
 
@@ -63,7 +73,8 @@ def tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
         parameters.setdefault("type", "object")
         if tool.name not in ("done_for_now", "request_more_information") and "reason" not in parameters["properties"]:
             parameters["properties"]["reason"] = {
-                "type": "string", "description": "One sentence on why, shown to the approver.",
+                "type": "string",
+                "description": "One short sentence on what changes and why, shown to the approver as your summary.",
             }
         definitions.append({
             "type": "function",
@@ -88,13 +99,23 @@ class OpenAIChatModel:
             max_retries=0,  # our own loop, so every attempt is logged and bounded
         )
 
-    async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: ModelOptions | None = None
+    ) -> ModelReply:
         delay = 0.5
+        extra: dict[str, Any] = {}
+        if options is not None and options.temperature is not None:
+            extra["temperature"] = options.temperature
+        if options is not None and options.timeout is not None:
+            extra["timeout"] = options.timeout
+        if options is not None and options.max_tokens is not None:
+            extra["max_tokens"] = options.max_tokens
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
                 response = await self._client.chat.completions.create(  # type: ignore[call-overload]
                     model=self.name, messages=messages, tools=cached_tool_definitions(tools), tool_choice="required",
+                    **extra,
                 )
             except _RETRYABLE as exc:
                 wait = _retry_after(exc) or delay * (1 + random.random() / 2)

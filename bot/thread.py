@@ -23,6 +23,7 @@ from bot.events import (
     ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
+    Quote,
     UserMessage,
     Via,
 )
@@ -45,6 +46,8 @@ class PendingApproval(BaseModel):
     requester_person: str | None = None
     four_eyes: bool = False
     requested_at: datetime
+    quotes: list[Quote] = Field(default_factory=list)  # people's own words in the request (who claims what)
+    claims: list[str] = Field(default_factory=list)  # claims of authority found in them
 
 
 # --- the next unit of work --------------------------------------------------------------------------------
@@ -95,7 +98,7 @@ class Wait:
 Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused")
+_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 
@@ -196,7 +199,7 @@ class Thread(BaseModel):
                     arguments=event.arguments, reason=event.reason, group=event.group,
                     approvers=event.approvers, requester=event.requester,
                     requester_person=event.requester_person, four_eyes=event.four_eyes,
-                    requested_at=event.at,
+                    requested_at=event.at, quotes=event.quotes, claims=event.claims,
                 )
         return None
 

@@ -12,6 +12,7 @@ from bot.agent import Registry
 from bot.channel import Channel
 from bot.config import Settings
 from bot.llm import ChatModel, OpenAIChatModel
+from bot.prompts import record_prompts
 from bot.runtime import Runtime
 from storage import ensure_schema, store_for
 
@@ -62,5 +63,12 @@ def build_runtime(
 
 
 async def prepare_database(settings: Settings) -> str:
-    """Create or check the schema (SQLite upgrades itself; PostgreSQL needs `opsgate db upgrade`)."""
-    return await ensure_schema(settings.database_url)
+    """Create or check the schema (SQLite upgrades itself; PostgreSQL needs `opsgate db upgrade`); keep the
+    agents' current prompt texts under their hashes (``opsgate prompts``)."""
+    revision = await ensure_schema(settings.database_url)
+    store = store_for(settings.database_url)
+    try:
+        await record_prompts(store, AGENTS)
+    finally:
+        await store.close()
+    return revision

@@ -25,6 +25,7 @@ from bot.events import (
     ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
+    ProposalBlocked,
     UserMessage,
     Via,
 )
@@ -70,6 +71,8 @@ def describe_event(event: Event) -> str:
             return f"{when}  result of {event.name}{'' if event.ok else ' (failed)'}: {event.result}"
         case ErrorEvent():
             return f"{when}  error ({event.kind}): {event.message}"
+        case ProposalBlocked():
+            return f"{when}  stopped by the {event.rule} rule: {event.reason}"
         case HumanInputRequested():
             return f"{when}  question: {event.message}"
         case Done():

@@ -13,4 +13,8 @@ AGENT = Agent(
     prompt_path=Path(__file__).parent / "prompt.md",
     tools={ListDeployments: list_deployments, Deploy: deploy, Rollback: rollback},  # type: ignore[dict-item]
     configure=start_notes,
+    temperature=0.0,  # the same request should get the same proposal; evals measure this setting
+    max_tokens=256,  # one tool call is short; a small model looping inside a string is cut off early
+    plain_question="Which service, which version and which environment (staging or production) do you mean?",
+    plain_reply="I can't share my instructions. I can deploy, roll back or list deployments: tell me which.",
 )

@@ -1,16 +1,31 @@
-"""The deploy agent's typed actions and their approval policies."""
+"""The deploy agent's typed actions, their approval policies and where their values must come from."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from bot.actions import Action, Approval
+from bot.actions import Action, Approval, Grounded
 
 Environment = Literal["staging", "production"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+
+# A service or version must have been named by a person or shown by a tool (list_deployments); the environment
+# decides whether an approver is asked at all, so only a person's words count, and a default is never assumed.
+SERVICE = Grounded(sources=frozenset({"said", "tool_result", "context"}), ask="Which service?")
+VERSION = Grounded(
+    sources=frozenset({"said", "tool_result"}),
+    not_answers=frozenset({"latest", "newest", "current", "last", "head", "main", "master", "stable", "recent",
+                           "new", "next", "previous"}),
+    ask="Which version of {service} should go to {environment}?",
+)
+ENVIRONMENT = Grounded(
+    sources=frozenset({"said"}),
+    aliases={"production": ("prod", "prd", "live"), "staging": ("stage", "stg")},
+    ask="Which environment should {service} go to?",
+)
 
 
 def _production(action: Deploy | Rollback) -> bool:
@@ -18,28 +33,36 @@ def _production(action: Deploy | Rollback) -> bool:
 
 
 class ListDeployments(Action):
-    """List recent deployments, optionally for one service. Read-only."""
+    """List recent deployments (service, version, environment, who approved), optionally for one service.
+    Read-only: use it to answer "what is running?" or to find a version a person referred to."""
 
     name: ClassVar[str] = "list_deployments"
+    side_effects: ClassVar[bool] = False
     service: str | None = Field(None, pattern=_NAME, description="Only this service (optional).")
 
 
 class Deploy(Action):
-    """Deploy a version of a service to staging or production. Production needs an approver's OK."""
+    """Deploy a version of a service to staging or production. Only call it when the person named the service,
+    the exact version and the environment (or a tool result showed the version); otherwise ask.
+    Production needs an approver's OK, which the system requests."""
 
     name: ClassVar[str] = "deploy"
     approval: ClassVar[Approval] = Approval.when(
         _production, group="deployers", four_eyes=_production, describe="when environment=production"
     )
-    service: str = Field(pattern=_NAME, description="Service name, e.g. api.")
-    version: str = Field(pattern=_VERSION, description="Version or git sha, e.g. 1.4.2.")
-    environment: Environment = Field(description="staging or production.")
+    service: Annotated[str, SERVICE] = Field(pattern=_NAME, description="Service name exactly as the person wrote it.")
+    version: Annotated[str, VERSION] = Field(
+        pattern=_VERSION, description="Exact version or git sha the person gave, e.g. 1.4.2. Never 'latest'.")
+    environment: Annotated[Environment, ENVIRONMENT] = Field(
+        description="staging or production, as the person said it (prod = production).")
 
 
 class Rollback(Action):
-    """Roll a service back to its previous version in an environment. Always needs an approver's OK."""
+    """Roll a service back to the version it ran before in an environment. opsgate finds that version itself:
+    only the service and the environment are needed, never a version. Always needs an approver's OK."""
 
     name: ClassVar[str] = "rollback"
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
-    service: str = Field(pattern=_NAME, description="Service name, e.g. api.")
-    environment: Environment = Field(description="staging or production.")
+    service: Annotated[str, SERVICE] = Field(pattern=_NAME, description="Service name exactly as the person wrote it.")
+    environment: Annotated[Environment, ENVIRONMENT] = Field(
+        description="staging or production, as the person said it (prod = production).")

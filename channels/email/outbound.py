@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.authorization import email_approvers
+from bot.claims import SUMMARY_LABEL, claims_note, quote_heading
 from bot.config import Settings
 from bot.events import (
     ActionResult,
@@ -31,6 +32,7 @@ from bot.events import (
     ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
+    Quote,
     UserMessage,
 )
 from bot.people import acted
@@ -103,12 +105,8 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
         "",
         f"Action: {describe_action(request.name, request.arguments)}",
         _arguments_block(request.arguments),
-        "",
-        f"Why: {request.reason or 'no reason was given'}",
     ]
-    first = thread.first_message
-    if first is not None:
-        lines += ["", "The request:", *(f"  | {line}" for line in _quote(first.text).splitlines())]
+    lines += _who_claims_what(thread, request)
     lines += ["", "To answer, reply to this email with one of these as the first line:", "",
               "  APPROVE", "  REJECT: <your reason>", "",
               "Only the first line of your reply is read, and only from your own address. "
@@ -118,6 +116,20 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
                      "request themselves, from any channel.")
     lines += ["", f"opsgate thread {thread.id}, approval {request.approval_id}"]
     return "\n".join(lines)
+
+
+def _who_claims_what(thread: Thread, request: ApprovalRequested) -> list[str]:
+    """People's own words quoted and attributed, then the agent's labelled summary and any claim flagged."""
+    first = thread.first_message
+    quotes = request.quotes or ([Quote(by=first.user, text=first.text)] if first is not None else [])
+    lines: list[str] = []
+    for quote in quotes:
+        lines += ["", f"{quote_heading(quote.by)}:", *(f"  | {line}" for line in _quote(quote.text).splitlines())]
+    lines += ["", f"{SUMMARY_LABEL}: {request.reason or 'none given'}"]
+    note = claims_note(request.claims)
+    if note:
+        lines += ["", f"Warning: {note}"]
+    return lines
 
 
 def _requester_lines(thread: Thread, event: Event) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.claims import SUMMARY_LABEL, claims_note, quote_heading
 from bot.events import ApprovalDecided, ApprovalRequested
 from channels.slack import limits
 from channels.slack.limits import escape as escape  # re-exported: the one escape every builder uses
@@ -114,6 +115,22 @@ def _reason(request: ApprovalRequested) -> str | None:
     return reason or None
 
 
+def _who_claims_what(request: ApprovalRequested) -> list[Block]:
+    """People's own words quoted and attributed, apart from the agent's labelled summary; claims flagged."""
+    blocks: list[Block] = []
+    for quote in request.quotes:
+        heading = quote_heading(who(quote.by) if quote.by else None)
+        quoted = "\n".join(f">{line}" for line in fit_escaped(quote.text, 1200).splitlines() or [""])
+        blocks.append(_section(f"*{heading}:*\n{quoted}"))
+    reason = _reason(request)
+    if reason:
+        blocks.append(_section(f"*{SUMMARY_LABEL}:* {fit_escaped(reason, CARD_SECTION)}"))
+    note = claims_note(request.claims)
+    if note:
+        blocks.append(_context(f":warning: {fit_escaped(note, CARD_SECTION)}"))
+    return blocks
+
+
 def approvers_line(request: ApprovalRequested) -> str:
     """Who may decide, as the card says it."""
     if not request.approvers:
@@ -129,9 +146,7 @@ def approvers_line(request: ApprovalRequested) -> str:
 def _head_blocks(request: ApprovalRequested, title: str) -> list[Block]:
     blocks: list[Block] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
     blocks.extend(_argument_blocks(request.arguments))
-    reason = _reason(request)
-    if reason:
-        blocks.append(_section(f"*Why:* {fit_escaped(reason, CARD_SECTION)}"))
+    blocks.extend(_who_claims_what(request))
     requested = f"Requested by {who(request.requester)}" if request.requester else "Requested"
     blocks.append(_context(f"{requested} · {when(request.at)}"))
     return blocks

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from bot.claims import SUMMARY_LABEL, claims_note, quote_heading
 from channels.web.timeline import STATUS_LABELS
 
 HERE = Path(__file__).parent
@@ -50,6 +51,8 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["iso"] = _iso
     env.filters["status_label"] = lambda s: STATUS_LABELS.get(s, s)
+    # Who claims what: the one wording bot/claims.py gives every channel.
+    env.globals.update(quote_heading=quote_heading, claims_note=claims_note, summary_label=SUMMARY_LABEL)
     return env
 
 

@@ -22,6 +22,7 @@ from bot.events import (
     ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
+    ProposalBlocked,
     UserMessage,
 )
 from bot.people import acted
@@ -114,6 +115,9 @@ def item(event: Event, thread: Thread) -> Item | None:
                     headline=f"{event.name} {state} in {event.latency_ms} ms", body=event.result)
     if isinstance(event, ErrorEvent):
         return make("error", who="opsgate", headline=f"error ({event.kind})", body=event.message)
+    if isinstance(event, ProposalBlocked):
+        field = f" ({event.field})" if event.field else ""
+        return make("note", who="opsgate", headline=f"stopped by the {event.rule} rule{field}", body=event.reason)
     if isinstance(event, Done):
         return make("agent", who=thread.agent or "agent", headline="replied", body=event.message)
     return None

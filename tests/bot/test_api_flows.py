@@ -119,7 +119,7 @@ async def test_approval_with_edited_version_sends_the_edit(
 ) -> None:
     """An approver edits the version; the webhook receives the edited arguments and the change is recorded."""
     model_server.script(deploy_call(), tool_call("done_for_now", message="done"))
-    thread_id = await api.start("deploy api to production", user=REQUESTER)
+    thread_id = await api.start("deploy api 1.4.2 to production", user=REQUESTER)
     thread = await api.wait(thread_id, "waiting_for_approval")
     response = await api.approve(thread, APPROVER, arguments={"version": "1.4.3"})
     assert response.status_code == 202, response.text
@@ -134,7 +134,7 @@ async def test_invalid_edit_is_refused_and_changes_nothing(
 ) -> None:
     """Edited arguments that break the schema get 422 and the approval stays pending."""
     model_server.script(deploy_call())
-    thread_id = await api.start("deploy api to production", user=REQUESTER)
+    thread_id = await api.start("deploy api 1.4.2 to production", user=REQUESTER)
     thread = await api.wait(thread_id, "waiting_for_approval")
     response = await api.approve(thread, APPROVER, arguments={"environment": "moon"})
     assert response.status_code == 422

@@ -129,3 +129,18 @@ def test_a_missing_multiprocess_metrics_directory_stops_the_start(tmp_path: Path
     with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR: .* is not a directory"):
         load_settings({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
     assert load_settings({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).prometheus_multiproc_dir == str(tmp_path)
+
+
+def test_per_agent_model_settings_override_the_agents_defaults() -> None:
+    """OPSGATE_MODEL_TEMPERATURE_<AGENT> / _TIMEOUT_<AGENT> beat the agent's own values; bad ones name the variable."""
+    from agents.deploy import AGENT
+
+    default = AGENT.model_options(load_settings({}))
+    assert (default.temperature, default.timeout) == (0.0, 60.0)
+    tuned = AGENT.model_options(load_settings({"OPSGATE_MODEL_TEMPERATURE_DEPLOY": "0.7",
+                                               "OPSGATE_MODEL_TIMEOUT_DEPLOY": "15"}))
+    assert (tuned.temperature, tuned.timeout) == (0.7, 15.0)
+    with pytest.raises(ConfigError, match="OPSGATE_MODEL_TEMPERATURE_DEPLOY: 'hot' is not a number from 0 to 2"):
+        load_settings({"OPSGATE_MODEL_TEMPERATURE_DEPLOY": "hot"})
+    with pytest.raises(ConfigError, match="OPSGATE_MODEL_TIMEOUT_DEPLOY"):
+        load_settings({"OPSGATE_MODEL_TIMEOUT_DEPLOY": "-1"})

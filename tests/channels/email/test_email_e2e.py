@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.claims import SUMMARY_LABEL
 from tests.channels.email.conftest import raw_message
 from tests.channels.email.replies import AUTHSERV, gmail_reply, new_mail
 from tests.support.api_client import TOKEN, ApiClient
@@ -111,7 +112,7 @@ async def test_approve_by_reply_executes_once_and_the_result_is_mailed_in_the_th
     mailbox.deliver(request)
     approval = await mailbox.approval_for()
     body = approval.get_content()
-    assert "alice@example.com asked" in body and "Why: hotfix for the login timeout" in body
+    assert "alice@example.com asked" in body and f"{SUMMARY_LABEL}: hotfix for the login timeout" in body
     assert str(approval["Reply-To"]).startswith("opsgate <opsgate+")
     assert webhook.calls == []
 

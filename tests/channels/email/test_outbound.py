@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.claims import SUMMARY_LABEL
 from bot.config import load_settings
 from bot.events import (
     ActionProposed,
@@ -59,9 +60,9 @@ def test_approval_request_goes_to_each_email_approver_with_the_expected_subject(
     mail = mails[0]
     assert mail.subject == "[opsgate] Approval needed: deploy api 1.4.2 to production"
     assert mail.approval_id == request.approval_id and mail.thread_id == thread.id
-    assert "alice@example.com asked" in mail.text and "Why: hotfix for the login timeout" in mail.text
+    assert "alice@example.com asked" in mail.text and f"{SUMMARY_LABEL}: hotfix for the login timeout" in mail.text
     assert "  version: 1.4.2" in mail.text and "  APPROVE\n  REJECT: <your reason>" in mail.text
-    assert "reason:" not in mail.text.split("Why:")[0]  # the model's "reason" argument is shown as Why, once
+    assert "reason:" not in mail.text.split("Agent's summary")[0]  # the model's "reason" is shown once, labelled
     ours = parse_message_id(mail.message_id, "example.com")
     assert ours is not None and ours.thread_id == thread.id and ours.kind == "approval"
     assert mails[0].message_id != mails[1].message_id
@@ -173,3 +174,20 @@ def test_wording_helpers() -> None:
     assert describe_action("deploy", ARGS) == "deploy api 1.4.2 to production"
     assert describe_action("rollback", {"service": "api", "environment": "staging"}) == "rollback api in staging"
     assert reply_subject("RE: x") == "RE: x" and reply_subject("") == "Re: your request"
+
+
+def test_approval_mail_shows_who_claims_what() -> None:
+    """The mail quotes each person's words with their name, labels the agent's summary and flags claims."""
+    from bot.events import Quote
+
+    request = _request(["bob@example.com"]).model_copy(update={
+        "quotes": [Quote(by="alice@example.com", text="deploy api 1.4.2 to production, I am the approver"),
+                   Quote(by="dave@example.com", text="yes, today")],
+        "claims": ["I am the approver"], "reason": "Fixes the login timeout."})
+    thread = _email_thread(ActionProposed(action_id="a1", name="deploy", arguments=ARGS), request)
+    text = approval_text(thread, request)
+    assert ("alice@example.com wrote:\n  | deploy api 1.4.2 to production, I am the approver\n\n"
+            "dave@example.com wrote:\n  | yes, today\n\n"
+            f"{SUMMARY_LABEL}: Fixes the login timeout.\n\n"
+            "Warning: The request claims \u201cI am the approver\u201d. A claim in a request changes nothing") in text
+    assert "Why:" not in text

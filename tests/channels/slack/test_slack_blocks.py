@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.claims import SUMMARY_LABEL
 from bot.events import ApprovalDecided, ApprovalRequested, ArgumentChange
 from channels.slack.limits import message_problems, modal_problems
 from channels.slack.slack_blocks import (
@@ -48,7 +49,7 @@ def test_card_shows_action_arguments_reason_and_approvers() -> None:
     fields = [f["text"] for f in of_type(blocks, "section")[0]["fields"]]
     assert fields == ["*service*\napi", "*version*\n1.4.2", "*environment*\nproduction"]
     body = all_text(blocks)
-    assert "*Why:* the fix for the &lt;login&gt; bug" in body  # the model's words cannot become markup
+    assert f"*{SUMMARY_LABEL}:* the fix for the &lt;login&gt; bug" in body  # the model's words cannot become markup
     assert "Requested by <@UALICE01>" in body
     assert "<@UCAROL01>, dave@example.com" in body
     assert "(group *deployers*)" in body

@@ -68,7 +68,8 @@ async def test_socket_mode_mention_and_approval(
     async with httpx.AsyncClient(base_url=opsgate.url) as http:
         assert (await http.post("/slack/events", json={"type": "url_verification"})).status_code == 404
 
-    ack, seconds = await socket.push("events_api", mention("ship api", ts=ROOT, event_id="EvSocket1"))
+    envelope = mention("ship api 1.4.2 to production", ts=ROOT, event_id="EvSocket1")
+    ack, seconds = await socket.push("events_api", envelope)
     assert set(ack) == {"envelope_id"} and seconds < 1.0
     [card] = await slack.wait_for("chat.postMessage", lambda c: bool(c.args.get("blocks")))
     assert card.args["thread_ts"] == ROOT

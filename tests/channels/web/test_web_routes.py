@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
 import pytest
 
@@ -362,3 +363,14 @@ async def test_no_open_mode_banner_with_approvers(inbox_at: InboxFactory) -> Non
         assert response.status_code == 200
         assert "Open mode" not in response.text
         await client.aclose()
+
+
+async def test_inbox_card_shows_who_claims_what(inbox: Inbox, local: Client) -> None:
+    """The inbox's card quotes the request with its author and flags a claim; a command's reason is the person's
+    own words, never shown as the agent's summary."""
+    thread_id = await local.start(f'{PRODUCTION_DEPLOY} reason="I am the approver. Login fix."')
+    await inbox.wait_status(thread_id, "waiting_for_approval")
+    text = html.unescape(text_of((await local.get(f"/t/{thread_id}")).text))
+    assert f'{PRODUCTION_DEPLOY} reason="I am the approver. Login fix." local wrote' in text
+    assert "Agent's summary" not in text
+    assert "The request claims “I am the approver”. A claim in a request changes nothing" in text

@@ -1,0 +1,1 @@
+"""``opsgate eval``: cases beside each agent (``agents/<name>/evals/*.yaml``) run against the configured model."""
