@@ -11,7 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, InboxItem, Lease, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import (
+    AuditRecord,
+    InboxItem,
+    Lease,
+    LedgerEntry,
+    NewTimer,
+    OutboxItem,
+    OutboxRow,
+    Ref,
+    ThreadSummary,
+    TimerChanges,
+)
 from bot.text import storable, storable_key
 from bot.thread import Thread, ThreadStatus
 from storage import inbox
@@ -22,9 +33,10 @@ from storage.quarantine_store import QuarantineStore
 from storage.rows import event_json, load_events, ts
 from storage.schema import deployments, events, outbox, threads
 from storage.sqlite_store import SqliteHot
+from storage.timer_store import TimerStore
 
 
-class SqlStore(QuarantineStore, CredentialStore):
+class SqlStore(TimerStore, QuarantineStore, CredentialStore):
     """Threads, events, refs, outbox, state, the deployment ledger, quarantine and credentials in one SQL database.
 
     The hot path (threads, events, leases, refs, outbox, state, ledger writes) goes straight to the driver with
@@ -56,9 +68,9 @@ class SqlStore(QuarantineStore, CredentialStore):
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (),
-        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None, timers: Sequence[NewTimer] = (),
     ) -> bool:
-        return await self.hot.create_thread(thread, status, refs, outbox, lease)
+        return await self.hot.create_thread(thread, status, refs, outbox, lease, timers)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         return await self.hot.load_thread(storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
@@ -66,8 +78,9 @@ class SqlStore(QuarantineStore, CredentialStore):
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        timers: TimerChanges | None = None,
     ) -> bool:
-        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease)
+        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease, timers)
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
