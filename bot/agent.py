@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.actions import INTENTS, Action, ActionSchema, action_schema
+from bot.actions import INTENTS, Action, ActionSchema, Timing, action_schema
 from bot.config import Settings
 from bot.errors import UnknownAgent
 from bot.store import Ledger
@@ -50,6 +50,7 @@ class Agent:
     description: str
     prompt_path: Path
     tools: Mapping[type[Action], Tool] = field(default_factory=dict)
+    approval_timing: Timing | None = None  # defaults for its approvals (bot/lifecycle.py); env overrides them
 
     @cached_property
     def prompt(self) -> str:

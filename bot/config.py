@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.lifecycle import TimingOverrides, parse_overrides
 from bot.people import IDENTITY_HELP, People, is_identity
 
 TlsMode = Literal["ssl", "starttls", "none"]
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     approvers_raw: str | None = Field(None, alias="OPSGATE_APPROVERS")
     max_steps: int = Field(20, alias="OPSGATE_MAX_STEPS", ge=1)
     four_eyes: bool = Field(True, alias="OPSGATE_FOUR_EYES")
+
+    # approval lifecycle (bot/lifecycle.py): "[agent=]duration" lists overriding the agents' defaults
+    approval_expiry_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_EXPIRY")
+    approval_reminder_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_REMINDER")
+    approval_escalation_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_ESCALATION")
+    approval_escalate_to_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_ESCALATE_TO")
 
     # people: who is who across channels (bot/people.py)
     people_raw: str | None = Field(None, alias="OPSGATE_PEOPLE")
@@ -147,6 +154,12 @@ class Settings(BaseSettings):
         return {name: _split(raw) for name, raw in self.approver_groups_raw.items()}
 
     @cached_property
+    def approval_timing(self) -> TimingOverrides:
+        """The environment's expiry, reminder and escalation settings (validated by ``check``)."""
+        return parse_overrides(self.approval_expiry_raw, self.approval_reminder_raw, self.approval_escalation_raw,
+                               self.approval_escalate_to_raw)
+
+    @cached_property
     def people(self) -> People:
         """The people directory from OPSGATE_PEOPLE (validated by ``check``)."""
         return People.parse(self.people_raw)
@@ -186,6 +199,14 @@ class Settings(BaseSettings):
             if bad:
                 raise ConfigError(f"{name}: {', '.join(bad)} is not {IDENTITY_HELP}")
         self.people  # noqa: B018 - parse OPSGATE_PEOPLE now, so a mistake stops the start
+        try:
+            timing = self.approval_timing
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in {t.escalate_to for t in (timing.every, *timing.agents.values()) if t.escalate_to}:
+            if not self.approver_groups.get(name):
+                raise ConfigError(f"OPSGATE_APPROVAL_ESCALATE_TO: group {name} has no members "
+                                  f"(set {_GROUP_PREFIX}{name.upper()})")
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:

@@ -109,7 +109,7 @@ class Engine:
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
                 reason=outcome.reason or "explicit command",
             )
-            return gate(proposal, action, self.settings, thread.requester, thread.requester_person)
+            return gate(proposal, action, self.settings, thread.requester, thread.requester_person, agent)
         return [Done(message=outcome.message)]
 
     async def _call_model(self, thread: Thread) -> list[Event]:
@@ -145,7 +145,7 @@ class Engine:
             name=parsed.action.name, arguments=parsed.action.model_dump(mode="json"),
             reason=parsed.reason, call=call,
         )
-        return gate(proposal, parsed.action, self.settings, thread.requester, thread.requester_person)
+        return gate(proposal, parsed.action, self.settings, thread.requester, thread.requester_person, agent)
 
     async def _execute(self, thread: Thread, work: Execute) -> Thread | None:
         """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""

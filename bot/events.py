@@ -95,6 +95,12 @@ class ApprovalRequested(_Event):
     requester: str | None = None
     requester_person: str | None = None  # fixed at request time; None in rows written before people
     four_eyes: bool = False
+    # The request's lifecycle (bot/lifecycle.py), fixed when it was made; None: never (rows written before 0007).
+    expires_at: datetime | None = None
+    on_expiry: Literal["reject", "stop"] = "reject"
+    remind_every_s: float | None = None
+    escalate_at: datetime | None = None
+    escalate_to: str | None = None
 
 
 class ArgumentChange(StorableModel):
@@ -116,6 +122,8 @@ class ApprovalDecided(_Event):
     arguments: dict[str, Any] | None = None  # the edited arguments, when edited
     changes: list[ArgumentChange] = Field(default_factory=list)
     via: Via = Via(channel="api")
+    # How the request closed: a person's decision, its expiry (``by`` is "opsgate"), or the requester withdrew it.
+    closed_by: Literal["decision", "expiry", "withdrawal"] = "decision"
 
 
 class DecisionRefused(_Event):
@@ -129,6 +137,36 @@ class DecisionRefused(_Event):
     by: str | None = None
     by_person: str | None = None
     reason: str
+    via: Via = Via(channel="api")
+
+
+class ApprovalReminded(_Event):
+    """A pending approval's approvers were reminded (a timer fired); channels post it where they are."""
+
+    type: Literal["approval_reminded"] = "approval_reminded"
+    approval_id: str
+    number: int  # 1 for the first reminder
+    approvers: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+
+
+class ApprovalEscalated(_Event):
+    """Nobody decided in time: the escalation group's members may decide too from now on, and are told so."""
+
+    type: Literal["approval_escalated"] = "approval_escalated"
+    approval_id: str
+    group: str
+    approvers: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+
+
+class ThreadCancelled(_Event):
+    """The requester withdrew the pending request or stopped the thread; a new message starts it again."""
+
+    type: Literal["thread_cancelled"] = "thread_cancelled"
+    by: str
+    by_person: str | None = None
+    reason: str | None = None
     via: Via = Via(channel="api")
 
 
@@ -176,6 +214,11 @@ class ActionResult(_Event):
 ErrorKind = Literal["invalid_output", "step_limit", "model", "delivery", "execution", "internal"]
 
 
+# The error kinds people must see in every channel (the thread stops or cannot go on without them); the others
+# are for the model (invalid_output: it retries) or are notes about a channel (delivery).
+PUBLIC_ERROR_KINDS: frozenset[str] = frozenset({"step_limit", "model", "execution", "internal"})
+
+
 class ErrorEvent(_Event):
     """Something went wrong in a way the model (or a person) should see."""
 
@@ -183,6 +226,11 @@ class ErrorEvent(_Event):
     kind: ErrorKind
     message: str
     call: ModelCall | None = None
+
+    @property
+    def public(self) -> bool:
+        """Whether people must see it: every channel shows exactly these errors."""
+        return self.kind in PUBLIC_ERROR_KINDS
 
 
 class Done(_Event):
@@ -199,6 +247,9 @@ Event = Annotated[
     | ApprovalRequested
     | ApprovalDecided
     | DecisionRefused
+    | ApprovalReminded
+    | ApprovalEscalated
+    | ThreadCancelled
     | HumanInputRequested
     | HumanInputReceived
     | ExecutionStarted
@@ -212,4 +263,5 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 # Event types written by a person's decision or the execution path: the audit export reads these.
-AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result")
+AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "approval_escalated", "thread_cancelled",
+               "execution_started", "action_result")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
+from bot import approval_timers
 from bot.agent import Registry
 from bot.channel import Channel
 from bot.config import Settings
@@ -17,6 +18,7 @@ from bot.engine import Engine
 from bot.journal import Journal
 from bot.llm import ChatModel
 from bot.outbox import OutboxDispatcher
+from bot.policy import approvers_for
 from bot.service import Service
 from bot.store import Store
 from bot.timers import TimerHandlers, TimerLoop
@@ -51,6 +53,8 @@ class Runtime:
         self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval,
                                        max_attempts=self.settings.outbox_max_attempts)
         self.timers = TimerLoop(self.store, self.journal, self.timer_handlers, self.settings.poll_interval)
+        approval_timers.register(self.timer_handlers, lambda group: approvers_for(group, self.settings))
+        self.journal.schedulers.append(approval_timers.approval_timers)
         for channel in self.channels:
             channel.bind(self.service)
 

@@ -78,6 +78,10 @@ REPLAYED = Answer(replayed=True)
 
 def refusal(exc: Signal) -> str:
     """What the person is told when their decision does not count (escaped: it may quote identities)."""
+    if isinstance(exc, AlreadyDecided) and exc.closed_by == "expiry":
+        return ":hourglass: Too late: this request expired before it was decided, so it was rejected."
+    if isinstance(exc, AlreadyDecided) and exc.closed_by == "withdrawal":
+        return "The requester withdrew this request."
     if isinstance(exc, AlreadyDecided):
         return f"Already {'approved' if exc.approved else 'rejected'} by {who(exc.by)}."
     if isinstance(exc, NotAuthorized):
