@@ -14,21 +14,29 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from bot.events import (
     ActionResult,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalReminded,
     ApprovalRequested,
     Done,
     ErrorEvent,
     Event,
     HumanInputRequested,
+    ThreadCancelled,
     UserMessage,
 )
 from bot.store import OutboxItem
 from bot.thread import Thread
 from channels.slack import limits
-from channels.slack.limits import fit_escaped
-from channels.slack.slack_blocks import Block, approval_card, decided_card, who
+from channels.slack.limits import fit, fit_escaped
+from channels.slack.slack_blocks import Block, approval_card, decided_card, summary, when, who
 
 CHANNEL = "slack"
-_ERRORS_SHOWN = ("step_limit", "internal", "execution")
+# How a finished request ended, at the head of its final message (bot/thread.py ``outcome``).
+OUTCOME_LABELS = {
+    "executed": ":white_check_mark: *Executed*", "rejected": ":no_entry: *Rejected*",
+    "expired": ":hourglass: *Expired*", "cancelled": ":leftwards_arrow_with_hook: *Cancelled*",
+    "answered": ":speech_balloon: *Answered*", "failed": ":x: *Failed*",
+}
 ROOT_TEXT = 1000  # the request quoted in the root post of a slash-command thread
 
 
@@ -94,15 +102,23 @@ def messages_for(
         elif isinstance(event, HumanInputRequested):
             reply(":question: ", event.message)
         elif isinstance(event, Done):
-            reply("", event.message)
+            label = OUTCOME_LABELS.get(thread.outcome or "") if event is new[-1] else None
+            reply(f"{label}: " if label else "", event.message)
         elif isinstance(event, ActionResult):
             name = fit_escaped(event.name.replace("`", "'"), 100)
             if event.ok:
                 reply(f":white_check_mark: `{name}`: ", event.result)
             else:
                 reply(f":x: `{name}` failed: ", event.result)
-        elif isinstance(event, ErrorEvent) and event.kind in _ERRORS_SHOWN:
+        elif isinstance(event, ErrorEvent) and event.public:
             reply(":warning: ", event.message)
+        elif isinstance(event, ApprovalReminded | ApprovalEscalated):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:  # built from escaped parts: posted as it is
+                out.append(SlackPost(channel=channel, thread_ts=root, text=fit(lifecycle_note(request, event),
+                                                                                limits.TEXT)))
+        elif isinstance(event, ThreadCancelled):
+            reply(f":leftwards_arrow_with_hook: *Cancelled* by {who(event.by)}: ", event.reason or "withdrawn")
         elif isinstance(event, ApprovalRequested):
             text, blocks = approval_card(thread.id, event, editable=editable)
             out.append(SlackPost(
@@ -117,6 +133,18 @@ def messages_for(
                     channel=channel, thread_ts=root, approval_id=event.approval_id, text=text, blocks=blocks,
                 ))
     return out
+
+
+def lifecycle_note(request: ApprovalRequested, event: ApprovalReminded | ApprovalEscalated) -> str:
+    """A reminder or an escalation, mentioning who may decide (Slack ids become mentions, the rest is escaped)."""
+    what = fit_escaped(summary(request.name, request.arguments), 500)
+    people = ", ".join(who(a) for a in event.approvers[:30]) or "the approvers"
+    expiry = f" It expires {when(event.expires_at)}, then it is rejected." if event.expires_at else ""
+    if isinstance(event, ApprovalEscalated):
+        group = fit_escaped(event.group, 100)
+        return (f":rotating_light: Nobody has decided *{what}* yet: escalated to group *{group}*. {people}, "
+                f"you may approve or reject it now.{expiry}")
+    return f":bell: Reminder {event.number}: *{what}* is waiting for a decision from {people}.{expiry}"
 
 
 def outbound(thread: Thread, new: Sequence[Event], *, editable: bool = True) -> list[OutboxItem]:
