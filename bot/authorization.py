@@ -108,7 +108,7 @@ def may_decide(
 def email_approvers(pending: PendingApproval, settings: Settings) -> list[str]:
     """Where approval mails go: the first email address of each person who may approve by email."""
     addresses: list[str] = []
-    for person in settings.people.members(approvers_for(pending.group, settings)):
+    for person in settings.people.members(deciders(pending, settings)):
         if not person.emails:
             continue  # known only by Slack id or name: asked in Slack or the inbox, not by mail
         address = person.emails[0]
