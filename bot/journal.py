@@ -91,6 +91,7 @@ class Journal:
         leased = await self.store.append(
             thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
             refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease, timers=changes or None,
+            outcome=updated.outcome,
         )
         self._after(updated, new, bool(outbox), owned=owned, leased=leased, timed=bool(changes.schedule))
         await self._quarantine(failed)

@@ -176,7 +176,7 @@ class Service:
         async def stop(thread: Thread) -> list[Event]:
             if by is None:
                 raise NotRequester("withdrawing needs an identified user")
-            if not self._may_cancel(thread, user, via):
+            if not self.may_cancel(thread, user, via):
                 raise NotRequester(f"only the requester ({thread.requester or 'unknown'}) may withdraw or stop "
                                    "this thread")
             if thread.status in ("done", "failed"):
@@ -195,7 +195,8 @@ class Service:
 
         return self._found(thread_id, await self.journal.append_derived(thread_id, stop, refs=refs))
 
-    def _may_cancel(self, thread: Thread, user: Actor | str | None, via: Via) -> bool:
+    def may_cancel(self, thread: Thread, user: Actor | str | None, via: Via) -> bool:
+        """Whether ``user`` may withdraw or stop this thread from ``via``: the requester (open mode: anyone local)."""
         if self.settings.open_mode and via.channel in LOCAL_CHANNELS:
             return True
         who = self.settings.people.person_of(user) if user else None

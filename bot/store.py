@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from bot.credentials import Credentials
 from bot.events import Event, new_id, utcnow
 from bot.text import StorableModel, storable_key
-from bot.thread import Thread, ThreadStatus
+from bot.thread import Outcome, Thread, ThreadStatus
 
 
 class ThreadSummary(BaseModel):
@@ -27,6 +27,7 @@ class ThreadSummary(BaseModel):
     requester: str | None
     created_at: datetime
     updated_at: datetime
+    outcome: Outcome | None = None  # how the latest request ended (None while it runs or waits)
 
 
 class Ref(StorableModel):
@@ -199,12 +200,14 @@ class Store(Ledger, Quarantine, Credentials, Protocol):
         outbox: Sequence[OutboxItem] = (),
         lease: Lease | None = None,
         timers: TimerChanges | None = None,
+        outcome: Outcome | None = None,
     ) -> bool:
         """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref.
 
         With ``lease`` and a running status, the thread is also leased to its owner unless someone holds it (or a
         retry delay is pending); returns whether this append leased it. ``timers`` are changed in the same
         transaction; TimerGone (nothing written) if ``timers.fired`` names a timer that is no longer pending.
+        ``outcome`` is stored with a finished status (listings show it).
         """
         ...
 

@@ -13,8 +13,8 @@ _PARAM = re.compile(r"\$(\d+)")
 LOCKED = "{locked}"
 
 INSERT_THREAD = (
-    "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0)"
+    "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts,"
+    " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8)"
 )
 INSERT_EVENT = "INSERT INTO events (thread_id, seq, type, at, data) VALUES ($1, $2, $3, $4, $5)"
 INSERT_REF = "INSERT INTO refs (channel, key, thread_id, data) VALUES ($1, $2, $3, $4)"
@@ -28,10 +28,12 @@ LOAD_THREAD = (
 )
 # Compare-and-set on the sequence. A thread that stops running drops its lease in the same statement, so a
 # crash before release cannot strand it.
-APPEND_RUNNING = "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6 WHERE id = $1 AND seq = $2"
+APPEND_RUNNING = (
+    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, outcome = NULL WHERE id = $1 AND seq = $2"
+)
 APPEND_STOPPED = (
     "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, lease_owner = NULL,"
-    " lease_until = NULL, attempts = 0, not_before = 0 WHERE id = $1 AND seq = $2"
+    " lease_until = NULL, attempts = 0, not_before = 0, outcome = $7 WHERE id = $1 AND seq = $2"
 )
 # The same, also leasing the thread to this process's worker when nobody holds it and no retry delay is pending
 # (a commit that makes a thread runnable hands it straight to the worker: no separate claim). SET expressions
@@ -39,14 +41,14 @@ APPEND_STOPPED = (
 # lease_until (a lease the same worker already held keeps its old expiry: that is not a new hand-over).
 _FREE = "(lease_until IS NULL OR lease_until < $6) AND not_before <= $6"
 APPEND_LEASING = (
-    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6,"
+    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, outcome = NULL,"
     " lease_owner = CASE WHEN " + _FREE + " THEN $7 ELSE lease_owner END,"
     " lease_until = CASE WHEN " + _FREE + " THEN $8 ELSE lease_until END"
     " WHERE id = $1 AND seq = $2 RETURNING lease_owner, lease_until"
 )
 INSERT_THREAD_LEASED = (
     "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts,"
-    " lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8, $9)"
+    " outcome, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8, $9, $10)"
 )
 THREAD_SEQ = "SELECT seq FROM threads WHERE id = $1"
 _RUNNABLE = (

@@ -69,9 +69,10 @@ def _with_proposal(text: str, earlier: Sequence[str]) -> str:
 
 
 def thread_params(thread: Thread, status: ThreadStatus, now: float) -> tuple[Any, ...]:
-    """INSERT_THREAD's parameters; the last one is the creation time."""
+    """INSERT_THREAD's parameters: ..., the creation time, the outcome (when created finished)."""
     requester = thread.requester[:255] if thread.requester else None
-    return (thread.id, thread.agent, status, thread.title[:120], requester, thread.seq, now)
+    outcome = thread.outcome if status in ("done", "failed") else None
+    return (thread.id, thread.agent, status, thread.title[:120], requester, thread.seq, now, outcome)
 
 
 def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[tuple[Any, ...]]:

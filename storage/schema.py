@@ -21,6 +21,7 @@ threads = Table(
     Column("lease_until", Float),
     Column("not_before", Float, nullable=False, default=0.0),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("outcome", String(12)),  # how the latest request ended, once it did (0008; bot/thread.py ``outcome``)
     Index("ix_threads_runnable", "status", "not_before"),
     Index("ix_threads_updated", "updated_at"),
     Index("ix_threads_status_updated", "status", "updated_at"),

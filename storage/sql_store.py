@@ -24,7 +24,7 @@ from bot.store import (
     TimerChanges,
 )
 from bot.text import storable, storable_key
-from bot.thread import Thread, ThreadStatus
+from bot.thread import Outcome, Thread, ThreadStatus
 from storage import inbox
 from storage.credential_store import CredentialStore
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
@@ -78,9 +78,10 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore):
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
-        timers: TimerChanges | None = None,
+        timers: TimerChanges | None = None, outcome: Outcome | None = None,
     ) -> bool:
-        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease, timers)
+        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease, timers,
+                                     outcome)
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
@@ -91,7 +92,8 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore):
         async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ThreadSummary(id=r.id, agent=r.agent, status=r.status, title=r.title, requester=r.requester,
-                              created_at=ts(r.created_at), updated_at=ts(r.updated_at)) for r in rows]
+                              created_at=ts(r.created_at), updated_at=ts(r.updated_at), outcome=r.outcome)
+                for r in rows]
 
     async def count_threads(self) -> dict[str, int]:
         async with self.reader.connect() as conn:

@@ -111,13 +111,13 @@ class SqliteHot:
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
-        timers: TimerChanges | None = None,
+        timers: TimerChanges | None = None, outcome: str | None = None,
     ) -> bool:
         now = time.time()
         params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
         leasing = lease is not None and status == "running"
         if status != "running":
-            sql = _SQL["APPEND_STOPPED"]
+            sql, params = _SQL["APPEND_STOPPED"], (*params, outcome if status in ("done", "failed") else None)
         elif lease is None:
             sql = _SQL["APPEND_RUNNING"]
         else:

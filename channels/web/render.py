@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from channels.web.timeline import STATUS_LABELS
+from channels.web.timeline import OUTCOME_LABELS, STATUS_LABELS
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -50,6 +50,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["iso"] = _iso
     env.filters["status_label"] = lambda s: STATUS_LABELS.get(s, s)
+    env.filters["outcome_label"] = lambda s: OUTCOME_LABELS.get(s, s)
     return env
 
 
