@@ -154,6 +154,7 @@ class AuditRecord(BaseModel):
     thread_id: str
     agent: str | None
     event: Event
+    outcome: Outcome | None = None  # how the thread's latest request ended, as it is now
 
 
 class Ledger(Protocol):

@@ -185,7 +185,8 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore):
         if since is not None:
             conditions.append(events.c.at >= since.timestamp())
         query = (
-            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent)
+            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent,
+                   threads.c.outcome)
             .join(threads, threads.c.id == events.c.thread_id)
             .where(and_(*conditions))
             .order_by(events.c.at, events.c.thread_id, events.c.seq)
@@ -198,7 +199,7 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore):
                     event: Event = thread.events[row.seq - 1] if thread else load_events([(row.type, row.data)])[0]
                 else:
                     event = EVENT_ADAPTER.validate_json(event_json(row.type, row.data))
-                yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event)
+                yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event, outcome=row.outcome)
 
 
 def store_for(url: str) -> SqlStore:

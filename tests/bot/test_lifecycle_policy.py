@@ -82,3 +82,22 @@ def test_settings_refuse_bad_durations_and_unknown_escalation_groups() -> None:
         load_settings({"OPSGATE_APPROVAL_ESCALATE_TO": "oncall"})
     settings = load_settings({"OPSGATE_APPROVAL_ESCALATE_TO": "oncall", "OPSGATE_APPROVERS_ONCALL": "c@example.com"})
     assert settings.approval_timing.every.escalate_to == "oncall"
+
+
+def test_audit_rows_say_expired_withdrawn_escalated_and_cancelled() -> None:
+    """The audit export names how a request closed, escalations and cancellations, with the thread's outcome."""
+    from bot.audit import audit_row
+    from bot.events import ApprovalDecided, ApprovalEscalated, ThreadCancelled, Via
+    from bot.store import AuditRecord
+
+    def row(event: object) -> dict[str, object]:
+        return audit_row(AuditRecord(thread_id="t1", agent="deploy", event=event, outcome="expired"))  # type: ignore[arg-type]
+
+    expired = row(ApprovalDecided(approval_id="a", action_id="x", approved=False, by="opsgate", closed_by="expiry"))
+    withdrawn = row(ApprovalDecided(approval_id="a", action_id="x", approved=False, by="bob", closed_by="withdrawal"))
+    escalated = row(ApprovalEscalated(approval_id="a", group="oncall", approvers=["carol@example.com"]))
+    cancelled = row(ThreadCancelled(by="bob", reason="wrong", via=Via(channel="email")))
+    assert [r["decision"] for r in (expired, withdrawn, escalated, cancelled)] == [
+        "expired", "withdrawn", "escalated", "cancelled"]
+    assert expired["outcome"] == "expired" and cancelled["detail"] == "wrong | via email"
+    assert escalated["detail"] == "group oncall: carol@example.com"
