@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Literal
@@ -85,6 +86,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+    # approval cards of threads that did not start in Slack (API, email, inbox) go to this channel id
+    slack_approvals_channel: str | None = Field(None, alias="SLACK_APPROVALS_CHANNEL")
 
     # email
     imap_host: str | None = Field(None, alias="IMAP_HOST")
@@ -124,6 +127,13 @@ class Settings(BaseSettings):
                                   or parts.fragment or any(c.isspace() for c in str(value))):
             raise ValueError("must be an absolute http(s) URL without query, e.g. https://opsgate.example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("slack_approvals_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,20}", value.strip()):
+            raise ValueError("must be a Slack channel id such as C0123ABCD (not a #name)")
+        return value.strip() if value else value
 
     @field_validator("database_url")
     @classmethod

@@ -49,8 +49,10 @@ class SlackPost(BaseModel):
     thread_ts: str | None
     text: str
     blocks: list[Block] | None = None
-    role: Literal["reply", "root", "card"] = "reply"
-    approval_id: str | None = None  # set for role="card": its ts is stored to update it later
+    # reply: in the thread; root: a slash command's root; card: an approval card in the thread; lone_card: an
+    # approval card starting its own Slack thread (SLACK_APPROVALS_CHANNEL); under_card: a reply under that card.
+    role: Literal["reply", "root", "card", "lone_card", "under_card"] = "reply"
+    approval_id: str | None = None  # cards: their ts is stored to update them later; under_card: which card
 
 
 class SlackCardUpdate(BaseModel):
@@ -63,6 +65,7 @@ class SlackCardUpdate(BaseModel):
     approval_id: str
     text: str
     blocks: list[Block]
+    lone: bool = False  # a card in the approvals channel: if it is gone, the decision is posted there on its own
 
 
 SlackMessage = Annotated[SlackPost | SlackCardUpdate, Field(discriminator="kind")]
@@ -77,12 +80,45 @@ def slack_origin(thread: Thread) -> tuple[str, str | None] | None:
     return origin.conversation, origin.message
 
 
+def approvals_channel_messages(
+    thread: Thread, new: Sequence[Event], channel: str, inbox_url: str | None, *, editable: bool = True,
+) -> list[SlackPost | SlackCardUpdate]:
+    """For a thread that did not start in Slack: its approval cards in the approvals channel, each starting its
+    own Slack thread, with reminders and escalations under it and the card updated when the request closes."""
+    out: list[SlackPost | SlackCardUpdate] = []
+    for event in new:
+        if isinstance(event, ApprovalRequested):
+            text, blocks = approval_card(thread.id, event, editable=editable)
+            origin = thread.origin.channel if thread.origin else "api"
+            link = f" · <{inbox_url}/t/{thread.id}|open the thread in the inbox>" if inbox_url else ""
+            blocks.insert(0, {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": fit(f"Requested via {origin}{link}", limits.SECTION_TEXT)}]})
+            out.append(SlackPost(channel=channel, thread_ts=None, text=text, blocks=blocks, role="lone_card",
+                                 approval_id=event.approval_id))
+        elif isinstance(event, ApprovalDecided):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:
+                text, blocks = decided_card(request, event)
+                out.append(SlackCardUpdate(channel=channel, thread_ts=None, approval_id=event.approval_id,
+                                           text=text, blocks=blocks, lone=True))
+        elif isinstance(event, ApprovalReminded | ApprovalEscalated):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:
+                out.append(SlackPost(channel=channel, thread_ts=None, role="under_card",
+                                     approval_id=event.approval_id,
+                                     text=fit(lifecycle_note(request, event), limits.TEXT)))
+    return out
+
+
 def messages_for(
-    thread: Thread, new: Sequence[Event], *, editable: bool = True
+    thread: Thread, new: Sequence[Event], *, editable: bool = True, approvals_channel: str | None = None,
+    inbox_url: str | None = None,
 ) -> list[SlackPost | SlackCardUpdate]:
     """The Slack messages that ``new`` events of ``thread`` call for."""
     where = slack_origin(thread)
     if where is None:
+        if approvals_channel:
+            return approvals_channel_messages(thread, new, approvals_channel, inbox_url, editable=editable)
         return []
     channel, root = where
     out: list[SlackPost | SlackCardUpdate] = []
@@ -147,9 +183,13 @@ def lifecycle_note(request: ApprovalRequested, event: ApprovalReminded | Approva
     return f":bell: Reminder {event.number}: *{what}* is waiting for a decision from {people}.{expiry}"
 
 
-def outbound(thread: Thread, new: Sequence[Event], *, editable: bool = True) -> list[OutboxItem]:
+def outbound(
+    thread: Thread, new: Sequence[Event], *, editable: bool = True, approvals_channel: str | None = None,
+    inbox_url: str | None = None,
+) -> list[OutboxItem]:
     """Outbox items (written in the same transaction as ``new``) for the Slack messages they call for."""
     return [
         OutboxItem(channel=CHANNEL, thread_id=thread.id, payload=message.model_dump(mode="json"))
-        for message in messages_for(thread, new, editable=editable)
+        for message in messages_for(thread, new, editable=editable, approvals_channel=approvals_channel,
+                                    inbox_url=inbox_url)
     ]

@@ -165,3 +165,26 @@ def test_a_withdrawal_and_model_errors_are_posted() -> None:
         ":warning: the model refused: bad key",
         ":leftwards_arrow_with_hook: *Cancelled* by <@UALICE01>: wrong version",
     ]
+
+
+def test_requests_from_other_channels_get_their_card_in_the_approvals_channel() -> None:
+    """An API thread's request: a card of its own in the approvals channel, linked to the inbox; reminders go
+    under it, the decision updates it."""
+    proposal, request = proposal_and_request()
+    api = Via(channel="api")
+    reminder = ApprovalReminded(approval_id="ap1", number=1, approvers=["UCAROL01"])
+    decision = ApprovalDecided(approval_id="ap1", action_id="ac1", approved=True, by="UCAROL01",
+                               via=Via(channel="slack"))
+    thread = thread_of(proposal, request, reminder, decision, via=api)
+    assert messages_for(thread, [request]) == []  # no approvals channel: nothing in Slack
+    [card] = messages_for(thread, [request], approvals_channel="C0APPROVE", inbox_url="https://og.example.com")
+    assert isinstance(card, SlackPost) and card.blocks
+    assert (card.channel, card.thread_ts, card.role, card.approval_id) == ("C0APPROVE", None, "lone_card", "ap1")
+    assert "<https://og.example.com/t/th1|open the thread in the inbox>" in str(card.blocks[0])
+    [under] = messages_for(thread, [reminder], approvals_channel="C0APPROVE")
+    assert isinstance(under, SlackPost) and (under.role, under.approval_id) == ("under_card", "ap1")
+    assert "<@UCAROL01>" in under.text
+    [update] = messages_for(thread, [decision], approvals_channel="C0APPROVE")
+    assert isinstance(update, SlackCardUpdate) and update.lone and update.channel == "C0APPROVE"
+    done = Done(message="ok")
+    assert messages_for(thread.with_events([done]), [done], approvals_channel="C0APPROVE") == []
