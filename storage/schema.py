@@ -173,5 +173,7 @@ timers = Table(
     Column("fired_at", Float),
     Column("last_error", Text),
     Index("ix_timers_due", "status", "due_at"),
-    Index("ix_timers_thread", "thread_id", "key"),
+    # Status last: cancelling a key is all equalities on this index, so stale statistics (a table that grew from a
+    # few hundred mostly closed timers to 100,000 pending ones) cannot steer PostgreSQL to scan ix_timers_due (0008).
+    Index("ix_timers_thread", "thread_id", "key", "status"),
 )
