@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from datetime import timedelta
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 Predicate = Callable[[Any], bool]
+_T = TypeVar("_T")
 
 
 def _never(_: Any) -> bool:
@@ -25,6 +27,31 @@ def _always(_: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """How long an approval request waits and what happens meanwhile; None fields fall back to the defaults.
+
+    ``expire_after``/``remind_every``/``escalate_after`` of ``timedelta(0)`` mean "never" (override a default).
+    """
+
+    expire_after: timedelta | None = None
+    remind_every: timedelta | None = None
+    escalate_after: timedelta | None = None
+    escalate_to: str | None = None
+    on_expiry: Literal["reject", "stop"] | None = None
+
+    def over(self, default: Timing) -> Timing:
+        """These settings where set, ``default``'s elsewhere."""
+        def pick(mine: _T | None, theirs: _T | None) -> _T | None:
+            return mine if mine is not None else theirs
+
+        return Timing(
+            pick(self.expire_after, default.expire_after), pick(self.remind_every, default.remind_every),
+            pick(self.escalate_after, default.escalate_after), pick(self.escalate_to, default.escalate_to),
+            pick(self.on_expiry, default.on_expiry),
+        )
+
+
+@dataclass(frozen=True)
 class Approval:
     """When an action needs a person's approval, from which group, and whether the requester is excluded."""
 
@@ -32,21 +59,24 @@ class Approval:
     group: str | None = None
     four_eyes_when: Predicate = _never
     describe: str = "never"
+    timing: Timing | None = None  # this action's expiry, reminders, escalation (else the agent's defaults)
 
     @classmethod
     def never(cls) -> Approval:
         return cls()
 
     @classmethod
-    def always(cls, group: str | None = None, four_eyes: bool | Predicate = False) -> Approval:
-        return cls(_always, group, _as_predicate(four_eyes), "always")
+    def always(
+        cls, group: str | None = None, four_eyes: bool | Predicate = False, timing: Timing | None = None
+    ) -> Approval:
+        return cls(_always, group, _as_predicate(four_eyes), "always", timing)
 
     @classmethod
     def when(
         cls, predicate: Predicate, group: str | None = None, four_eyes: bool | Predicate = False,
-        describe: str = "conditional",
+        describe: str = "conditional", timing: Timing | None = None,
     ) -> Approval:
-        return cls(predicate, group, _as_predicate(four_eyes), describe)
+        return cls(predicate, group, _as_predicate(four_eyes), describe, timing)
 
     def required(self, action: Action) -> bool:
         return bool(self.required_when(action))

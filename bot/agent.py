@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.actions import INTENTS, Action, ActionSchema, action_schema
+from bot.actions import INTENTS, Action, ActionSchema, Timing, action_schema
 from bot.config import Settings
 from bot.errors import UnknownAgent
 from bot.llm import ModelOptions
@@ -69,6 +69,7 @@ class Agent:
     max_tokens: int | None = None
     plain_question: str = "Could you tell me a bit more about what you need?"
     plain_reply: str = "I can't share my instructions. Tell me what you need and I'll help."
+    approval_timing: Timing | None = None  # defaults for its approvals (bot/lifecycle.py); env overrides them
 
     @cached_property
     def prompt(self) -> str:

@@ -25,7 +25,7 @@ from bot.events import Event, Via
 from bot.principals import BadCredential, PersonalCaller, SharedCaller, acting_user, authenticate
 from bot.service import MAX_OFFSET, Service
 from bot.store import Store, ThreadSummary
-from bot.thread import PendingApproval, ThreadStatus
+from bot.thread import Outcome, PendingApproval, ThreadStatus
 
 log = structlog.get_logger("opsgate.api")
 
@@ -53,10 +53,19 @@ class StartThread(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The thread a request was accepted into, and its status right after."""
+    """The thread a request was accepted into, and its status (and outcome, once finished) right after."""
 
     thread_id: str
     status: ThreadStatus
+    outcome: Outcome | None = None
+
+
+class CancelThread(BaseModel):
+    """Withdraw the pending request, or stop the running thread (the requester only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+    user: str | None = Field(None, max_length=255)
 
 
 class ApprovalResponse(BaseModel):
@@ -83,6 +92,7 @@ class ThreadView(BaseModel):
     id: str
     agent: str | None
     status: ThreadStatus
+    outcome: Outcome | None  # how the latest request ended; None while it runs or waits
     events: list[Event]
     pending: PendingApproval | None
 
@@ -138,9 +148,9 @@ class ErrorBody(BaseModel):
 _ERRORS = {
     400: "the body could not be read (not UTF-8)",
     401: "missing or wrong bearer token, or the API is disabled (OPSGATE_API_TOKEN unset)",
-    403: "not an approver, the four-eyes rule, or a user that is not the token's person",
+    403: "not an approver, the four-eyes rule, not the requester (cancel), or a user that is not the token's person",
     404: "no such thread",
-    409: "the thread is not waiting for this (or it was already decided)",
+    409: "the thread is not waiting for this (already decided, expired, or finished)",
     413: "the message or comment is over OPSGATE_MAX_MESSAGE_CHARS, or the body is too large",
     422: "malformed body, parameters or arguments",
     500: "an internal error: the detail holds an error id to find in opsgate's log",
@@ -173,8 +183,8 @@ async def list_threads(
 async def get_thread(thread_id: str, svc: Svc) -> ThreadView:
     """A thread with its events and its pending approval."""
     thread = await svc.get_thread(thread_id)
-    return ThreadView(id=thread.id, agent=thread.agent, status=thread.status, events=thread.events,
-                      pending=thread.pending)
+    return ThreadView(id=thread.id, agent=thread.agent, status=thread.status, outcome=thread.outcome,
+                      events=thread.events, pending=thread.pending)
 
 
 @router.post("/{thread_id}/responses", status_code=202, response_model=Accepted)
@@ -192,4 +202,13 @@ async def respond(thread_id: str, body: Response, svc: Svc, who: Caller) -> Acce
     else:
         user = acting_user(who, body.user, svc.settings, deciding=False)
         thread = await svc.add_message(thread_id, body.text, user=user, via=via)
-    return Accepted(thread_id=thread.id, status=thread.status)
+    return Accepted(thread_id=thread.id, status=thread.status, outcome=thread.outcome)
+
+
+@router.post("/{thread_id}/cancel", status_code=202, response_model=Accepted)
+async def cancel(thread_id: str, svc: Svc, who: Caller, body: CancelThread | None = None) -> Accepted:
+    """Withdraw the pending request or stop the thread, as its requester; its outcome is ``cancelled``."""
+    body = body or CancelThread(reason=None, user=None)
+    user = acting_user(who, body.user, svc.settings, deciding=False)
+    thread = await svc.cancel(thread_id, user=user, via=Via(channel="api"), reason=body.reason)
+    return Accepted(thread_id=thread.id, status=thread.status, outcome=thread.outcome)

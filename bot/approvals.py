@@ -31,7 +31,7 @@ def check(
         raise NotWaiting(f"thread {thread.id} has no approval {approval_id}")
     earlier = thread.decision(approval_id)
     if earlier is not None:
-        raise AlreadyDecided(earlier.by, earlier.approved)
+        raise AlreadyDecided(earlier.by, earlier.approved, earlier.closed_by)
     pending = thread.pending
     if pending is None or pending.approval_id != approval_id:
         raise NotWaiting(f"approval {approval_id} is no longer pending")

@@ -16,15 +16,18 @@ from bot.events import (
     AUDIT_TYPES,
     ActionResult,
     ApprovalDecided,
+    ApprovalEscalated,
     ApprovalRequested,
     DecisionRefused,
     ExecutionStarted,
     ProposalBlocked,
+    ThreadCancelled,
 )
 from bot.store import AuditRecord, Store
 
 FIELDS = ["at", "thread_id", "agent", "record", "action", "action_id", "approval_id", "who", "person", "channel",
-          "decision", "arguments", "detail"]
+          "decision", "arguments", "detail", "outcome"]
+_CLOSED = {"expiry": "expired", "withdrawal": "withdrawn"}
 
 
 def audit_row(record: AuditRecord) -> dict[str, Any]:
@@ -32,7 +35,7 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
     e = record.event
     # Every column in every row (None when it does not apply), so JSON lines read like the CSV.
     row: dict[str, Any] = {**dict.fromkeys(FIELDS), "at": e.at.isoformat(), "thread_id": record.thread_id,
-                           "agent": record.agent, "record": e.type}
+                           "agent": record.agent, "record": e.type, "outcome": record.outcome}
     if isinstance(e, ApprovalRequested):
         row.update(action=e.name, action_id=e.action_id, approval_id=e.approval_id, who=e.requester,
                    person=e.requester_person, arguments=e.arguments,
@@ -40,12 +43,19 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
     elif isinstance(e, ApprovalDecided):
         changes = "; ".join(f"{c.field}: {c.old} -> {c.new}" for c in e.changes)
         row.update(action_id=e.action_id, approval_id=e.approval_id, who=e.by, person=e.by_person,
-                   channel=e.via.channel, decision="approved" if e.approved else "rejected", arguments=e.arguments,
+                   channel=e.via.channel, arguments=e.arguments,
+                   decision="approved" if e.approved else _CLOSED.get(e.closed_by, "rejected"),
                    detail=" | ".join(x for x in (e.comment, changes and f"edited {changes}",
                                                  f"via {e.via.channel}") if x))
     elif isinstance(e, DecisionRefused):
         row.update(approval_id=e.approval_id, who=e.by, person=e.by_person, channel=e.via.channel,
                    decision="refused", detail=f"{e.reason} | via {e.via.channel}")
+    elif isinstance(e, ApprovalEscalated):
+        row.update(approval_id=e.approval_id, decision="escalated",
+                   detail=f"group {e.group}: {', '.join(e.approvers) or 'no members'}")
+    elif isinstance(e, ThreadCancelled):
+        row.update(who=e.by, person=e.by_person, channel=e.via.channel, decision="cancelled",
+                   detail=" | ".join(x for x in (e.reason, f"via {e.via.channel}") if x))
     elif isinstance(e, ExecutionStarted):
         row.update(action=e.name, action_id=e.action_id, who=e.approved_by, person=e.approved_by_person,
                    arguments=e.arguments,

@@ -55,9 +55,18 @@ def requesters(pending: PendingApproval, settings: Settings) -> list[Person]:
     return found
 
 
+def deciders(pending: PendingApproval, settings: Settings) -> list[str]:
+    """Who may decide: the action group's approvers, and since an escalation the escalation group's too."""
+    found = list(approvers_for(pending.group, settings))
+    if pending.escalated_to:
+        found += [m for m in settings.approver_groups.get(pending.escalated_to, []) if m not in found]
+    return found
+
+
 def _approver_label(pending: PendingApproval, settings: Settings) -> str:
     grouped = pending.group and settings.approver_groups.get(pending.group)
-    return f"group {pending.group}" if grouped else "approvers"
+    label = f"group {pending.group}" if grouped else "approvers"
+    return f"{label} or the escalation group {pending.escalated_to}" if pending.escalated_to else label
 
 
 def may_decide(
@@ -83,7 +92,7 @@ def may_decide(
             "inbox, the CLI or the API until they are",
             person,
         )
-    if not people.is_among(person, approvers_for(pending.group, settings)):
+    if not people.is_among(person, deciders(pending, settings)):
         return Refusal(
             "not_an_approver",
             f"{label} is not one of the {_approver_label(pending, settings)} for {pending.action}",
@@ -99,7 +108,7 @@ def may_decide(
 def email_approvers(pending: PendingApproval, settings: Settings) -> list[str]:
     """Where approval mails go: the first email address of each person who may approve by email."""
     addresses: list[str] = []
-    for person in settings.people.members(approvers_for(pending.group, settings)):
+    for person in settings.people.members(deciders(pending, settings)):
         if not person.emails:
             continue  # known only by Slack id or name: asked in Slack or the inbox, not by mail
         address = person.emails[0]

@@ -157,7 +157,8 @@ def threads_list(status: str | None, limit: int) -> None:
         if not found:
             click.echo(f"no threads{f' with status {status}' if status else ''} yet", err=True)
         for t in found:
-            click.echo(f"{t.id}  {t.status:<21} {t.agent or '-':<8} {t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
+            click.echo(f"{t.id}  {t.status:<21} {t.outcome or '-':<9} {t.agent or '-':<8} "
+                       f"{t.updated_at:%Y-%m-%d %H:%M}  {t.title}")
 
     _run(go())
 
@@ -184,7 +185,7 @@ def threads_show(thread_id: str, as_json: bool) -> None:
         if as_json:
             click.echo(thread.model_dump_json(indent=2))
             return
-        click.echo(f"thread {thread.id}  agent={thread.agent}  status={thread.status}")
+        click.echo(f"thread {thread.id}  agent={thread.agent}  status={thread.status}  outcome={thread.outcome or '-'}")
         for event in thread.events:
             click.echo(describe_event(event))
 

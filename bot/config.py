@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import ClassVar, Literal, TypeVar
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.lifecycle import TimingOverrides, parse_overrides
 from bot.people import IDENTITY_HELP, People, is_identity
 
 TlsMode = Literal["ssl", "starttls", "none"]
@@ -61,6 +63,12 @@ class Settings(BaseSettings):
     max_steps: int = Field(20, alias="OPSGATE_MAX_STEPS", ge=1)
     four_eyes: bool = Field(True, alias="OPSGATE_FOUR_EYES")
 
+    # approval lifecycle (bot/lifecycle.py): "[agent=]duration" lists overriding the agents' defaults
+    approval_expiry_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_EXPIRY")
+    approval_reminder_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_REMINDER")
+    approval_escalation_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_ESCALATION")
+    approval_escalate_to_raw: str | None = Field(None, alias="OPSGATE_APPROVAL_ESCALATE_TO")
+
     # people: who is who across channels (bot/people.py)
     people_raw: str | None = Field(None, alias="OPSGATE_PEOPLE")
 
@@ -83,6 +91,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+    # approval cards of threads that did not start in Slack (API, email, inbox) go to this channel id
+    slack_approvals_channel: str | None = Field(None, alias="SLACK_APPROVALS_CHANNEL")
 
     # email
     imap_host: str | None = Field(None, alias="IMAP_HOST")
@@ -137,6 +147,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL without query, e.g. https://opsgate.example.com")
         return value.rstrip("/") if value else value
 
+    @field_validator("slack_approvals_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,20}", value.strip()):
+            raise ValueError("must be a Slack channel id such as C0123ABCD (not a #name)")
+        return value.strip() if value else value
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:
@@ -174,6 +191,12 @@ class Settings(BaseSettings):
     @cached_property
     def approver_groups(self) -> dict[str, list[str]]:
         return {name: _split(raw) for name, raw in self.approver_groups_raw.items()}
+
+    @cached_property
+    def approval_timing(self) -> TimingOverrides:
+        """The environment's expiry, reminder and escalation settings (validated by ``check``)."""
+        return parse_overrides(self.approval_expiry_raw, self.approval_reminder_raw, self.approval_escalation_raw,
+                               self.approval_escalate_to_raw)
 
     @cached_property
     def people(self) -> People:
@@ -234,6 +257,14 @@ class Settings(BaseSettings):
                 value = float("nan")
             if not low <= value <= high:
                 raise ConfigError(f"{name}: {raw!r} is not a number from {low:g} to {high:g}")
+        try:
+            timing = self.approval_timing
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in {t.escalate_to for t in (timing.every, *timing.agents.values()) if t.escalate_to}:
+            if not self.approver_groups.get(name):
+                raise ConfigError(f"OPSGATE_APPROVAL_ESCALATE_TO: group {name} has no members "
+                                  f"(set {_GROUP_PREFIX}{name.upper()})")
         if self.deploy_webhook_url and not self.webhook_secret:
             raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:

@@ -46,6 +46,9 @@ def _fields(arguments: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {_value(v)}" for k, v in arguments.items())
 
 
+_CLOSED_VERDICT = {"expiry": "expired", "withdrawal": "withdrawn"}  # a rejection the model must read as such
+
+
 def render_event(event: Event) -> str | None:
     """One event as a block, or None for bookkeeping the model does not need."""
     if isinstance(event, UserMessage):
@@ -59,7 +62,7 @@ def render_event(event: Event) -> str | None:
     if isinstance(event, ApprovalRequested):
         return _block("approval_requested", action=event.name, approvers=",".join(event.approvers) or None)
     if isinstance(event, ApprovalDecided):
-        verdict = "approved" if event.approved else "rejected"
+        verdict = "approved" if event.approved else _CLOSED_VERDICT.get(event.closed_by, "rejected")
         body = event.comment
         if event.changes:
             edits = "; ".join(f"{c.field}: {_value(c.old)} -> {_value(c.new)}" for c in event.changes)

@@ -110,8 +110,8 @@ class Engine:
                 name=action.name, arguments=action.model_dump(mode="json"), source="command",
                 reason=outcome.reason or "explicit command",
             )
-            return attribute(gate(proposal, action, self.settings, thread.requester, thread.requester_person),
-                             thread, by_command=True)
+            return attribute(gate(proposal, action, self.settings, thread.requester, thread.requester_person,
+                                  agent), thread, by_command=True)
         return [Done(message=outcome.message)]
 
     async def _call_model(self, thread: Thread) -> list[Event]:

@@ -46,11 +46,17 @@ class NotWaiting(Signal):
 class AlreadyDecided(Signal):
     http_status = 409
 
-    def __init__(self, by: str, approved: bool) -> None:
-        verb = "approved" if approved else "rejected"
-        super().__init__(f"already decided: {verb} by {by}")
+    def __init__(self, by: str, approved: bool, closed_by: str = "decision") -> None:
+        if closed_by == "expiry":
+            text = "already closed: the request expired before anyone decided"
+        elif closed_by == "withdrawal":
+            text = f"already closed: withdrawn by the requester ({by})"
+        else:
+            text = f"already decided: {'approved' if approved else 'rejected'} by {by}"
+        super().__init__(text)
         self.by = by
         self.approved = approved
+        self.closed_by = closed_by
 
 
 class NotAuthorized(Signal):
@@ -135,6 +141,26 @@ class DeliveryFailed(RuntimeFailure):
 
 class ExecutionFailed(RuntimeFailure):
     """An action's tool failed; the failure is recorded as the action's result."""
+
+
+class ApprovalExpired(AlreadyDecided):
+    """The approval's time ran out before this decision: the request was closed as expired (fail closed)."""
+
+    def __init__(self, message: str) -> None:
+        Signal.__init__(self, message)
+        self.by, self.approved, self.closed_by = "opsgate", False, "expiry"
+
+
+class NotRequester(Signal):
+    """Only the person who asked may withdraw a request or stop a thread."""
+
+    http_status = 403
+
+
+class TimerGone(Signal):
+    """The timer being fired is no longer pending: another worker fired it, or it was cancelled."""
+
+    http_status = 409
 
 
 class DuplicateRef(Signal):

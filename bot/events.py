@@ -108,6 +108,12 @@ class ApprovalRequested(_Event):
     # the claims of authority found in them, which never count as a reason and never change the policy.
     quotes: list[Quote] = Field(default_factory=list)
     claims: list[str] = Field(default_factory=list)
+    # The request's lifecycle (bot/lifecycle.py), fixed when it was made; None: never (rows written before 0007).
+    expires_at: datetime | None = None
+    on_expiry: Literal["reject", "stop"] = "reject"
+    remind_every_s: float | None = None
+    escalate_at: datetime | None = None
+    escalate_to: str | None = None
 
 
 class ArgumentChange(StorableModel):
@@ -148,6 +154,8 @@ class ApprovalDecided(_Event):
     arguments: dict[str, Any] | None = None  # the edited arguments, when edited
     changes: list[ArgumentChange] = Field(default_factory=list)
     via: Via = Via(channel="api")
+    # How the request closed: a person's decision, its expiry (``by`` is "opsgate"), or the requester withdrew it.
+    closed_by: Literal["decision", "expiry", "withdrawal"] = "decision"
 
 
 class DecisionRefused(_Event):
@@ -161,6 +169,36 @@ class DecisionRefused(_Event):
     by: str | None = None
     by_person: str | None = None
     reason: str
+    via: Via = Via(channel="api")
+
+
+class ApprovalReminded(_Event):
+    """A pending approval's approvers were reminded (a timer fired); channels post it where they are."""
+
+    type: Literal["approval_reminded"] = "approval_reminded"
+    approval_id: str
+    number: int  # 1 for the first reminder
+    approvers: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+
+
+class ApprovalEscalated(_Event):
+    """Nobody decided in time: the escalation group's members may decide too from now on, and are told so."""
+
+    type: Literal["approval_escalated"] = "approval_escalated"
+    approval_id: str
+    group: str
+    approvers: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+
+
+class ThreadCancelled(_Event):
+    """The requester withdrew the pending request or stopped the thread; a new message starts it again."""
+
+    type: Literal["thread_cancelled"] = "thread_cancelled"
+    by: str
+    by_person: str | None = None
+    reason: str | None = None
     via: Via = Via(channel="api")
 
 
@@ -208,6 +246,11 @@ class ActionResult(_Event):
 ErrorKind = Literal["invalid_output", "step_limit", "model", "delivery", "execution", "internal"]
 
 
+# The error kinds people must see in every channel (the thread stops or cannot go on without them); the others
+# are for the model (invalid_output: it retries) or are notes about a channel (delivery).
+PUBLIC_ERROR_KINDS: frozenset[str] = frozenset({"step_limit", "model", "execution", "internal"})
+
+
 class ErrorEvent(_Event):
     """Something went wrong in a way the model (or a person) should see."""
 
@@ -215,6 +258,11 @@ class ErrorEvent(_Event):
     kind: ErrorKind
     message: str
     call: ModelCall | None = None
+
+    @property
+    def public(self) -> bool:
+        """Whether people must see it: every channel shows exactly these errors."""
+        return self.kind in PUBLIC_ERROR_KINDS
 
 
 class Done(_Event):
@@ -232,6 +280,9 @@ Event = Annotated[
     | ProposalBlocked
     | ApprovalDecided
     | DecisionRefused
+    | ApprovalReminded
+    | ApprovalEscalated
+    | ThreadCancelled
     | HumanInputRequested
     | HumanInputReceived
     | ExecutionStarted
@@ -246,5 +297,5 @@ EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 # Event types written by a person's decision, the execution path or a rule that stopped a proposal: the audit
 # export reads these.
-AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "execution_started", "action_result",
-               "proposal_blocked")
+AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "approval_escalated", "thread_cancelled",
+               "execution_started", "action_result", "proposal_blocked")

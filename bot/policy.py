@@ -6,9 +6,15 @@ data. Whether a person may decide a pending approval is bot/authorization.py's `
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.actions import Action, DoneForNow, RequestMoreInformation
 from bot.config import Settings
 from bot.events import ActionProposed, ApprovalRequested, Done, Event, HumanInputRequested
+from bot.lifecycle import resolve, with_lifecycle
+
+if TYPE_CHECKING:
+    from bot.agent import Agent
 
 
 def approvers_for(group: str | None, settings: Settings) -> list[str]:
@@ -25,11 +31,13 @@ def four_eyes_applies(action: Action, settings: Settings) -> bool:
 
 def gate(
     proposal: ActionProposed, action: Action, settings: Settings, requester: str | None,
-    requester_person: str | None = None,
+    requester_person: str | None = None, agent: Agent | None = None,
 ) -> list[Event]:
     """The events that follow a proposal: a question, a reply, an approval request, or nothing (run it).
 
-    The requester's person is fixed in the request, so four-eyes holds whichever channel they answer from.
+    The requester's person is fixed in the request, so four-eyes holds whichever channel they answer from; so is
+    its lifecycle (expiry, reminders, escalation: the action's policy, else the agent's defaults as the
+    environment overrides them).
     """
     if isinstance(action, RequestMoreInformation):
         return [proposal, HumanInputRequested(message=action.message, action_id=proposal.action_id)]
@@ -50,4 +58,6 @@ def gate(
         requester_person=requester_person or (settings.people.resolve(requester).name if requester else None),
         four_eyes=four_eyes,
     )
-    return [proposal, request]
+    timing = resolve(policy.timing, agent.approval_timing if agent else None, settings.approval_timing,
+                     agent.name if agent else "", request.at)
+    return [proposal, with_lifecycle(request, timing)]

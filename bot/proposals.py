@@ -115,7 +115,8 @@ def decide(
     proposal = proposal.model_copy(update={"name": action.name, "arguments": action.model_dump(mode="json"),
                                            "reason": reason})
     if isinstance(action, RequestMoreInformation | DoneForNow):
-        return [proposal, *blocked, *gate(proposal, action, settings, thread.requester, thread.requester_person)[1:]]
+        gated = gate(proposal, action, settings, thread.requester, thread.requester_person, agent)
+        return [proposal, *blocked, *gated[1:]]
 
     earlier = find_earlier(action, thread)
     if earlier is not None:
@@ -138,5 +139,5 @@ def decide(
         return [proposal, *blocked, HumanInputRequested(
             message=question(action, grounding), action_id=proposal.action_id)]
 
-    gated = gate(proposal, action, settings, thread.requester, thread.requester_person)
+    gated = gate(proposal, action, settings, thread.requester, thread.requester_person, agent)
     return attribute([gated[0], *blocked, *gated[1:]], thread)

@@ -10,11 +10,32 @@ from typing import Any
 
 from bot.agent import Registry
 from bot.approvals import decide
+from bot.authorization import LOCAL_CHANNELS
 from bot.config import Settings
-from bot.errors import AlreadyDecided, NotAuthorized, NotWaiting, ThreadNotFound, TooLarge
-from bot.events import AgentSelected, DecisionRefused, Event, HumanInputReceived, UserMessage, Via, new_id
+from bot.errors import (
+    AlreadyDecided,
+    ApprovalExpired,
+    NotAuthorized,
+    NotRequester,
+    NotWaiting,
+    ThreadNotFound,
+    TooLarge,
+)
+from bot.events import (
+    AgentSelected,
+    ApprovalDecided,
+    DecisionRefused,
+    Event,
+    HumanInputReceived,
+    ThreadCancelled,
+    UserMessage,
+    Via,
+    new_id,
+    utcnow,
+)
 from bot.journal import Journal
-from bot.people import Actor, identity_of
+from bot.lifecycle import expired, expiry_event
+from bot.people import Actor, identity_of, same_person
 from bot.store import QuarantineItem, Ref, Store, ThreadSummary
 from bot.thread import Thread, ThreadStatus
 
@@ -98,11 +119,30 @@ class Service:
         arguments: dict[str, Any] | None = None,
         refs: Sequence[Ref] = (),
     ) -> Thread:
-        """Record a decision; the first valid one wins, later ones raise AlreadyDecided."""
+        """Record a decision; the first valid one wins, later ones raise AlreadyDecided.
+
+        At or after the request's expiry instant the decision does not count: the expiry is recorded instead (if
+        its timer has not done so yet) and ApprovalExpired raised. Either way one closing decision is stored.
+        """
         self._check_size("comment", comment or "")
+        too_late: list[str] = []
 
         async def decision(thread: Thread) -> list[Event]:
             # Rebuilt after every Conflict: the append that beat us may have been another decision.
+            earlier = thread.decision(approval_id)
+            if earlier is not None and earlier.closed_by == "expiry":  # the expiry timer won the race
+                reason = f"approval {approval_id} expired before this decision; the request was rejected as expired"
+                await self.record_refusal(thread_id, approval_id, user, reason, via, refs=refs)
+                raise ApprovalExpired(reason)
+            pending = thread.pending
+            if pending is not None and pending.approval_id == approval_id and expired(pending, utcnow()):
+                assert pending.expires_at is not None
+                reason = (f"approval {approval_id} expired at {pending.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+                          "the request was rejected as expired")
+                too_late.append(reason)
+                refused = DecisionRefused(approval_id=approval_id, by=identity_of(user), by_person=self.person(user),
+                                          reason=reason, via=via)
+                return [expiry_event(thread, pending), refused]  # the expiry closes it; the click stays on record
             agent = self.registry.get(thread.agent or self.registry.default)
             try:
                 return [decide(
@@ -114,7 +154,59 @@ class Service:
                 await self.record_refusal(thread_id, approval_id, user, str(exc), via, refs=refs)
                 raise
 
-        return self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
+        thread = self._found(thread_id, await self.journal.append_derived(thread_id, decision, refs=refs))
+        if too_late:
+            raise ApprovalExpired(too_late[-1])
+        return thread
+
+    async def cancel(
+        self, thread_id: str, *, user: Actor | str | None, via: Via, reason: str | None = None,
+        refs: Sequence[Ref] = (),
+    ) -> Thread:
+        """The requester withdraws the pending request or stops the thread; ``cancelled`` is its outcome.
+
+        Only the person who started the thread may (in open mode: anyone on a local channel). A thread that is
+        finished already raises NotWaiting; an execution in progress is not interrupted (its result is kept),
+        but nothing runs after it.
+        """
+        self._check_size("reason", reason or "")
+        person = self.person(user)
+        by = identity_of(user)
+
+        async def stop(thread: Thread) -> list[Event]:
+            if by is None:
+                raise NotRequester("withdrawing needs an identified user")
+            if not self.may_cancel(thread, user, via):
+                raise NotRequester(f"only the requester ({thread.requester or 'unknown'}) may withdraw or stop "
+                                   "this thread")
+            if thread.status in ("done", "failed"):
+                raise NotWaiting(f"thread {thread_id} has already finished ({thread.outcome})")
+            events: list[Event] = []
+            pending = thread.pending
+            text = (reason or "").strip() or None
+            if pending is not None:
+                events.append(ApprovalDecided(
+                    approval_id=pending.approval_id, action_id=pending.action_id, approved=False, by=by,
+                    by_person=person, comment=f"withdrawn by the requester{': ' + text if text else ''}", via=via,
+                    closed_by="withdrawal",
+                ))
+            events.append(ThreadCancelled(by=by, by_person=person, reason=text, via=via))
+            return events
+
+        return self._found(thread_id, await self.journal.append_derived(thread_id, stop, refs=refs))
+
+    def may_cancel(self, thread: Thread, user: Actor | str | None, via: Via) -> bool:
+        """Whether ``user`` may withdraw or stop this thread from ``via``: the requester (open mode: anyone local)."""
+        if self.settings.open_mode and via.channel in LOCAL_CHANNELS:
+            return True
+        who = self.settings.people.person_of(user) if user else None
+        first = thread.first_message
+        if who is None or first is None:
+            return False
+        asked = [self.settings.people.resolve(first.person)] if first.person else []
+        if first.user:
+            asked.append(self.settings.people.resolve(first.user))
+        return any(same_person(who, p) for p in asked)
 
     def person(self, user: Actor | str | None) -> str | None:
         """The name of the person behind a channel identity (None for nobody)."""

@@ -16,6 +16,7 @@ from bot.events import (
     ActionResult,
     AgentSelected,
     ApprovalDecided,
+    ApprovalEscalated,
     ApprovalRequested,
     Done,
     ErrorEvent,
@@ -24,12 +25,16 @@ from bot.events import (
     HumanInputReceived,
     HumanInputRequested,
     Quote,
+    ThreadCancelled,
     UserMessage,
     Via,
 )
 
 ThreadStatus = Literal["running", "waiting_for_approval", "waiting_for_human", "done", "failed"]
 STATUSES: tuple[ThreadStatus, ...] = ("running", "waiting_for_approval", "waiting_for_human", "done", "failed")
+# How a finished request ended (bot/thread.py ``outcome``); None while it runs or waits.
+Outcome = Literal["executed", "rejected", "expired", "cancelled", "answered", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("executed", "rejected", "expired", "cancelled", "answered", "failed")
 
 
 class PendingApproval(BaseModel):
@@ -48,6 +53,10 @@ class PendingApproval(BaseModel):
     requested_at: datetime
     quotes: list[Quote] = Field(default_factory=list)  # people's own words in the request (who claims what)
     claims: list[str] = Field(default_factory=list)  # claims of authority found in them
+    expires_at: datetime | None = None
+    on_expiry: Literal["reject", "stop"] = "reject"
+    escalated_to: str | None = None  # a group whose members may decide too, since the escalation
+    reminders: int = 0  # reminders sent so far
 
 
 # --- the next unit of work --------------------------------------------------------------------------------
@@ -97,8 +106,10 @@ class Wait:
 
 Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
+_CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "withdrawal": "cancelled"}
+
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked")
+_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 
@@ -192,14 +203,22 @@ class Thread(BaseModel):
 
     def _find_pending(self) -> PendingApproval | None:
         decided = {e.approval_id for e in self.events if isinstance(e, ApprovalDecided)}
-        for event in reversed(self.events):
+        for index in range(len(self.events) - 1, -1, -1):
+            event = self.events[index]
             if isinstance(event, ApprovalRequested) and event.approval_id not in decided:
+                later = self.events[index + 1:]
+                escalated = next((e.group for e in later
+                                  if isinstance(e, ApprovalEscalated) and e.approval_id == event.approval_id), None)
                 return PendingApproval(
                     approval_id=event.approval_id, action_id=event.action_id, action=event.name,
                     arguments=event.arguments, reason=event.reason, group=event.group,
                     approvers=event.approvers, requester=event.requester,
                     requester_person=event.requester_person, four_eyes=event.four_eyes,
                     requested_at=event.at, quotes=event.quotes, claims=event.claims,
+                    expires_at=event.expires_at, on_expiry=event.on_expiry,
+                    escalated_to=escalated,
+                    reminders=sum(1 for e in later if e.type == "approval_reminded"
+                                  and getattr(e, "approval_id", None) == event.approval_id),
                 )
         return None
 
@@ -254,6 +273,8 @@ class Thread(BaseModel):
         if unfinished is not None:  # a crash between intent and result: resume with the same key, whatever came after
             return Execute(unfinished.action_id, unfinished.name, unfinished.arguments, unfinished.approved_by,
                            unfinished)
+        if self._cancelled_request(flow):
+            return Wait("done")  # stopped by the requester: nothing more runs until a new message
         last = flow[-1]
         if isinstance(last, UserMessage | HumanInputReceived):
             if self.agent is None:
@@ -264,6 +285,8 @@ class Thread(BaseModel):
             return Execute(last.action_id, last.name, last.arguments, None, None)
         if isinstance(last, ApprovalDecided):
             proposal = self.proposal(last.action_id)
+            if last.closed_by == "expiry" and self._stops_on_expiry(last.approval_id):
+                return Wait("done")
             if not last.approved:
                 if proposal is not None and proposal.source == "command":
                     reason = f": {last.comment}" if last.comment else ""
@@ -284,6 +307,50 @@ class Thread(BaseModel):
         if isinstance(last, Done):
             return Wait("done")
         return Wait("failed")
+
+    @staticmethod
+    def _cancelled_request(flow: list[Event]) -> bool:
+        """A ThreadCancelled after the last thing a person asked (a new message reopens the thread)."""
+        for event in reversed(flow):
+            if isinstance(event, ThreadCancelled):
+                return True
+            if isinstance(event, UserMessage):
+                return False
+        return False
+
+    def _stops_on_expiry(self, approval_id: str) -> bool:
+        request = self.approval_request(approval_id)
+        return request is not None and request.on_expiry == "stop"
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the latest request ended: executed, rejected, expired, cancelled, answered or failed.
+
+        None while it runs or waits. Read from the events after the last message that started a request: the
+        last action result, rejection, expiry or cancellation decides; a request with none of them was answered.
+        """
+        status = self.status
+        if status == "failed":
+            return "failed"
+        if status != "done":
+            return None
+        found: Outcome = "answered"
+        for event in reversed(self.events):
+            if isinstance(event, UserMessage):
+                break
+            if isinstance(event, ThreadCancelled):
+                return "cancelled"
+            if found != "answered":
+                continue
+            if isinstance(event, ActionResult) and self._acted(event):
+                found = "executed" if event.ok else "failed"
+            elif isinstance(event, ApprovalDecided) and not event.approved:
+                found = _CLOSED[event.closed_by]
+        return found
+
+    def _acted(self, result: ActionResult) -> bool:
+        """An action result that counts as executing something (not a reply or a question)."""
+        return result.name not in ("done_for_now", "request_more_information")
 
     @property
     def status(self) -> ThreadStatus:

@@ -13,8 +13,8 @@ _PARAM = re.compile(r"\$(\d+)")
 LOCKED = "{locked}"
 
 INSERT_THREAD = (
-    "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0)"
+    "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts,"
+    " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8)"
 )
 INSERT_EVENT = "INSERT INTO events (thread_id, seq, type, at, data) VALUES ($1, $2, $3, $4, $5)"
 INSERT_REF = "INSERT INTO refs (channel, key, thread_id, data) VALUES ($1, $2, $3, $4)"
@@ -28,10 +28,12 @@ LOAD_THREAD = (
 )
 # Compare-and-set on the sequence. A thread that stops running drops its lease in the same statement, so a
 # crash before release cannot strand it.
-APPEND_RUNNING = "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6 WHERE id = $1 AND seq = $2"
+APPEND_RUNNING = (
+    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, outcome = NULL WHERE id = $1 AND seq = $2"
+)
 APPEND_STOPPED = (
     "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, lease_owner = NULL,"
-    " lease_until = NULL, attempts = 0, not_before = 0 WHERE id = $1 AND seq = $2"
+    " lease_until = NULL, attempts = 0, not_before = 0, outcome = $7 WHERE id = $1 AND seq = $2"
 )
 # The same, also leasing the thread to this process's worker when nobody holds it and no retry delay is pending
 # (a commit that makes a thread runnable hands it straight to the worker: no separate claim). SET expressions
@@ -39,14 +41,14 @@ APPEND_STOPPED = (
 # lease_until (a lease the same worker already held keeps its old expiry: that is not a new hand-over).
 _FREE = "(lease_until IS NULL OR lease_until < $6) AND not_before <= $6"
 APPEND_LEASING = (
-    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6,"
+    "UPDATE threads SET seq = $3, status = $4, agent = $5, updated_at = $6, outcome = NULL,"
     " lease_owner = CASE WHEN " + _FREE + " THEN $7 ELSE lease_owner END,"
     " lease_until = CASE WHEN " + _FREE + " THEN $8 ELSE lease_until END"
     " WHERE id = $1 AND seq = $2 RETURNING lease_owner, lease_until"
 )
 INSERT_THREAD_LEASED = (
     "INSERT INTO threads (id, agent, status, title, requester, seq, created_at, updated_at, not_before, attempts,"
-    " lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8, $9)"
+    " outcome, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, 0, $8, $9, $10)"
 )
 THREAD_SEQ = "SELECT seq FROM threads WHERE id = $1"
 _RUNNABLE = (
@@ -93,6 +95,41 @@ LEDGER_ADD = (
     "INSERT INTO deployments (idempotency_key, action, service, environment, version, thread_id, action_id,"
     " approved_by, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING"
 )
+
+# --- timers (bot/timers.py) --------------------------------------------------------------------------------
+INSERT_TIMER = (
+    "INSERT INTO timers (id, thread_id, kind, key, due_at, payload, status, attempts, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)"
+)
+# Firing is this UPDATE in the transaction that appends the timer's events: only one transaction can move a
+# timer out of 'pending' (a second one waits for the first's row lock, then matches nothing), so it fires once.
+FIRE_TIMER = (
+    "UPDATE timers SET status = $2, fired_at = $3, lease_owner = NULL, lease_until = NULL"
+    " WHERE id = $1 AND status = 'pending'"
+)
+CANCEL_TIMERS = (
+    "UPDATE timers SET status = 'cancelled', fired_at = $3, lease_owner = NULL, lease_until = NULL"
+    " WHERE thread_id = $1 AND key = $2 AND status = 'pending'"
+)
+_DUE_TIMERS = (
+    "SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)"
+    " ORDER BY due_at LIMIT $2"
+)
+PROBE_TIMERS = _DUE_TIMERS
+# Claimed timers are hidden for the lease while their handler runs; a crashed firer's lease simply runs out.
+CLAIM_TIMERS = (
+    "UPDATE timers SET lease_owner = $3, lease_until = $4, attempts = attempts + 1 WHERE id IN ("
+    + _DUE_TIMERS + LOCKED + ") RETURNING id, thread_id, kind, key, due_at, payload, attempts"
+)
+TIMER_RETRY = (
+    "UPDATE timers SET lease_owner = NULL, lease_until = $2, last_error = $3 WHERE id = $1 AND status = 'pending'"
+)
+TIMER_FAILED = (
+    "UPDATE timers SET status = 'failed', fired_at = $2, lease_owner = NULL, lease_until = NULL, last_error = $3"
+    " WHERE id = $1 AND status = 'pending'"
+)
+# The next timer to come due (an index range); past-due ones held by a lease or a retry delay are found by the poll.
+NEXT_TIMER = "SELECT min(due_at) FROM timers WHERE status = 'pending' AND due_at > $1"
 
 ALL = {
     name: value for name, value in dict(globals()).items()

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalRequested, Event
-from bot.store import Lease, OutboxItem, OutboxRow, Ref
+from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerRow
 from bot.thread import Thread, ThreadStatus
 
 # One validation call per thread: the stored JSON objects joined into one array.
@@ -69,9 +69,10 @@ def _with_proposal(text: str, earlier: Sequence[str]) -> str:
 
 
 def thread_params(thread: Thread, status: ThreadStatus, now: float) -> tuple[Any, ...]:
-    """INSERT_THREAD's parameters; the last one is the creation time."""
+    """INSERT_THREAD's parameters: ..., the creation time, the outcome (when created finished)."""
     requester = thread.requester[:255] if thread.requester else None
-    return (thread.id, thread.agent, status, thread.title[:120], requester, thread.seq, now)
+    outcome = thread.outcome if status in ("done", "failed") else None
+    return (thread.id, thread.agent, status, thread.title[:120], requester, thread.seq, now, outcome)
 
 
 def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[tuple[Any, ...]]:
@@ -82,13 +83,14 @@ def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[t
 
 def append_statement(
     statements: Mapping[str, str], thread_id: str, new_events: int, expected_seq: int, status: ThreadStatus,
-    agent: str | None, lease: Lease | None, now: float,
+    agent: str | None, lease: Lease | None, now: float, outcome: str | None = None,
 ) -> tuple[str, tuple[Any, ...], bool]:
     """The thread-row UPDATE of an append (stopped, running, or running and leased to us) with its parameters,
-    and whether it leases; ``statements`` are the backend's prepared forms of ``hot_sql``."""
+    and whether it leases; ``statements`` are the backend's prepared forms of ``hot_sql``. A finished thread
+    (done or failed) records its ``outcome``."""
     params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + new_events, status, agent, now)
     if status != "running":
-        return statements["APPEND_STOPPED"], params, False
+        return statements["APPEND_STOPPED"], (*params, outcome if status in ("done", "failed") else None), False
     if lease is None:
         return statements["APPEND_RUNNING"], params, False
     return statements["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds), True
@@ -134,3 +136,15 @@ def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
     agent, created_at, updated_at, _, _ = rows[0]
     events = load_events([(row[3], row[4]) for row in rows if row[4] is not None])
     return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))
+
+
+def timer_params(items: Sequence[NewTimer], thread_id: str, now: float) -> list[tuple[Any, ...]]:
+    return [(t.id, thread_id, t.kind, t.key, t.due_at.timestamp(), json.dumps(t.payload), now) for t in items]
+
+
+def timer_row(
+    timer_id: str, thread_id: str, kind: str, key: str, due_at: float, payload: str, attempts: int
+) -> TimerRow:
+    """A claimed timer; ``attempts`` comes back counted for this claim, the row reports the earlier ones."""
+    return TimerRow(id=timer_id, thread_id=thread_id, kind=kind, key=key, due_at=ts(due_at),
+                    payload=json.loads(payload), attempts=attempts - 1)

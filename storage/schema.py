@@ -21,6 +21,7 @@ threads = Table(
     Column("lease_until", Float),
     Column("not_before", Float, nullable=False, default=0.0),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("outcome", String(12)),  # how the latest request ended, once it did (0008; bot/thread.py ``outcome``)
     Index("ix_threads_runnable", "status", "not_before"),
     Index("ix_threads_updated", "updated_at"),
     Index("ix_threads_status_updated", "status", "updated_at"),
@@ -151,4 +152,28 @@ inbox = Table(
     Column("next_attempt_at", Float, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_inbox_due", "channel", "next_attempt_at"),
+)
+
+# Durable timers (migration 0007, bot/timers.py): due times of a thread's future events (an approval's reminder,
+# escalation, expiry). A timer fires once: the append of the events it causes marks it fired in that transaction.
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("thread_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),  # the handler that fires it
+    Column("key", String(64), nullable=False, default=""),  # what it is about (an approval id), for cancelling
+    Column("due_at", Float, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),  # pending, fired, cancelled, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("created_at", Float, nullable=False),
+    Column("fired_at", Float),
+    Column("last_error", Text),
+    Index("ix_timers_due", "status", "due_at"),
+    # Status last: cancelling a key is all equalities on this index, so stale statistics (a table that grew from a
+    # few hundred mostly closed timers to 100,000 pending ones) cannot steer PostgreSQL to scan ix_timers_due (0008).
+    Index("ix_timers_thread", "thread_id", "key", "status"),
 )

@@ -16,14 +16,16 @@ from bot.store import (
     InboxItem,
     Lease,
     LedgerEntry,
+    NewTimer,
     OpsSnapshot,
     OutboxItem,
     OutboxRow,
     Ref,
     ThreadSummary,
+    TimerChanges,
 )
 from bot.text import storable, storable_key
-from bot.thread import Thread, ThreadStatus
+from bot.thread import Outcome, Thread, ThreadStatus
 from storage import inbox
 from storage.credential_store import CredentialStore
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
@@ -33,9 +35,10 @@ from storage.quarantine_store import QuarantineStore
 from storage.rows import event_json, load_events, ts
 from storage.schema import deployments, events, outbox, threads
 from storage.sqlite_store import SqliteHot
+from storage.timer_store import TimerStore
 
 
-class SqlStore(QuarantineStore, CredentialStore):
+class SqlStore(TimerStore, QuarantineStore, CredentialStore):
     """Threads, events, refs, outbox, state, the deployment ledger, quarantine and credentials in one SQL database.
 
     The hot path (threads, events, leases, refs, outbox, state, ledger writes) goes straight to the driver with
@@ -67,9 +70,9 @@ class SqlStore(QuarantineStore, CredentialStore):
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (),
-        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None, timers: Sequence[NewTimer] = (),
     ) -> bool:
-        return await self.hot.create_thread(thread, status, refs, outbox, lease)
+        return await self.hot.create_thread(thread, status, refs, outbox, lease, timers)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         return await self.hot.load_thread(storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
@@ -77,8 +80,10 @@ class SqlStore(QuarantineStore, CredentialStore):
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        timers: TimerChanges | None = None, outcome: Outcome | None = None,
     ) -> bool:
-        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease)
+        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease, timers,
+                                     outcome)
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
@@ -89,7 +94,8 @@ class SqlStore(QuarantineStore, CredentialStore):
         async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ThreadSummary(id=r.id, agent=r.agent, status=r.status, title=r.title, requester=r.requester,
-                              created_at=ts(r.created_at), updated_at=ts(r.updated_at)) for r in rows]
+                              created_at=ts(r.created_at), updated_at=ts(r.updated_at), outcome=r.outcome)
+                for r in rows]
 
     async def count_threads(self) -> dict[str, int]:
         async with self.reader.connect() as conn:
@@ -184,7 +190,8 @@ class SqlStore(QuarantineStore, CredentialStore):
         if since is not None:
             conditions.append(events.c.at >= since.timestamp())
         query = (
-            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent)
+            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent,
+                   threads.c.outcome)
             .join(threads, threads.c.id == events.c.thread_id)
             .where(and_(*conditions))
             .order_by(events.c.at, events.c.thread_id, events.c.seq)
@@ -197,7 +204,7 @@ class SqlStore(QuarantineStore, CredentialStore):
                     event: Event = thread.events[row.seq - 1] if thread else load_events([(row.type, row.data)])[0]
                 else:
                     event = EVENT_ADAPTER.validate_json(event_json(row.type, row.data))
-                yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event)
+                yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event, outcome=row.outcome)
 
     async def ops_snapshot(self) -> OpsSnapshot:
         """The operator's snapshot for /metrics (storage/ops_snapshot.py)."""

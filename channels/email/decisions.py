@@ -50,6 +50,16 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+_CANCEL = re.compile(r"^(?:cancel|withdraw)\s*(?:[:\-\u2013\u2014]\s*(?P<reason>.*))?$", re.IGNORECASE)
+
+
+def parse_cancel(text: str) -> str | None:
+    """``CANCEL`` or ``CANCEL: reason`` as the first line (the requester stops the thread): the reason ("" for
+    none), else None."""
+    match = _CANCEL.match(first_line(text).strip(_DECORATION))
+    return None if match is None else (match.group("reason") or "").strip()
+
+
 def parse_decision(text: str) -> Approve | Reject | Unclear:
     """``APPROVE`` -> Approve; ``REJECT: reason`` -> Reject; anything else -> Unclear with the problem."""
     line = first_line(text)

@@ -32,7 +32,7 @@ from bot.store import OutboxItem, Ref
 from bot.thread import Thread
 from channels.email.addresses import MailKind, agent_for, parse_message_id, plus_tags, ref_key
 from channels.email.authentication import check_authentication
-from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_decision
+from channels.email.decisions import UNCLEAR, Approve, Reject, Unclear, parse_cancel, parse_decision
 from channels.email.inbound import InboundMail, Oversize
 from channels.email.noise import ignore_reason
 from channels.email.outbound import MailConfig, OutgoingMail, answer
@@ -169,6 +169,9 @@ class Intake:
         if not mail.text.strip():
             return await self._answer(mail, thread_id, "Your reply had no new text (only quoted history), "
                                       "so nothing was added.", outcome="answered")
+        reason = parse_cancel(mail.text)
+        if reason is not None:
+            return await self._cancel(mail, thread_id, reason)
         try:
             await self.service.add_message(
                 thread_id, mail.text, user=mail.sender, via=self._via(mail), refs=[self._ref(mail, thread_id)]
@@ -185,6 +188,21 @@ class Intake:
         except Signal as exc:
             return await self._not_accepted(mail, thread_id, exc)
         log.info("email_thread_continued", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
+        return IntakeResult("continued", thread_id)
+
+    async def _cancel(self, mail: InboundMail, thread_id: str, reason: str) -> IntakeResult:
+        """``CANCEL`` from the requester: withdraw the pending request or stop the thread (the reply says so)."""
+        try:
+            await self.service.cancel(thread_id, user=mail.sender, via=self._via(mail), reason=reason or None,
+                                      refs=[self._ref(mail, thread_id)])
+        except DuplicateRef:
+            return self._duplicate(mail)
+        except Conflict:
+            raise
+        except Signal as exc:  # not the requester, or already finished
+            return await self._answer(mail, thread_id, f"Nothing was cancelled: {exc}.", outcome="answered",
+                                      detail=type(exc).__name__)
+        log.info("email_thread_cancelled", thread_id=thread_id, message_id=mail.message_id, sender=mail.sender)
         return IntakeResult("continued", thread_id)
 
     async def _decide(self, mail: InboundMail, claim: TokenClaim | None, target: _Target | None) -> IntakeResult:

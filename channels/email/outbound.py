@@ -24,6 +24,8 @@ from bot.config import Settings
 from bot.events import (
     ActionResult,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalReminded,
     ApprovalRequested,
     DecisionRefused,
     Done,
@@ -33,6 +35,7 @@ from bot.events import (
     HumanInputReceived,
     HumanInputRequested,
     Quote,
+    ThreadCancelled,
     UserMessage,
 )
 from bot.people import acted
@@ -148,8 +151,13 @@ def _requester_lines(thread: Thread, event: Event) -> list[str]:
                 f"{state}.", "", event.result]
     if isinstance(event, HumanInputRequested | Done):
         return [event.message]
-    if isinstance(event, ErrorEvent) and event.kind in ("step_limit", "internal"):
+    if isinstance(event, ErrorEvent) and event.public:
         return [f"Sorry, I could not finish this request: {event.message}"]
+    if isinstance(event, ApprovalDecided) and event.closed_by == "expiry":
+        return [f"Nobody decided in time: {event.comment or 'the request expired'}."]
+    if isinstance(event, ThreadCancelled):
+        return [f"Cancelled by {event.by}{': ' + event.reason if event.reason else ''}. Nothing more will run; "
+                "write again to start over."]
     return []
 
 
@@ -173,6 +181,8 @@ def _requester_reply(thread: Thread, new: Sequence[Event], config: MailConfig) -
     paragraphs = [lines for event in new if (lines := _requester_lines(thread, event))]
     if not paragraphs:
         return None
+    if thread.outcome is not None:
+        paragraphs.append([f"Outcome: {thread.outcome}."])
     received = _email_messages(thread)
     parent = received[-1] if received else origin.message
     root = origin.conversation or origin.message
@@ -200,9 +210,37 @@ def _approval_requests(thread: Thread, request: ApprovalRequested, config: MailC
     return mails
 
 
+def _lifecycle_mails(
+    thread: Thread, event: ApprovalReminded | ApprovalEscalated, config: MailConfig
+) -> list[OutgoingMail]:
+    """A reminder (to every email approver) or an escalation (to the escalation group's): an approval mail again,
+    with its own Reply-To token made at delivery, so the same token rules apply."""
+    pending = thread.pending
+    request = thread.approval_request(event.approval_id)
+    if pending is None or pending.approval_id != event.approval_id or request is None:
+        return []
+    recipients = email_approvers(pending, config.settings)
+    if isinstance(event, ApprovalEscalated):
+        group = {p.name for p in config.settings.people.members(config.settings.approver_groups.get(event.group, []))}
+        recipients = [a for a in recipients if config.settings.people.person_of(a).name in group]
+        head = (f"Nobody has decided this yet, so it was escalated to group {event.group}: you may decide it now.")
+        label = "Escalated"
+    else:
+        head = f"Reminder {event.number}: this request is still waiting for a decision."
+        label = f"Reminder {event.number}"
+    if event.expires_at is not None:
+        head += f" It expires at {event.expires_at:%Y-%m-%d %H:%M} UTC; then it is rejected."
+    return [OutgoingMail(
+        kind="approval", to=approver, thread_id=thread.id, approval_id=event.approval_id,
+        subject=f"[opsgate] {label}: Approval needed: {describe_action(request.name, request.arguments)}",
+        text=f"{head}\n\n{approval_text(thread, request)}",
+        message_id=make_message_id(thread.id, "approval", config.address.domain),
+    ) for approver in recipients]
+
+
 def _confirmation(thread: Thread, decided: ApprovalDecided, config: MailConfig) -> OutgoingMail | None:
-    if decided.via.channel != "email":
-        return None
+    if decided.via.channel != "email" or decided.closed_by != "decision":
+        return None  # a withdrawal is answered in the requester's own reply
     request = thread.approval_request(decided.approval_id)
     what = describe_action(request.name, request.arguments) if request else "the action"
     verdict = "Approved: it runs now." if decided.approved else f"Rejected: {decided.comment or 'no reason'}."
@@ -242,6 +280,8 @@ def mails_for(thread: Thread, new: Sequence[Event], config: MailConfig) -> list[
     for event in new:
         if isinstance(event, ApprovalRequested) and config.approvals:
             mails.extend(_approval_requests(thread, event, config))
+        elif isinstance(event, ApprovalReminded | ApprovalEscalated) and config.approvals:
+            mails.extend(_lifecycle_mails(thread, event, config))
         elif isinstance(event, ApprovalDecided):
             confirmation = _confirmation(thread, event, config)
             if confirmation is not None:

@@ -38,7 +38,7 @@ from channels.slack import poison, replay
 from channels.slack import slack_interactions as interactions
 from channels.slack.limits import fit_escaped
 from channels.slack.route import ask_for_retry, request_key
-from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REASON_BLOCK, REJECT, REJECT_MODAL
+from channels.slack.slack_blocks import APPROVE, EDIT, EDIT_MODAL, REASON_BLOCK, REJECT, REJECT_MODAL, WITHDRAW
 from channels.slack.slack_client import api_url, retry_handlers
 from channels.slack.slack_inbound import incoming, receive, run_command
 from channels.slack.slack_notices import Notices
@@ -205,6 +205,7 @@ def build_app(
     app.action(APPROVE)(button(interactions.approve))
     app.action(REJECT)(button(interactions.open_reject))
     app.action(EDIT)(button(interactions.open_edit))
+    app.action(WITHDRAW)(button(interactions.withdraw))
 
     def modal(handler: SubmitHandler) -> Listener:
         async def on_submit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:

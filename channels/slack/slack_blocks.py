@@ -28,6 +28,7 @@ Block = dict[str, Any]
 APPROVE = "opsgate_approve"
 REJECT = "opsgate_reject"
 EDIT = "opsgate_edit"
+WITHDRAW = "opsgate_withdraw"  # the requester takes the request back (authorized on click: service.cancel)
 REJECT_MODAL = "opsgate_reject"
 EDIT_MODAL = "opsgate_edit"
 REASON_BLOCK = "reason"
@@ -160,20 +161,27 @@ def approval_card(
     buttons = [_button(APPROVE, "Approve", value, "primary"), _button(REJECT, "Reject", value, "danger")]
     if editable and any(k != "reason" for k in request.arguments):
         buttons.append(_button(EDIT, "Edit", value))
+    buttons.append(_button(WITHDRAW, "Withdraw", value))
     blocks = _head_blocks(request, f"Approval needed: {request.name}")
     blocks.append(_context(approvers_line(request)))
+    if request.expires_at is not None:
+        blocks.append(_context(f":hourglass: Expires {when(request.expires_at)} if nobody decides: then it is "
+                               "rejected."))
     blocks.append({"type": "actions", "block_id": limits.stable_id("decide_", request.approval_id),
                    "elements": buttons})
     text = fit_escaped(f"Approval needed: {summary(request.name, request.arguments)}", FALLBACK)
     return text, blocks
 
 
+_CLOSED = {"decision": ("Rejected", ":no_entry:"), "expiry": ("Expired", ":hourglass:"),
+           "withdrawal": ("Withdrawn", ":leftwards_arrow_with_hook:")}
+
+
 def decided_card(request: ApprovalRequested, decision: ApprovalDecided) -> tuple[str, list[Block]]:
     """The card after a decision: buttons gone, who decided, when, and the reason or the edits."""
     arguments = decision.arguments if decision.arguments is not None else request.arguments
     edited = request.model_copy(update={"arguments": arguments})
-    verb = "Approved" if decision.approved else "Rejected"
-    icon = ":white_check_mark:" if decision.approved else ":no_entry:"
+    verb, icon = ("Approved", ":white_check_mark:") if decision.approved else _CLOSED[decision.closed_by]
     blocks = _head_blocks(edited, f"{verb}: {request.name}")
     line = f"{icon} *{verb}* by {who(decision.by)} at {when(decision.at)}"
     if decision.comment:

@@ -66,7 +66,8 @@ class SlackChannel(Channel):
 
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
         """Replies, approval cards and card updates for threads that started in Slack."""
-        return outbound(thread, new)
+        return outbound(thread, new, approvals_channel=self.settings.slack_approvals_channel,
+                        inbox_url=self.settings.public_url)
 
     def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
         """A DM to a Slack user id (sign-in links): chat.postMessage to U…/W… lands in the app's DM with them."""

@@ -92,12 +92,22 @@ class SlackDelivery:
             raise DeliveryRetry("the thread's root message is not posted yet", WAIT_FOR_CARD)
         return str(root.data["channel"]), str(root.data["ts"])
 
+    async def _under_card(self, approval_id: str) -> tuple[str, str]:
+        """Where a reply under an approvals-channel card goes: that card's thread (retry until it is posted)."""
+        card = await self.store.get_ref(CARD_REF, approval_id)
+        if card is None or not card.data:
+            raise DeliveryRetry(f"approval card {approval_id} is not posted yet", WAIT_FOR_CARD)
+        return str(card.data["channel"]), str(card.data["ts"])
+
     async def _post(self, row: OutboxRow, message: SlackPost) -> None:
-        if message.role == "card" and message.approval_id:
+        carded = message.role in ("card", "lone_card") and message.approval_id
+        if carded and message.approval_id:
             if await self.store.get_ref(CARD_REF, message.approval_id) is not None:
                 return  # posted by an earlier attempt that died before the outbox row was marked sent
-        if message.role == "root":
+        if message.role in ("root", "lone_card"):
             channel, thread_ts = message.channel, None
+        elif message.role == "under_card" and message.approval_id:
+            channel, thread_ts = await self._under_card(message.approval_id)
         else:
             channel, thread_ts = await self._thread_ts(row, message.channel, message.thread_ts)
         response = await self.client.chat_postMessage(
@@ -106,7 +116,7 @@ class SlackDelivery:
         )
         posted_channel, ts = str(response.get("channel") or channel), str(response["ts"])
         where = {"channel": posted_channel, "ts": ts}
-        if message.role == "card" and message.approval_id:
+        if carded and message.approval_id:
             await self.store.put_ref(Ref(channel=CARD_REF, key=message.approval_id, thread_id=row.thread_id,
                                          data=where))
         elif message.role == "root" and row.thread_id:
@@ -137,7 +147,10 @@ class SlackDelivery:
         log.info("slack_card_updated", thread_id=row.thread_id, approval_id=message.approval_id)
 
     async def _post_decision(self, row: OutboxRow, message: SlackCardUpdate) -> None:
-        channel, thread_ts = await self._thread_ts(row, message.channel, message.thread_ts)
+        if message.lone:  # the approvals channel: no thread of ours to post into
+            channel, thread_ts = message.channel, None
+        else:
+            channel, thread_ts = await self._thread_ts(row, message.channel, message.thread_ts)
         await self.client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message.text, blocks=message.blocks,
             unfurl_links=False, unfurl_media=False,

@@ -29,6 +29,7 @@ from bot.errors import (
     DuplicateRef,
     InvalidArguments,
     NotAuthorized,
+    NotRequester,
     NotWaiting,
     Signal,
     ThreadNotFound,
@@ -78,10 +79,16 @@ REPLAYED = Answer(replayed=True)
 
 def refusal(exc: Signal) -> str:
     """What the person is told when their decision does not count (escaped: it may quote identities)."""
+    if isinstance(exc, AlreadyDecided) and exc.closed_by == "expiry":
+        return ":hourglass: Too late: this request expired before it was decided, so it was rejected."
+    if isinstance(exc, AlreadyDecided) and exc.closed_by == "withdrawal":
+        return "The requester withdrew this request."
     if isinstance(exc, AlreadyDecided):
         return f"Already {'approved' if exc.approved else 'rejected'} by {who(exc.by)}."
     if isinstance(exc, NotAuthorized):
         return f":no_entry: You can't decide this one: {fit_escaped(str(exc), 2000)}. Nothing was changed."
+    if isinstance(exc, NotRequester):
+        return f":no_entry: {fit_escaped(str(exc), 2000)}. Nothing was changed."
     if isinstance(exc, NotWaiting):
         return "This approval is no longer pending."
     if isinstance(exc, ThreadNotFound):
@@ -154,6 +161,22 @@ async def approve(
         recorded = isinstance(exc, NotAuthorized | AlreadyDecided)  # decide kept the refusal, with the refs
         return await _not_applied(service, exc, ref, user, "approve", refs, recorded=recorded)
     log.info("slack_approved", thread_id=ref.thread_id, approval_id=ref.approval_id, user=user)
+    return Answer()
+
+
+async def withdraw(
+    click: BlockActions, service: Service, actor_of: ActorLookup = id_only, refs: Sequence[Ref] = (),
+) -> Answer:
+    """Withdraw button: the requester takes the request back (checked now, as the signed ``user.id``)."""
+    ref, user = _ref(click), click.user.id
+    try:
+        actor = await actor_of(user)
+        await service.cancel(ref.thread_id, user=actor, via=_via(ref), refs=refs)
+    except DuplicateRef:
+        return REPLAYED
+    except Signal as exc:
+        return await _not_applied(service, exc, ref, user, "withdraw", refs, recorded=False)
+    log.info("slack_withdrawn", thread_id=ref.thread_id, approval_id=ref.approval_id, user=user)
     return Answer()
 
 

@@ -14,21 +14,29 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from bot.events import (
     ActionResult,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalReminded,
     ApprovalRequested,
     Done,
     ErrorEvent,
     Event,
     HumanInputRequested,
+    ThreadCancelled,
     UserMessage,
 )
 from bot.store import OutboxItem
 from bot.thread import Thread
 from channels.slack import limits
-from channels.slack.limits import fit_escaped
-from channels.slack.slack_blocks import Block, approval_card, decided_card, who
+from channels.slack.limits import fit, fit_escaped
+from channels.slack.slack_blocks import Block, approval_card, decided_card, summary, when, who
 
 CHANNEL = "slack"
-_ERRORS_SHOWN = ("step_limit", "internal", "execution")
+# How a finished request ended, at the head of its final message (bot/thread.py ``outcome``).
+OUTCOME_LABELS = {
+    "executed": ":white_check_mark: *Executed*", "rejected": ":no_entry: *Rejected*",
+    "expired": ":hourglass: *Expired*", "cancelled": ":leftwards_arrow_with_hook: *Cancelled*",
+    "answered": ":speech_balloon: *Answered*", "failed": ":x: *Failed*",
+}
 ROOT_TEXT = 1000  # the request quoted in the root post of a slash-command thread
 
 
@@ -41,8 +49,10 @@ class SlackPost(BaseModel):
     thread_ts: str | None
     text: str
     blocks: list[Block] | None = None
-    role: Literal["reply", "root", "card"] = "reply"
-    approval_id: str | None = None  # set for role="card": its ts is stored to update it later
+    # reply: in the thread; root: a slash command's root; card: an approval card in the thread; lone_card: an
+    # approval card starting its own Slack thread (SLACK_APPROVALS_CHANNEL); under_card: a reply under that card.
+    role: Literal["reply", "root", "card", "lone_card", "under_card"] = "reply"
+    approval_id: str | None = None  # cards: their ts is stored to update them later; under_card: which card
 
 
 class SlackCardUpdate(BaseModel):
@@ -55,6 +65,7 @@ class SlackCardUpdate(BaseModel):
     approval_id: str
     text: str
     blocks: list[Block]
+    lone: bool = False  # a card in the approvals channel: if it is gone, the decision is posted there on its own
 
 
 SlackMessage = Annotated[SlackPost | SlackCardUpdate, Field(discriminator="kind")]
@@ -69,12 +80,45 @@ def slack_origin(thread: Thread) -> tuple[str, str | None] | None:
     return origin.conversation, origin.message
 
 
+def approvals_channel_messages(
+    thread: Thread, new: Sequence[Event], channel: str, inbox_url: str | None, *, editable: bool = True,
+) -> list[SlackPost | SlackCardUpdate]:
+    """For a thread that did not start in Slack: its approval cards in the approvals channel, each starting its
+    own Slack thread, with reminders and escalations under it and the card updated when the request closes."""
+    out: list[SlackPost | SlackCardUpdate] = []
+    for event in new:
+        if isinstance(event, ApprovalRequested):
+            text, blocks = approval_card(thread.id, event, editable=editable)
+            origin = thread.origin.channel if thread.origin else "api"
+            link = f" · <{inbox_url}/t/{thread.id}|open the thread in the inbox>" if inbox_url else ""
+            blocks.insert(0, {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": fit(f"Requested via {origin}{link}", limits.SECTION_TEXT)}]})
+            out.append(SlackPost(channel=channel, thread_ts=None, text=text, blocks=blocks, role="lone_card",
+                                 approval_id=event.approval_id))
+        elif isinstance(event, ApprovalDecided):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:
+                text, blocks = decided_card(request, event)
+                out.append(SlackCardUpdate(channel=channel, thread_ts=None, approval_id=event.approval_id,
+                                           text=text, blocks=blocks, lone=True))
+        elif isinstance(event, ApprovalReminded | ApprovalEscalated):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:
+                out.append(SlackPost(channel=channel, thread_ts=None, role="under_card",
+                                     approval_id=event.approval_id,
+                                     text=fit(lifecycle_note(request, event), limits.TEXT)))
+    return out
+
+
 def messages_for(
-    thread: Thread, new: Sequence[Event], *, editable: bool = True
+    thread: Thread, new: Sequence[Event], *, editable: bool = True, approvals_channel: str | None = None,
+    inbox_url: str | None = None,
 ) -> list[SlackPost | SlackCardUpdate]:
     """The Slack messages that ``new`` events of ``thread`` call for."""
     where = slack_origin(thread)
     if where is None:
+        if approvals_channel:
+            return approvals_channel_messages(thread, new, approvals_channel, inbox_url, editable=editable)
         return []
     channel, root = where
     out: list[SlackPost | SlackCardUpdate] = []
@@ -94,15 +138,23 @@ def messages_for(
         elif isinstance(event, HumanInputRequested):
             reply(":question: ", event.message)
         elif isinstance(event, Done):
-            reply("", event.message)
+            label = OUTCOME_LABELS.get(thread.outcome or "") if event is new[-1] else None
+            reply(f"{label}: " if label else "", event.message)
         elif isinstance(event, ActionResult):
             name = fit_escaped(event.name.replace("`", "'"), 100)
             if event.ok:
                 reply(f":white_check_mark: `{name}`: ", event.result)
             else:
                 reply(f":x: `{name}` failed: ", event.result)
-        elif isinstance(event, ErrorEvent) and event.kind in _ERRORS_SHOWN:
+        elif isinstance(event, ErrorEvent) and event.public:
             reply(":warning: ", event.message)
+        elif isinstance(event, ApprovalReminded | ApprovalEscalated):
+            request = thread.approval_request(event.approval_id)
+            if request is not None:  # built from escaped parts: posted as it is
+                out.append(SlackPost(channel=channel, thread_ts=root, text=fit(lifecycle_note(request, event),
+                                                                                limits.TEXT)))
+        elif isinstance(event, ThreadCancelled):
+            reply(f":leftwards_arrow_with_hook: *Cancelled* by {who(event.by)}: ", event.reason or "withdrawn")
         elif isinstance(event, ApprovalRequested):
             text, blocks = approval_card(thread.id, event, editable=editable)
             out.append(SlackPost(
@@ -119,9 +171,25 @@ def messages_for(
     return out
 
 
-def outbound(thread: Thread, new: Sequence[Event], *, editable: bool = True) -> list[OutboxItem]:
+def lifecycle_note(request: ApprovalRequested, event: ApprovalReminded | ApprovalEscalated) -> str:
+    """A reminder or an escalation, mentioning who may decide (Slack ids become mentions, the rest is escaped)."""
+    what = fit_escaped(summary(request.name, request.arguments), 500)
+    people = ", ".join(who(a) for a in event.approvers[:30]) or "the approvers"
+    expiry = f" It expires {when(event.expires_at)}, then it is rejected." if event.expires_at else ""
+    if isinstance(event, ApprovalEscalated):
+        group = fit_escaped(event.group, 100)
+        return (f":rotating_light: Nobody has decided *{what}* yet: escalated to group *{group}*. {people}, "
+                f"you may approve or reject it now.{expiry}")
+    return f":bell: Reminder {event.number}: *{what}* is waiting for a decision from {people}.{expiry}"
+
+
+def outbound(
+    thread: Thread, new: Sequence[Event], *, editable: bool = True, approvals_channel: str | None = None,
+    inbox_url: str | None = None,
+) -> list[OutboxItem]:
     """Outbox items (written in the same transaction as ``new``) for the Slack messages they call for."""
     return [
         OutboxItem(channel=CHANNEL, thread_id=thread.id, payload=message.model_dump(mode="json"))
-        for message in messages_for(thread, new, editable=editable)
+        for message in messages_for(thread, new, editable=editable, approvals_channel=approvals_channel,
+                                    inbox_url=inbox_url)
     ]

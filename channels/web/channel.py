@@ -66,6 +66,7 @@ class WebChannel(Channel):
             Route("/t/{thread_id}/events", pages.thread_events, methods=["GET"], name="web_thread_events"),
             Route("/t/{thread_id}/decide", pages.decide, methods=["POST"], name="web_decide"),
             Route("/t/{thread_id}/message", pages.message, methods=["POST"], name="web_message"),
+            Route("/t/{thread_id}/cancel", pages.cancel, methods=["POST"], name="web_cancel"),
             Route("/login", login.page, methods=["GET"], name="web_login"),
             Route("/login", login.submit, methods=["POST"], name="web_login_submit"),
             Route(LINK_PATH, login.link_page, methods=["GET"], name="web_link"),

@@ -51,6 +51,8 @@ class UserError(Signal):
 
 def error_text(error: Signal) -> str:
     """The refusal as a sentence for the page."""
+    if isinstance(error, AlreadyDecided) and error.closed_by != "decision":
+        return f"Too late: {error}."
     if isinstance(error, AlreadyDecided):
         verb = "approved" if error.approved else "rejected"
         return f"Too late: this was already {verb} by {error.by}. The first decision wins."
@@ -170,8 +172,10 @@ class Pages:
         items = timeline(thread)
         # A page (and every live poll of it) renders at most the newest TIMELINE_ITEMS: a huge thread stays cheap.
         hidden = max(0, len(items) - TIMELINE_ITEMS)
+        may_cancel = thread.status not in ("done", "failed") and self.service.may_cancel(thread, session.user, VIA)
         return {"thread": thread, "status": thread.status, "items": items[hidden:], "hidden": hidden,
-                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq, "edit_open": False}
+                "pending": pending, "fields": fields, "hint": hint, "may": may, "seq": thread.seq, "edit_open": False,
+                "may_cancel": may_cancel}
 
     async def _thread_response(self, session: Session, thread_id: str, error: Signal | None = None,
                                form: dict[str, str] | None = None) -> Response:
@@ -271,6 +275,13 @@ class Pages:
             thread_id, approval_id, approved=decision != "reject", user=session.user, via=VIA,
             comment=comment, arguments=arguments,
         )
+
+    async def cancel(self, request: Request) -> Response:
+        """The requester withdraws the pending request or stops the thread."""
+        return await self._thread_post(request, self._cancel)
+
+    async def _cancel(self, thread_id: str, session: Session, form: dict[str, str]) -> None:
+        await self.service.cancel(thread_id, user=session.user, via=VIA, reason=form.get("reason", "").strip() or None)
 
     async def message(self, request: Request) -> Response:
         """Say something in an existing thread (an answer, a follow-up, a command)."""

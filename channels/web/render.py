@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.claims import SUMMARY_LABEL, claims_note, quote_heading
-from channels.web.timeline import STATUS_LABELS
+from channels.web.timeline import OUTCOME_LABELS, STATUS_LABELS
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -53,6 +53,7 @@ def environment() -> Environment:
     env.filters["status_label"] = lambda s: STATUS_LABELS.get(s, s)
     # Who claims what: the one wording bot/claims.py gives every channel.
     env.globals.update(quote_heading=quote_heading, claims_note=claims_note, summary_label=SUMMARY_LABEL)
+    env.filters["outcome_label"] = lambda s: OUTCOME_LABELS.get(s, s)
     return env
 
 

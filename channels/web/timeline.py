@@ -14,6 +14,8 @@ from bot.events import (
     ActionResult,
     AgentSelected,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalReminded,
     ApprovalRequested,
     DecisionRefused,
     Done,
@@ -23,6 +25,7 @@ from bot.events import (
     HumanInputReceived,
     HumanInputRequested,
     ProposalBlocked,
+    ThreadCancelled,
     UserMessage,
 )
 from bot.people import acted
@@ -36,6 +39,11 @@ STATUS_LABELS = {
     "running": "Running",
     "done": "Done",
     "failed": "Failed",
+}
+# How a finished request ended (bot/thread.py ``outcome``): the inbox list and the thread header show it.
+OUTCOME_LABELS = {
+    "executed": "Executed", "rejected": "Rejected", "expired": "Expired", "cancelled": "Cancelled",
+    "answered": "Answered", "failed": "Failed",
 }
 
 
@@ -94,6 +102,18 @@ def item(event: Event, thread: Thread) -> Item | None:
             details.append(("four-eyes", f"{requester} may not approve"))
         return make("approval", who="opsgate", headline=f"{event.name} needs approval",
                     details=details)
+    if isinstance(event, ApprovalDecided) and event.closed_by != "decision":
+        headline = "expired: nobody decided in time" if event.closed_by == "expiry" else "withdrew the request"
+        return make("rejected", who=acted(event.by, event.by_person), headline=headline, body=event.comment)
+    if isinstance(event, ApprovalReminded):
+        return make("note", who="opsgate", headline=f"reminder {event.number} sent to the approvers",
+                    body=", ".join(event.approvers) or None)
+    if isinstance(event, ApprovalEscalated):
+        return make("approval", who="opsgate", headline=f"escalated to group {event.group}: they may decide too",
+                    body=", ".join(event.approvers) or None)
+    if isinstance(event, ThreadCancelled):
+        return make("rejected", who=acted(event.by, event.by_person), headline=f"cancelled via {event.via.channel}",
+                    body=event.reason)
     if isinstance(event, ApprovalDecided):
         verb = "approved" if event.approved else "rejected"
         details = [(c.field, f"{_text(c.old)} → {_text(c.new)}") for c in event.changes]

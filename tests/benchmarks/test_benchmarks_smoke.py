@@ -86,3 +86,11 @@ def test_hitl_opsgate_side_runs_on_postgres(tmp_path: Path) -> None:
     for entry in document["summary"]:
         assert entry["opsgate"]["launch_per_s"] > 0 and entry["opsgate"]["bytes_per_paused"] > 0
         assert entry["opsgate"]["sqlite_pragmas"] == {"backend": "postgresql"}
+
+
+def test_timers_reports_firing_rate_and_approve_latency(tmp_path: Path) -> None:
+    """timers fires every due timer once and times approvals with and without pending timers."""
+    document = run_benchmark("timers", tmp_path)
+    result = document["results"]
+    assert result["firing"]["fired"] == result["firing"]["due"] == 50
+    assert result["approve_without_pending"]["p50_ms"] > 0 and result["approve_beside_pending"]["p50_ms"] > 0

@@ -100,6 +100,8 @@ async def test_threads_list_shows_every_thread_and_filters_by_status(history: Hi
     lines = {line.split()[0]: line for line in everything.splitlines() if line.strip()}
     assert set(lines) == {history.executed, history.waiting, history.helped}
     assert "done" in lines[history.executed] and "deploy" in lines[history.executed]
+    assert lines[history.executed].split()[2] == "executed" and lines[history.helped].split()[2] == "answered"
+    assert lines[history.waiting].split()[2] == "-"  # no outcome while it waits
     assert lines[history.executed].endswith("!deploy service=api version=1.2.3 environment=production")
     assert "waiting_for_approval" in lines[history.waiting]
     assert [line.split()[0] for line in waiting.splitlines() if line.strip()] == [history.waiting]

@@ -6,6 +6,7 @@ really sent (aiosmtpd) and replies are built from what was received, as a mail c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -368,3 +369,49 @@ async def test_an_oversized_automatic_mail_is_ignored_without_an_answer(room: Ma
     mail = parse_mail(raw_message("out_of_office"), Oversize(size=9_000_000, limit=5_000_000))
     assert (await room.intake.handle(mail)).outcome == "ignored"
     assert await room.flush() == []
+
+
+async def test_cancel_from_the_requester_withdraws_the_request(room: Mailroom) -> None:
+    """``CANCEL: reason`` in the requester's reply withdraws the pending request; they hear the outcome."""
+    thread = await room.waiting_deploy()
+    [notice] = room.smtp.to(ALICE)
+    result = await room.receive(gmail_reply(notice.message, ALICE, "CANCEL: wrong version\n\nsorry"))
+    assert (result.outcome, result.thread_id) == ("continued", thread.id)
+    after = await room.thread(thread.id)
+    assert (after.status, after.outcome) == ("done", "cancelled")
+    assert [d.closed_by for d in _decisions(after)] == ["withdrawal"]
+    await room.flush()
+    text = room.smtp.to(ALICE)[-1].message.get_content()
+    assert "Cancelled by alice@example.com: wrong version" in text and "Outcome: cancelled." in text
+
+
+async def test_cancel_from_someone_else_changes_nothing(room: Mailroom) -> None:
+    """Only the requester may cancel: anyone else's CANCEL is answered and the request stays pending."""
+    thread = await room.waiting_deploy()
+    [notice] = room.smtp.to(ALICE)
+    result = await room.receive(gmail_reply(notice.message, MALLORY, "CANCEL"))
+    assert result.outcome == "answered"
+    assert (await room.thread(thread.id)).pending is not None
+    await room.flush()
+    assert "Nothing was cancelled: only the requester" in room.smtp.to(MALLORY)[-1].message.get_content()
+
+
+async def test_a_reminder_mail_carries_its_own_token_and_its_reply_decides(
+    tmp_path: Path, smtp_server: SmtpRecorder,
+) -> None:
+    """A reminder is an approval mail again (subject says so, Reply-To token): replying APPROVE to it decides."""
+    settings = _settings(tmp_path, smtp_server, OPSGATE_APPROVAL_REMINDER="1s")
+    async for room in _mailroom(settings, smtp_server):
+        thread = await room.waiting_deploy()
+        await asyncio.sleep(1.1)
+        assert await room.runtime.timers.fire_due() == 1
+        await room.flush()
+        reminder = [m for m in room.smtp.to(BOB) if "Reminder 1" in str(m.message["Subject"])]
+        assert len(reminder) == 1
+        mail = reminder[0].message
+        assert mail["Subject"] == "[opsgate] Reminder 1: Approval needed: deploy api 1.4.2 to production"
+        assert str(mail["Reply-To"]).startswith("opsgate <opsgate+")
+        assert "still waiting for a decision" in mail.get_content()
+        result = await room.receive(gmail_reply(mail, BOB, "APPROVE"))
+        assert result.outcome == "decided"
+        assert [d.by for d in _decisions(await room.thread(thread.id))] == [BOB]

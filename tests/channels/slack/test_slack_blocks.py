@@ -62,8 +62,9 @@ def test_card_buttons_are_namespaced_and_carry_the_approval() -> None:
     actions = of_type(blocks, "actions")
     assert len(actions) == 1
     buttons = actions[0]["elements"]
-    assert [b["action_id"] for b in buttons] == ["opsgate_approve", "opsgate_reject", "opsgate_edit"]
-    assert [b.get("style") for b in buttons] == ["primary", "danger", None]
+    assert [b["action_id"] for b in buttons] == [
+        "opsgate_approve", "opsgate_reject", "opsgate_edit", "opsgate_withdraw"]
+    assert [b.get("style") for b in buttons] == ["primary", "danger", None, None]
     for button in buttons:
         assert CardRef.parse(button["value"]) == CardRef(thread_id="th1", approval_id="ap1")
 
@@ -72,7 +73,7 @@ def test_card_without_arguments_has_no_edit_button() -> None:
     """Nothing to edit, no Edit button; and no approvers configured says where to decide."""
     _, blocks = approval_card("th1", request(arguments={}, approvers=[], group=None, four_eyes=False))
     buttons = of_type(blocks, "actions")[0]["elements"]
-    assert [b["action_id"] for b in buttons] == ["opsgate_approve", "opsgate_reject"]
+    assert [b["action_id"] for b in buttons] == ["opsgate_approve", "opsgate_reject", "opsgate_withdraw"]
     assert "No approvers are configured" in all_text(blocks)
 
 

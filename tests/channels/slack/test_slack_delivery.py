@@ -193,3 +193,38 @@ async def test_a_payload_over_slacks_limits_is_logged_before_it_is_sent(delivery
     with capture_logs() as quiet:
         await delivery.deliver(row(card()))
     assert not any(r["event"] == "slack_payload_over_limit" for r in quiet)
+
+
+async def test_an_approvals_channel_card_starts_its_own_thread_and_replies_go_under_it(
+    delivery: SlackDelivery, slack: FakeSlack, store: SqlStore
+) -> None:
+    """A lone card is posted at the top of the channel (its ts kept); reminders wait for it, then thread under it;
+    the decision edits it."""
+    lone = SlackPost(channel="C0APPROVE", thread_ts=None, text="Approval needed", blocks=BLOCKS, role="lone_card",
+                     approval_id="ap9")
+    under = SlackPost(channel="C0APPROVE", thread_ts=None, text="reminder", role="under_card", approval_id="ap9")
+    with pytest.raises(DeliveryRetry):
+        await delivery.deliver(row(under))
+    await delivery.deliver(row(lone))
+    [posted] = slack.calls_to("chat.postMessage")
+    assert posted.args["channel"] == "C0APPROVE" and not posted.args.get("thread_ts")
+    ref = await store.get_ref(CARD_REF, "ap9")
+    assert ref is not None and ref.data is not None
+    await delivery.deliver(row(under))
+    reply = slack.calls_to("chat.postMessage")[-1]
+    assert reply.args["thread_ts"] == ref.data["ts"] and reply.args["text"] == "reminder"
+    decided = SlackCardUpdate(channel="C0APPROVE", thread_ts=None, approval_id="ap9", text="Approved",
+                              blocks=BLOCKS, lone=True)
+    await delivery.deliver(row(decided))
+    assert slack.calls_to("chat.update")[-1].args["ts"] == ref.data["ts"]
+
+
+async def test_a_lone_card_that_never_made_it_gets_its_decision_posted_in_the_channel(
+    delivery: SlackDelivery, slack: FakeSlack
+) -> None:
+    """No card after several attempts: the decision is posted at the top of the approvals channel."""
+    decided = SlackCardUpdate(channel="C0APPROVE", thread_ts=None, approval_id="ap8", text="Expired",
+                              blocks=BLOCKS, lone=True)
+    await delivery.deliver(row(decided, attempts=5))
+    [call] = slack.calls_to("chat.postMessage")
+    assert call.args["channel"] == "C0APPROVE" and not call.args.get("thread_ts")

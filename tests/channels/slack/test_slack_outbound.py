@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from bot.events import (
     ActionProposed,
     ActionResult,
     AgentSelected,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalReminded,
     ApprovalRequested,
     DecisionRefused,
     Done,
     ErrorEvent,
     Event,
     HumanInputRequested,
+    ThreadCancelled,
     UserMessage,
     Via,
 )
@@ -73,7 +78,7 @@ def test_questions_results_errors_and_done_are_posted_in_the_thread() -> None:
         ":white_check_mark: `deploy`: deployed api 1.4.2",
         ":x: `rollback` failed: webhook refused",
         ":warning: stopped after 20 steps",
-        "api &lt;1.4.2&gt; is live",
+        ":x: *Failed*: api &lt;1.4.2&gt; is live",  # the final message says how the request ended
     ]
 
 
@@ -115,3 +120,71 @@ def test_outbox_items_round_trip_through_json() -> None:
     assert item.channel == "slack" and item.thread_id == "th1"
     message = MESSAGE_ADAPTER.validate_python(item.payload)
     assert isinstance(message, SlackPost) and message.approval_id == "ap1"
+
+
+EXPIRES = datetime(2030, 1, 1, 4, 0, tzinfo=UTC)
+
+
+def test_reminders_and_escalations_mention_who_may_decide_under_the_card() -> None:
+    """A reminder and an escalation reply in the request's thread, mentioning the approvers and the expiry."""
+    proposal, request = proposal_and_request()
+    request = request.model_copy(update={"expires_at": EXPIRES})
+    reminder = ApprovalReminded(approval_id="ap1", number=2, approvers=["UCAROL01"], expires_at=EXPIRES)
+    escalation = ApprovalEscalated(approval_id="ap1", group="oncall", approvers=["UDAVE001", "eve@example.com"])
+    thread = thread_of(proposal, request, reminder, escalation)
+    posts = messages_for(thread, [reminder, escalation])
+    assert [p.thread_ts for p in posts] == ["1732270000.000100"] * 2
+    assert posts[0].text.startswith(":bell: Reminder 2: *deploy service=api version=1.4.2 environment=production*")
+    assert "<@UCAROL01>" in posts[0].text and "<!date^1893470400^" in posts[0].text
+    assert "escalated to group *oncall*" in posts[1].text and "<@UDAVE001>, eve@example.com" in posts[1].text
+
+
+def test_the_card_offers_withdraw_and_says_when_it_expires() -> None:
+    """The approval card has a Withdraw button and the expiry; an expired card says Expired, not Rejected."""
+    proposal, request = proposal_and_request()
+    request = request.model_copy(update={"expires_at": EXPIRES})
+    [card] = messages_for(thread_of(proposal, request), [request])
+    assert isinstance(card, SlackPost) and card.blocks
+    buttons = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert "opsgate_withdraw" in buttons
+    assert any("Expires" in str(b) for b in card.blocks)
+    expiry = ApprovalDecided(approval_id="ap1", action_id="ac1", approved=False, by="opsgate",
+                             closed_by="expiry", comment="expired: nobody decided within 4h")
+    [update] = messages_for(thread_of(proposal, request, expiry), [expiry])
+    assert isinstance(update, SlackCardUpdate) and "*Expired* by opsgate" in str(update.blocks)
+
+
+def test_a_withdrawal_and_model_errors_are_posted() -> None:
+    """A cancellation says who and why; a model refusal is a public error every channel shows."""
+    events: list[Event] = [
+        ErrorEvent(kind="model", message="the model refused: bad key"),
+        ThreadCancelled(by="UALICE01", reason="wrong version"),
+    ]
+    posts = messages_for(thread_of(*events), events)
+    assert [p.text for p in posts] == [
+        ":warning: the model refused: bad key",
+        ":leftwards_arrow_with_hook: *Cancelled* by <@UALICE01>: wrong version",
+    ]
+
+
+def test_requests_from_other_channels_get_their_card_in_the_approvals_channel() -> None:
+    """An API thread's request: a card of its own in the approvals channel, linked to the inbox; reminders go
+    under it, the decision updates it."""
+    proposal, request = proposal_and_request()
+    api = Via(channel="api")
+    reminder = ApprovalReminded(approval_id="ap1", number=1, approvers=["UCAROL01"])
+    decision = ApprovalDecided(approval_id="ap1", action_id="ac1", approved=True, by="UCAROL01",
+                               via=Via(channel="slack"))
+    thread = thread_of(proposal, request, reminder, decision, via=api)
+    assert messages_for(thread, [request]) == []  # no approvals channel: nothing in Slack
+    [card] = messages_for(thread, [request], approvals_channel="C0APPROVE", inbox_url="https://og.example.com")
+    assert isinstance(card, SlackPost) and card.blocks
+    assert (card.channel, card.thread_ts, card.role, card.approval_id) == ("C0APPROVE", None, "lone_card", "ap1")
+    assert "<https://og.example.com/t/th1|open the thread in the inbox>" in str(card.blocks[0])
+    [under] = messages_for(thread, [reminder], approvals_channel="C0APPROVE")
+    assert isinstance(under, SlackPost) and (under.role, under.approval_id) == ("under_card", "ap1")
+    assert "<@UCAROL01>" in under.text
+    [update] = messages_for(thread, [decision], approvals_channel="C0APPROVE")
+    assert isinstance(update, SlackCardUpdate) and update.lone and update.channel == "C0APPROVE"
+    done = Done(message="ok")
+    assert messages_for(thread.with_events([done]), [done], approvals_channel="C0APPROVE") == []

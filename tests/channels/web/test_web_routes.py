@@ -374,3 +374,22 @@ async def test_inbox_card_shows_who_claims_what(inbox: Inbox, local: Client) -> 
     assert f'{PRODUCTION_DEPLOY} reason="I am the approver. Login fix." local wrote' in text
     assert "Agent's summary" not in text
     assert "The request claims “I am the approver”. A claim in a request changes nothing" in text
+
+
+async def test_the_requester_withdraws_from_the_inbox_and_the_list_shows_the_outcome(
+    inbox: Inbox, local: Client,
+) -> None:
+    """The thread page offers Withdraw; posting it cancels the request; list and header say Cancelled."""
+    thread_id = await local.start(PRODUCTION_DEPLOY)
+    await inbox.wait_status(thread_id, "waiting_for_approval")
+    page = await local.get(f"/t/{thread_id}")
+    assert "Withdraw request" in page.text and "Expires at" in page.text
+    response = await local.post(f"/t/{thread_id}/cancel", {"csrf": csrf_of(page.text)})
+    assert response.status_code == 303
+    thread = await inbox.thread(thread_id)
+    assert (thread.status, thread.outcome) == ("done", "cancelled")
+    text = text_of((await local.get(f"/t/{thread_id}")).text)
+    assert "Cancelled" in text and "withdrew the request" in text and "Withdraw request" not in text
+    assert "Cancelled" in text_of((await local.get("/")).text)
+    again = await local.post(f"/t/{thread_id}/cancel", {"csrf": csrf_of(page.text)})
+    assert again.status_code == 409
