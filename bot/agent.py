@@ -37,6 +37,9 @@ class ToolContext:
     def happened(self, summary: str) -> None:
         """Say the external side effect took place; if the tool fails after this, the result still says so."""
         self.effects.append(summary)
+    # The intent was already recorded before this step began: a crash may have cut off an earlier run of the
+    # tool after its side effect, so a tool talking to an outside system must look for that effect first.
+    resumed: bool = False
 
 
 Tool = Callable[[Action, ToolContext], Awaitable[str]]
@@ -50,6 +53,9 @@ class Agent:
     description: str
     prompt_path: Path
     tools: Mapping[type[Action], Tool] = field(default_factory=dict)
+    # Checks the agent's own settings at start (ConfigError stops the start) and returns what an operator
+    # must know about them (logged as start-up warnings).
+    configure: Callable[[Settings], list[str]] | None = None
 
     @cached_property
     def prompt(self) -> str:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bot import __version__
+from bot.agent import Registry
 from bot.api import BearerGate, router, signal_handler
 from bot.body_limit import BodyLimit
 from bot.config import Settings
@@ -22,8 +23,8 @@ from bot.wiring import build_runtime, prepare_database
 log = structlog.get_logger("opsgate.app")
 
 
-def startup_warnings(settings: Settings) -> list[str]:
-    """Things an operator must know at start-up."""
+def startup_warnings(settings: Settings, registry: Registry | None = None) -> list[str]:
+    """Things an operator must know at start-up, the agents' own included."""
     warnings = []
     if not settings.api_token:
         warnings.append("OPSGATE_API_TOKEN is not set: the HTTP API at /threads accepts personal tokens only "
@@ -36,8 +37,9 @@ def startup_warnings(settings: Settings) -> list[str]:
                         "everything and the four-eyes rule is off")
     if not settings.model_configured:
         warnings.append("no model configured (OPENAI_API_KEY or OPENAI_BASE_URL): only !commands work")
-    if not settings.deploy_webhook_url:
-        warnings.append("OPSGATE_DEPLOY_WEBHOOK_URL is not set: deploys are recorded in the local ledger only")
+    for agent in registry or ():
+        if agent.configure is not None:
+            warnings.extend(agent.configure(settings))
     return warnings
 
 
@@ -49,7 +51,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         revision = await prepare_database(settings)
-        for warning in startup_warnings(settings):
+        for warning in startup_warnings(settings, runtime.registry):
             log.warning("startup_warning", message=warning)
         if run_loops:
             loops.start(runtime.loops())

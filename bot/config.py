@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Literal
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -108,6 +108,9 @@ class Settings(BaseSettings):
 
     # named approver groups, OPSGATE_APPROVERS_<GROUP>; filled by load_settings
     approver_groups_raw: dict[str, str] = Field(default_factory=dict)
+    # every other OPSGATE_* variable, for the agents' own settings (AgentSettings); filled by load_settings
+    agent_environ: dict[str, str] = Field(default_factory=dict)
+    _agent_settings: dict[type, AgentSettings] = PrivateAttr(default_factory=dict)
 
     @field_validator("public_url")
     @classmethod
@@ -177,6 +180,14 @@ class Settings(BaseSettings):
     def smtp_enabled(self) -> bool:
         return bool(self.smtp_host)
 
+    def agent(self, model: type[A]) -> A:
+        """An agent's own settings from its ``OPSGATE_<AGENT>_*`` variables, read once; ConfigError names a bad one."""
+        found = self._agent_settings.get(model)
+        if found is None:
+            found = self._agent_settings[model] = _read_agent_settings(model, self.agent_environ)
+        assert isinstance(found, model)
+        return found
+
     def check(self) -> None:
         """Cross-field checks that a single field cannot express; raise ConfigError naming the variable."""
         for name, members in {"OPSGATE_APPROVERS": self.approvers, **{
@@ -197,6 +208,43 @@ class Settings(BaseSettings):
             raise ConfigError("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN is")
 
 
+class AgentSettings(BaseModel):
+    """Base of an agent's own settings (the agent owns them, bot/ does not know them).
+
+    A subclass sets ``env_prefix`` (e.g. ``OPSGATE_DEPLOY_``) and aliases each field by its full variable name.
+    A variable with the prefix that no field claims is refused, so a typo does not pass unnoticed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    env_prefix: ClassVar[str]
+
+
+A = TypeVar("A", bound=AgentSettings)
+
+
+def _read_agent_settings(model: type[A], environ: Mapping[str, str]) -> A:
+    values = {key: value for key, value in environ.items() if key.startswith(model.env_prefix)}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            known = model.model_fields.get(field)
+            name = (known.alias or field) if known else field
+            reason = "not a known variable" if err["type"] == "extra_forbidden" else err["msg"]
+            reason = reason.removeprefix("Value error, ")
+            problems.append(f"{name}: {reason}" if err["loc"] else reason)
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+
+
+def _agent_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """OPSGATE_* variables that Settings does not read itself (approver groups excluded), non-empty only."""
+    own = {f.alias for f in Settings.model_fields.values() if f.alias}
+    return {key: value for key, value in env.items()
+            if key.startswith("OPSGATE_") and not key.startswith(_GROUP_PREFIX) and key not in own and value.strip()}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from the environment (or a given mapping); raise ConfigError with the variable's name."""
     env = dict(os.environ if environ is None else environ)
@@ -210,10 +258,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                  for k, v in overrides.items()}
     try:
         if environ is None:
-            settings = Settings(approver_groups_raw=groups, **overrides)  # type: ignore[arg-type]
+            settings = Settings(approver_groups_raw=groups, agent_environ=_agent_environ(env),
+                                **overrides)  # type: ignore[arg-type]
         else:
             fields = {f.alias: env[f.alias] for f in Settings.model_fields.values() if f.alias and env.get(f.alias)}
-            settings = Settings.model_validate({**fields, "approver_groups_raw": groups, **overrides})
+            settings = Settings.model_validate({**fields, "approver_groups_raw": groups,
+                                                "agent_environ": _agent_environ(env), **overrides})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -173,7 +173,7 @@ class Engine:
                 context = ToolContext(
                     thread_id=thread.id, action_id=work.action_id, idempotency_key=started.idempotency_key,
                     requester=thread.requester, approved_by=work.approved_by, settings=self.settings,
-                    ledger=self.store, http=self.http,
+                    ledger=self.store, http=self.http, resumed=work.started is not None,
                 )
                 text, ok = await self._run_tool(tool, action, context, work.name)
         result = ActionResult(

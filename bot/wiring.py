@@ -36,6 +36,10 @@ def build_channels(settings: Settings) -> list[Channel]:
 
 
 def build_registry(settings: Settings) -> Registry:
+    """The registered agents, each with its own settings checked (ConfigError names the bad variable)."""
+    for agent in AGENTS:
+        if agent.configure is not None:
+            agent.configure(settings)
     return Registry(AGENTS, default=settings.default_agent)
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.config import Settings
+import agents  # noqa: F401  (registers the agents, and with them their own settings classes)
+from bot.config import AgentSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _aliases() -> set[str]:
-    return {f.alias for f in Settings.model_fields.values() if f.alias}
+    """The core settings' variables and every agent's own (AgentSettings subclasses)."""
+    models = [Settings, *AgentSettings.__subclasses__()]
+    return {f.alias for model in models for f in model.model_fields.values() if f.alias}
+
+
+def test_agent_settings_are_found() -> None:
+    """The deploy agent's OPSGATE_DEPLOY_* settings are among the documented ones."""
+    assert "OPSGATE_DEPLOY_BACKEND" in _aliases()
 
 
 def test_every_setting_is_in_env_example() -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.executor import deploy, list_deployments, rollback
+from agents.deploy.settings import start_notes
 from bot.agent import Agent
 
 AGENT = Agent(
@@ -11,4 +12,5 @@ AGENT = Agent(
     description="deploys and rolls back services, lists what is deployed",
     prompt_path=Path(__file__).parent / "prompt.md",
     tools={ListDeployments: list_deployments, Deploy: deploy, Rollback: rollback},  # type: ignore[dict-item]
+    configure=start_notes,
 )

@@ -1,7 +1,8 @@
-"""Carrying out deploys: a signed webhook (GitHub Actions, Argo, Jenkins… via a small relay) or the local ledger.
+"""Carrying out deploys: GitHub Actions, Argo CD, a signed webhook, or only the local ledger.
 
-Both are idempotent on the key recorded before the side effect, so a retried execution never deploys twice:
-the ledger ignores a known key, and the webhook sends the same key for the receiver to de-duplicate.
+Each is idempotent on the key recorded before the side effect, so a retried execution never deploys twice:
+the ledger ignores a known key, the webhook sends the same key for the receiver to de-duplicate, and the
+GitHub and Argo CD backends look for the key on the run or sync they started (see their modules).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import json
 import httpx
 
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
+from agents.deploy.argocd import sync_version
+from agents.deploy.github import run_workflow
+from agents.deploy.settings import deploy_settings
 from bot.agent import ToolContext
 from bot.errors import ExecutionFailed
 from bot.store import LedgerEntry
@@ -61,35 +65,56 @@ async def call_webhook(action: Deploy | Rollback, ctx: ToolContext) -> str:
 
 
 async def deploy(action: Deploy, ctx: ToolContext) -> str:
-    """Deploy through the webhook, or record it in the local ledger when none is configured."""
-    if ctx.settings.deploy_webhook_url:
+    """Deploy through the configured backend; the ledger records every deploy that went through."""
+    config = deploy_settings(ctx.settings)
+    backend = config.chosen(ctx.settings)
+    what = f"{action.service} {action.version} to {action.environment}"
+    if backend == "ledger":
+        fresh = await _record(action, ctx)
+        note = "" if fresh else " (already recorded; not repeated)"
+        return (f"recorded deploy of {what} in the local ledger{note}. No external system was called: "
+                "set OPSGATE_DEPLOY_BACKEND (github, argocd) or OPSGATE_DEPLOY_WEBHOOK_URL to deploy for real.")
+    if backend == "webhook":
         answer = await call_webhook(action, ctx)
         done = f"deploy of {action.service} {action.version} to {action.environment} sent to the webhook: {answer}"
         ctx.happened(done)  # from here on the deploy happened, whatever the ledger write below does
         await _record(action, ctx)
         return done
-    fresh = await _record(action, ctx)
-    note = "" if fresh else " (already recorded; not repeated)"
-    return (f"recorded deploy of {action.service} {action.version} to {action.environment} in the local ledger"
-            f"{note}. No external system was called: set OPSGATE_DEPLOY_WEBHOOK_URL to deploy for real.")
+    if backend == "github":
+        outcome = await run_workflow(action, action.version, ctx, config)
+    else:
+        outcome = await sync_version(action, action.version, ctx, config)
+    await _record(action, ctx)
+    return f"deployed {what}. {outcome}"
 
 
 async def rollback(action: Rollback, ctx: ToolContext) -> str:
-    """Roll back to the version before the current one in the ledger (or ask the webhook to)."""
+    """Roll back to the version before the current one in the ledger (or ask the backend to)."""
+    config = deploy_settings(ctx.settings)
+    backend = config.chosen(ctx.settings)
     previous = _previous_version(
         [e for e in await ctx.ledger.ledger_list(action.service, limit=500) if e.environment == action.environment]
     )
-    if ctx.settings.deploy_webhook_url:
+    where = f"{action.service} in {action.environment}"
+    if backend == "webhook":
         answer = await call_webhook(action, ctx)
         done = f"rollback of {action.service} in {action.environment} sent to the webhook: {answer}"
         ctx.happened(done)
         await _record(action, ctx, previous)
         return done
+    if backend == "github":  # the workflow gets the ledger's previous version, or "" to decide itself
+        outcome = await run_workflow(action, previous, ctx, config)
+        await _record(action, ctx, previous)
+        return f"rolled back {where}{f' to {previous}' if previous else ''}. {outcome}"
     if previous is None:
         raise ExecutionFailed(f"no earlier deploy of {action.service} to {action.environment} in the ledger")
+    if backend == "argocd":
+        outcome = await sync_version(action, previous, ctx, config)
+        await _record(action, ctx, previous)
+        return f"rolled back {where} to {previous}. {outcome}"
     await _record(action, ctx, previous)
-    return (f"recorded rollback of {action.service} in {action.environment} to {previous} in the local ledger. "
-            "No external system was called: set OPSGATE_DEPLOY_WEBHOOK_URL to deploy for real.")
+    return (f"recorded rollback of {where} to {previous} in the local ledger. No external system was called: "
+            "set OPSGATE_DEPLOY_BACKEND (github, argocd) or OPSGATE_DEPLOY_WEBHOOK_URL to deploy for real.")
 
 
 def _previous_version(newest_first: list[LedgerEntry]) -> str | None:

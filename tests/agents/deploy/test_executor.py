@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,41 +14,15 @@ from agents.deploy.executor import deploy, list_deployments, rollback, sign
 from bot.agent import ToolContext
 from bot.config import Settings, load_settings
 from bot.errors import ExecutionFailed
-from bot.events import (
-    ActionProposed,
-    ActionResult,
-    AgentSelected,
-    ApprovalDecided,
-    ApprovalRequested,
-    ExecutionStarted,
-    UserMessage,
-    Via,
-    new_id,
-)
-from bot.runtime import Loops, Runtime
+from bot.events import ActionResult, Via
 from bot.store import LedgerEntry
-from bot.thread import Thread
-from bot.wiring import build_runtime, prepare_database
 from storage import SqlStore, upgrade
+from tests.agents.deploy.threads import crashed_thread, running, settled
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.model_server import ScriptedModelServer, tool_call
 from tests.support.webhook_receiver import WebhookReceiver
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
-
-
-@pytest.fixture
-async def ledger(sqlite_database_url: str) -> AsyncIterator[SqlStore]:
-    await upgrade(sqlite_database_url)
-    store = SqlStore.from_url(sqlite_database_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 def webhook_settings(url: str, secret: str = WEBHOOK_SECRET) -> Settings:
@@ -221,30 +192,6 @@ async def test_list_deployments_reads_the_ledger_newest_first(ledger: SqlStore, 
 # --- through the engine -----------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def running(url: str, **env: str) -> AsyncIterator[Runtime]:
-    """The real runtime with its worker loop on ``url``."""
-    settings = load_settings({"DATABASE_URL": url, "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_MODEL_RETRIES": "1",
-                              **env})
-    await prepare_database(settings)
-    runtime = build_runtime(settings, channels=[])
-    loops = Loops()
-    loops.start(runtime.loops())
-    try:
-        yield runtime
-    finally:
-        await loops.stop()
-        await runtime.aclose()
-
-
-async def settled(runtime: Runtime, thread_id: str, timeout: float = 10.0) -> Thread:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while (thread := await runtime.service.get_thread(thread_id)).status == "running":
-        assert time.monotonic() < deadline, [e.type for e in thread.events]
-        await asyncio.sleep(0.02)
-    return thread
-
-
 async def test_a_refused_webhook_call_is_a_failed_result_the_model_sees(
     sqlite_database_url: str, model_server: ScriptedModelServer
 ) -> None:
@@ -263,21 +210,6 @@ async def test_a_refused_webhook_call_is_a_failed_result_the_model_sees(
     assert len(receiver.calls) == 1
     seen = model_server.requests[1].messages[-1]["content"]
     assert '<deploy_result ok="false">' in seen and "HTTP 400" in seen
-
-
-def crashed_thread() -> tuple[Thread, ExecutionStarted]:
-    """A thread whose approved production deploy was started when the process died (no result yet)."""
-    thread_id = new_id()
-    proposal = ActionProposed(name="deploy", arguments=PROD.model_dump(), source="command")
-    request = ApprovalRequested(action_id=proposal.action_id, name="deploy", arguments=proposal.arguments,
-                                group="deployers", requester="bob@example.com")
-    decided = ApprovalDecided(approval_id=request.approval_id, action_id=proposal.action_id, approved=True,
-                              by="alice@example.com")
-    intent = ExecutionStarted(action_id=proposal.action_id, name="deploy", arguments=proposal.arguments,
-                              idempotency_key=f"{thread_id}:{proposal.action_id}", approved_by="alice@example.com")
-    events = [UserMessage(text="!deploy service=api version=1.4.2 environment=production", user="bob@example.com"),
-              AgentSelected(agent="deploy"), proposal, request, decided, intent]
-    return Thread(id=thread_id, agent="deploy", events=events), intent
 
 
 async def test_replayed_execution_after_a_crash_adds_no_second_ledger_entry(sqlite_database_url: str) -> None:
