@@ -73,6 +73,14 @@ class Action(BaseModel):
         args = " ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items())
         return f"{self.name} {args}".strip()
 
+    def describe(self) -> str:
+        """How people see this action in every channel (approval cards, mails, the inbox): ``name value value``.
+
+        An agent overrides it for wording its people know (``deploy api 1.4.2 to production``).
+        """
+        values = [str(v) for k, v in self.model_dump(exclude_none=True).items() if k != "reason"]
+        return " ".join([self.name, *values])
+
     @classmethod
     def description(cls) -> str:
         return " ".join((cls.__doc__ or cls.name).split())

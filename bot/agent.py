@@ -9,40 +9,114 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 from bot.actions import INTENTS, Action, ActionSchema, action_schema
-from bot.config import Settings
+from bot.config import AgentSettings, Settings, read_agent_settings
 from bot.errors import UnknownAgent
-from bot.store import Ledger
+from bot.events import utcnow
+from bot.store import Record, Records
+from bot.thread import Thread
+
+A = TypeVar("A", bound=AgentSettings)
 
 
 @dataclass(frozen=True)
-class ToolContext:
-    """What a tool may use: who asked and approved, a stable idempotency key, the ledger, an HTTP client."""
+class ToolSettings:
+    """The settings a tool may read: its agent's own variables and the outgoing-webhook signing secret.
+
+    Never the core settings: no Slack, IMAP, SMTP or database secrets reach a tool.
+    """
+
+    environ: Mapping[str, str] = field(default_factory=dict)  # OPSGATE_* variables the core does not read
+    webhook_secret: str | None = None
+    _cache: dict[type, AgentSettings] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ToolSettings:
+        return cls(environ=dict(settings.agent_environ), webhook_secret=settings.webhook_secret)
+
+    def agent(self, model: type[A]) -> A:
+        """An agent's own settings from its ``OPSGATE_<AGENT>_*`` variables, read once; ConfigError names a bad one."""
+        found = self._cache.get(model)
+        if found is None:
+            found = self._cache[model] = read_agent_settings(model, self.environ)
+        assert isinstance(found, model)
+        return found
+
+
+class RecordReader:
+    """Read one owner's records (another agent's public data goes through that agent's own functions)."""
+
+    def __init__(self, store: Records, owner: str) -> None:
+        self._store = store
+        self.owner = owner
+
+    async def get(self, kind: str, key: str) -> Record | None:
+        return await self._store.get_record(self.owner, kind, key)
+
+    async def list(self, kind: str, *, tag: str | None = None, limit: int = 50) -> list[Record]:
+        """Newest first, optionally only those tagged ``tag``."""
+        return await self._store.list_records(self.owner, kind, tag=tag, limit=limit)
+
+
+class AgentRecords(RecordReader):
+    """An agent's own records: it writes only its own, and reads others' through ``of``."""
+
+    async def add(self, kind: str, key: str, body: dict[str, Any], *, tag: str | None = None,
+                  at: datetime | None = None) -> bool:
+        """Insert; False (nothing written) when the key is already there: the idempotent write."""
+        record = Record(owner=self.owner, kind=kind, key=key, tag=tag, body=body, at=at or utcnow())
+        return await self._store.add_record(record)
+
+    async def replace(self, old: Record | None, body: dict[str, Any], *, kind: str = "", key: str = "",
+                      tag: str | None = None) -> bool:
+        """Overwrite ``old`` (or insert ``kind``/``key`` when None) unless it changed meanwhile."""
+        new = Record(owner=self.owner, kind=old.kind if old else kind, key=old.key if old else key,
+                     tag=tag if tag is not None else (old.tag if old else None), body=body)
+        return await self._store.replace_record(new, expected=old)
+
+    def of(self, owner: str) -> RecordReader:
+        """Another owner's records, read-only."""
+        return RecordReader(self._store, owner)
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What an agent's code may use outside the model: its settings, its records, an HTTP client."""
 
     thread_id: str
+    settings: ToolSettings
+    records: AgentRecords
+    http: httpx.AsyncClient
+
+
+@dataclass(frozen=True)
+class ToolContext(AgentContext):
+    """What a tool may use: who asked and approved, a stable idempotency key, and the agent context."""
+
     action_id: str
     idempotency_key: str
     requester: str | None
     approved_by: str | None
-    settings: Settings
-    ledger: Ledger
-    http: httpx.AsyncClient
     effects: list[str] = field(default_factory=list)
-
-    def happened(self, summary: str) -> None:
-        """Say the external side effect took place; if the tool fails after this, the result still says so."""
-        self.effects.append(summary)
     # The intent was already recorded before this step began: a crash may have cut off an earlier run of the
     # tool after its side effect, so a tool talking to an outside system must look for that effect first.
     resumed: bool = False
 
+    def happened(self, summary: str) -> None:
+        """Say the external side effect took place; if the tool fails after this, the result still says so."""
+        self.effects.append(summary)
+
 
 Tool = Callable[[Action, ToolContext], Awaitable[str]]
+# Context fetched before the agent's first model call (factor 13): text for the model, or None for nothing.
+Prefetch = Callable[[Thread, AgentContext], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +130,7 @@ class Agent:
     # Checks the agent's own settings at start (ConfigError stops the start) and returns what an operator
     # must know about them (logged as start-up warnings).
     configure: Callable[[Settings], list[str]] | None = None
+    prefetch: Prefetch | None = None
 
     @cached_property
     def prompt(self) -> str:

@@ -95,6 +95,7 @@ class ApprovalRequested(_Event):
     requester: str | None = None
     requester_person: str | None = None  # fixed at request time; None in rows written before people
     four_eyes: bool = False
+    summary: str | None = None  # the action as its agent describes it to people (Action.describe)
 
 
 class ArgumentChange(StorableModel):
@@ -192,6 +193,15 @@ class Done(_Event):
     message: str
 
 
+class ContextFetched(_Event):
+    """What the agent fetched before its first model call (factor 13): alert details, recent changes, a runbook."""
+
+    type: Literal["context_fetched"] = "context_fetched"
+    agent: str
+    text: str
+    ok: bool = True  # False: fetching failed; ``text`` says what is missing
+
+
 Event = Annotated[
     UserMessage
     | AgentSelected
@@ -204,7 +214,8 @@ Event = Annotated[
     | ExecutionStarted
     | ActionResult
     | ErrorEvent
-    | Done,
+    | Done
+    | ContextFetched,
     Field(discriminator="type"),
 ]
 

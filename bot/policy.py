@@ -43,6 +43,7 @@ def gate(
         action_id=proposal.action_id,
         name=proposal.name,
         arguments=proposal.arguments,
+        summary=action.describe(),
         reason=proposal.reason,
         group=policy.group,
         approvers=approvers_for(policy.group, settings),

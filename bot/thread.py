@@ -17,6 +17,7 @@ from bot.events import (
     AgentSelected,
     ApprovalDecided,
     ApprovalRequested,
+    ContextFetched,
     Done,
     ErrorEvent,
     Event,
@@ -95,7 +96,7 @@ class Wait:
 Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused")
+_ANNOTATIONS = ("agent_selected", "decision_refused", "context_fetched")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 
@@ -160,6 +161,10 @@ class Thread(BaseModel):
             e for e in self.events
             if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)
         ]
+
+    def fetched_for(self, agent: str) -> bool:
+        """Whether ``agent`` already fetched its context into this thread (it does so once)."""
+        return any(isinstance(e, ContextFetched) and e.agent == agent for e in self.events)
 
     def proposal(self, action_id: str) -> ActionProposed | None:
         return next((e for e in self.events if isinstance(e, ActionProposed) and e.action_id == action_id), None)

@@ -89,11 +89,6 @@ OUTBOX_RETRY = "UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id
 OUTBOX_FAILED = "UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1"
 GET_STATE = "SELECT value FROM state WHERE key = $1"
 SET_STATE = "INSERT INTO state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-LEDGER_ADD = (
-    "INSERT INTO deployments (idempotency_key, action, service, environment, version, thread_id, action_id,"
-    " approved_by, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING"
-)
-
 ALL = {
     name: value for name, value in dict(globals()).items()
     if name.isupper() and isinstance(value, str) and not name.startswith("_") and name not in ("ALL", "LOCKED")

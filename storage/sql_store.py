@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, InboxItem, Lease, LedgerEntry, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import AuditRecord, InboxItem, Lease, OutboxItem, OutboxRow, Ref, ThreadSummary
 from bot.text import storable, storable_key
 from bot.thread import Thread, ThreadStatus
 from storage import inbox
@@ -19,15 +19,16 @@ from storage.credential_store import CredentialStore
 from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_sqlite, sqlite_path
 from storage.pg_store import PgHot
 from storage.quarantine_store import QuarantineStore
+from storage.record_store import RecordStore
 from storage.rows import event_json, load_events, ts
-from storage.schema import deployments, events, outbox, threads
+from storage.schema import events, outbox, threads
 from storage.sqlite_store import SqliteHot
 
 
-class SqlStore(QuarantineStore, CredentialStore):
-    """Threads, events, refs, outbox, state, the deployment ledger, quarantine and credentials in one SQL database.
+class SqlStore(QuarantineStore, CredentialStore, RecordStore):
+    """Threads, events, refs, outbox, state, agents' records, quarantine and credentials in one SQL database.
 
-    The hot path (threads, events, leases, refs, outbox, state, ledger writes) goes straight to the driver with
+    The hot path (threads, events, leases, refs, outbox, state) goes straight to the driver with
     group commit (``SqliteHot`` or ``PgHot``); listings, counts and the audit stream stay on SQLAlchemy.
     """
 
@@ -152,18 +153,7 @@ class SqlStore(QuarantineStore, CredentialStore):
         async with self.reader.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 
-    # --- ledger and audit -----------------------------------------------------------------------------------
-
-    async def ledger_add(self, entry: LedgerEntry) -> bool:
-        return await self.hot.ledger_add(entry)
-
-    async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]:
-        query = select(deployments).order_by(deployments.c.at.desc()).limit(limit)
-        if service:
-            query = query.where(deployments.c.service == service)
-        async with self.reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [LedgerEntry(**{**r._asdict(), "at": ts(r.at)}) for r in rows]
+    # --- audit ------------------------------------------------------------------------------------------
 
     async def audit(self, since: datetime | None, types: Sequence[str]) -> AsyncIterator[AuditRecord]:
         conditions: list[ColumnElement[bool]] = [events.c.type.in_(list(types))]

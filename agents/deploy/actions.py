@@ -35,6 +35,10 @@ class Deploy(Action):
     version: str = Field(pattern=_VERSION, description="Version or git sha, e.g. 1.4.2.")
     environment: Environment = Field(description="staging or production.")
 
+    def describe(self) -> str:
+        """``deploy api 1.4.2 to production``."""
+        return f"deploy {self.service} {self.version} to {self.environment}"
+
 
 class Rollback(Action):
     """Roll a service back to its previous version in an environment. Always needs an approver's OK."""
@@ -43,3 +47,7 @@ class Rollback(Action):
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
     service: str = Field(pattern=_NAME, description="Service name, e.g. api.")
     environment: Environment = Field(description="staging or production.")
+
+    def describe(self) -> str:
+        """``rollback api in production``."""
+        return f"rollback {self.service} in {self.environment}"

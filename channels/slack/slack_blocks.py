@@ -149,7 +149,7 @@ def approval_card(
     blocks.append(_context(approvers_line(request)))
     blocks.append({"type": "actions", "block_id": limits.stable_id("decide_", request.approval_id),
                    "elements": buttons})
-    text = fit_escaped(f"Approval needed: {summary(request.name, request.arguments)}", FALLBACK)
+    text = fit_escaped(f"Approval needed: {request.summary or summary(request.name, request.arguments)}", FALLBACK)
     return text, blocks
 
 

@@ -24,6 +24,7 @@ from bot.wiring import build_runtime, prepare_database
 from storage import SqlStore
 from tests.support.api_client import run_cli
 from tests.support.databases import sqlite_url
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.processes import REPO_ROOT
 
 ALICE, BOB, MALLORY = "alice@example.com", "bob@example.com", "mallory@example.com"
@@ -242,7 +243,7 @@ async def test_chat_approves_edits_and_rejects_at_the_prompt(tmp_path: Path) -> 
     assert "Traceback" not in output
     store = SqlStore.from_url(url)
     try:
-        entries = await store.ledger_list()
+        entries = await deploy_ledger(store)
     finally:
         await store.close()
     assert sorted((e.service, e.version, e.approved_by) for e in entries) == [
