@@ -133,5 +133,11 @@ class ExecutionFailed(RuntimeFailure):
     """An action's tool failed; the failure is recorded as the action's result."""
 
 
+class TimerGone(Signal):
+    """The timer being fired is no longer pending: another worker fired it, or it was cancelled."""
+
+    http_status = 409
+
+
 class DuplicateRef(Signal):
     """A channel reference (Slack event id, email Message-ID, ...) was already recorded: a retried delivery."""

@@ -11,10 +11,13 @@ from bot.channel import Channel
 from bot.errors import Conflict, new_error_id
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
 from bot.handoff import Runnable
-from bot.store import OutboxItem, QuarantineItem, Ref, Store
+from bot.store import OutboxItem, QuarantineItem, Ref, Store, TimerChanges
 from bot.thread import Thread
 
 log = structlog.get_logger("opsgate.thread")
+
+# Asked on every commit which timers the new events start or stop (bot/timers.py), like channels for messages.
+Scheduler = Callable[[Thread, Sequence[Event]], TimerChanges | None]
 
 
 class Journal:
@@ -25,6 +28,14 @@ class Journal:
         self.channels = list(channels)
         self.runnable = Runnable()  # threads our commits made runnable, for this process's worker
         self.outbox_ready = asyncio.Event()  # outbox rows were written
+        self.schedulers: list[Scheduler] = []
+        self.timers_ready = asyncio.Event()  # timers were scheduled (the timer loop recomputes its sleep)
+
+    def _timers(self, thread: Thread, new: Sequence[Event], explicit: TimerChanges | None) -> TimerChanges:
+        changes = explicit or TimerChanges()
+        for scheduler in self.schedulers:
+            changes = changes.merged(scheduler(thread, new))
+        return changes
 
     def _outbox(self, thread: Thread, new: Sequence[Event]) -> tuple[list[OutboxItem], list[QuarantineItem]]:
         """Every channel's messages for ``new``; a channel whose converter fails is skipped and reported.
@@ -54,30 +65,34 @@ class Journal:
             except Exception:  # already logged with its error id; the events themselves are stored
                 log.exception("quarantine_failed", channel=item.channel, key=item.key)
 
-    async def create(self, thread: Thread, refs: Sequence[Ref] = ()) -> Thread:
-        """Store a new thread with its first events."""
+    async def create(self, thread: Thread, refs: Sequence[Ref] = (), timers: TimerChanges | None = None) -> Thread:
+        """Store a new thread with its first events (and the timers they start)."""
         outbox, failed = self._outbox(thread, thread.events)
+        changes = self._timers(thread, thread.events, timers)
         leased = await self.store.create_thread(
-            thread, thread.status, refs=refs, outbox=outbox, lease=self.runnable.lease)
-        self._after(thread, thread.events, bool(outbox), leased=leased)
+            thread, thread.status, refs=refs, outbox=outbox, lease=self.runnable.lease, timers=changes.schedule)
+        self._after(thread, thread.events, bool(outbox), leased=leased, timed=bool(changes.schedule))
         await self._quarantine(failed)
         return thread
 
     async def append(
-        self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = (), *, owned: bool = False
+        self, thread: Thread, new: Sequence[Event], refs: Sequence[Ref] = (), *, owned: bool = False,
+        timers: TimerChanges | None = None,
     ) -> Thread:
         """Append ``new`` to ``thread`` if nobody else appended since it was loaded (else Conflict).
 
         ``owned``: the caller holds the thread's lease and carries on with it (the worker), so it is not handed
-        over as runnable work.
+        over as runnable work. ``timers`` (and what the schedulers derive from ``new``) change in the same
+        transaction; TimerGone if ``timers.fired`` was fired or cancelled already.
         """
         updated = thread.with_events(list(new))
         outbox, failed = self._outbox(updated, new)
+        changes = self._timers(updated, new, timers)
         leased = await self.store.append(
             thread.id, new, expected_seq=thread.seq, status=updated.status, agent=updated.agent,
-            refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease,
+            refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease, timers=changes or None,
         )
-        self._after(updated, new, bool(outbox), owned=owned, leased=leased)
+        self._after(updated, new, bool(outbox), owned=owned, leased=leased, timed=bool(changes.schedule))
         await self._quarantine(failed)
         return updated
 
@@ -123,7 +138,8 @@ class Journal:
         self.outbox_ready.set()
 
     def _after(
-        self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False
+        self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False,
+        timed: bool = False,
     ) -> None:
         # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
         log.info("thread_events", thread_id=thread.id, agent=thread.agent, status=thread.status,
@@ -132,6 +148,8 @@ class Journal:
             self.runnable.offer(thread, leased=leased)
         if queued:
             self.outbox_ready.set()  # after the commit, so the dispatcher finds the rows it was woken for
+        if timed:
+            self.timers_ready.set()
 
 
 def event_fields(event: Event) -> dict[str, object]:

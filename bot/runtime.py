@@ -19,6 +19,7 @@ from bot.llm import ChatModel
 from bot.outbox import OutboxDispatcher
 from bot.service import Service
 from bot.store import Store
+from bot.timers import TimerHandlers, TimerLoop
 from bot.worker import Worker
 
 log = structlog.get_logger("opsgate.runtime")
@@ -39,6 +40,8 @@ class Runtime:
     engine: Engine = field(init=False)
     worker: Worker = field(init=False)
     outbox: OutboxDispatcher = field(init=False)
+    timer_handlers: TimerHandlers = field(default_factory=TimerHandlers)
+    timers: TimerLoop = field(init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.store, self.channels)
@@ -47,6 +50,7 @@ class Runtime:
         self.worker = Worker(self.settings, self.store, self.engine, self.journal.runnable)
         self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval,
                                        max_attempts=self.settings.outbox_max_attempts)
+        self.timers = TimerLoop(self.store, self.journal, self.timer_handlers, self.settings.poll_interval)
         for channel in self.channels:
             channel.bind(self.service)
 
@@ -55,6 +59,7 @@ class Runtime:
         found: dict[str, Loop] = {}
         if worker:
             found["worker"] = self.worker.run
+            found["timers"] = self.timers.run  # timers fire where threads run: `opsgate worker` and serve
         if outbox:
             found["outbox"] = self.outbox.run
         if channels:

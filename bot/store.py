@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import AfterValidator, BaseModel, Field
 
 from bot.credentials import Credentials
-from bot.events import Event, utcnow
+from bot.events import Event, new_id, utcnow
 from bot.text import StorableModel, storable_key
 from bot.thread import Thread, ThreadStatus
 
@@ -100,6 +100,52 @@ class InboxItem(BaseModel):
     received_at: float
 
 
+class NewTimer(StorableModel):
+    """A timer scheduled with the events that cause it: ``kind``'s handler runs on the thread at ``due_at``.
+
+    ``due_at`` is wall-clock time (UTC), compared with the firing process's clock (see bot/timers.py).
+    """
+
+    kind: Annotated[str, _at_most(32)]
+    due_at: datetime
+    key: Annotated[str, _at_most(64)] = ""  # what it is about (an approval id): a later append may cancel by it
+    payload: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field(default_factory=new_id)
+
+
+class TimerRow(NewTimer):
+    """A claimed, due timer; ``attempts`` counts the earlier claims that did not fire it."""
+
+    thread_id: str
+    attempts: int = 0
+
+
+class TimerState(TimerRow):
+    """A timer as stored, for listings: its status and when it stopped being pending."""
+
+    status: str
+    fired_at: datetime | None = None
+    last_error: str | None = None
+
+
+class TimerChanges(BaseModel):
+    """What an append does to timers, in its transaction: schedule new ones, cancel by key, record a firing."""
+
+    schedule: list[NewTimer] = Field(default_factory=list)
+    cancel: list[str] = Field(default_factory=list)  # keys whose pending timers on this thread stop
+    fired: str | None = None  # the timer this append fires: TimerGone (nothing written) unless it was pending
+
+    def __bool__(self) -> bool:
+        return bool(self.schedule or self.cancel or self.fired)
+
+    def merged(self, other: TimerChanges | None) -> TimerChanges:
+        """Both sets of changes (one firing at most)."""
+        if not other:
+            return self
+        return TimerChanges(schedule=[*self.schedule, *other.schedule], cancel=[*self.cancel, *other.cancel],
+                            fired=self.fired or other.fired)
+
+
 class AuditRecord(BaseModel):
     thread_id: str
     agent: str | None
@@ -137,7 +183,7 @@ class Quarantine(Protocol):
 class Store(Records, Quarantine, Credentials, Protocol):
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (),
-        lease: Lease | None = None,
+        lease: Lease | None = None, timers: Sequence[NewTimer] = (),
     ) -> bool:
         """Insert a new thread with its first events; DuplicateRef if a ref exists (nothing is written).
 
@@ -159,11 +205,13 @@ class Store(Records, Quarantine, Credentials, Protocol):
         refs: Sequence[Ref] = (),
         outbox: Sequence[OutboxItem] = (),
         lease: Lease | None = None,
+        timers: TimerChanges | None = None,
     ) -> bool:
         """Append events atomically; Conflict if another writer appended first, DuplicateRef on a known ref.
 
         With ``lease`` and a running status, the thread is also leased to its owner unless someone holds it (or a
-        retry delay is pending); returns whether this append leased it.
+        retry delay is pending); returns whether this append leased it. ``timers`` are changed in the same
+        transaction; TimerGone (nothing written) if ``timers.fired`` names a timer that is no longer pending.
         """
         ...
 
@@ -212,6 +260,30 @@ class Store(Records, Quarantine, Credentials, Protocol):
         ...
 
     async def get_state(self, key: str) -> Any: ...
+
+    async def claim_timers(self, owner: str, limit: int, lease_seconds: float) -> list[TimerRow]:
+        """Up to ``limit`` due timers, earliest first, hidden from other claimers for ``lease_seconds``."""
+        ...
+
+    async def timer_done(self, timer_id: str) -> bool:
+        """Close a pending timer whose firing caused no events (what it was for is over); False if not pending."""
+        ...
+
+    async def timer_failed(self, timer_id: str, error: str) -> None:
+        """Give up on a pending timer that can never fire (unknown kind, handler failing every time)."""
+        ...
+
+    async def timer_retry(self, timer_id: str, delay: float, error: str) -> None:
+        """Fire this timer again after ``delay`` seconds (its handler failed)."""
+        ...
+
+    async def next_timer_due(self) -> float | None:
+        """The epoch time the next pending timer comes due (None: no pending timer due later than now)."""
+        ...
+
+    async def list_timers(self, thread_id: str) -> list[TimerState]:
+        """Every timer of a thread, by due time, whatever its status."""
+        ...
 
     async def inbox_put(self, channel: str, key: str, body: str) -> bool:
         """Record a raw delivery before acknowledging it; False if one with this key is already waiting."""

@@ -9,9 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from bot.errors import Conflict, DuplicateRef, ThreadNotFound
+from bot.errors import Conflict, DuplicateRef, ThreadNotFound, TimerGone
 from bot.events import Event
-from bot.store import Lease, OutboxItem, OutboxRow, Ref
+from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.pg_writer import PgWriter
@@ -23,6 +23,7 @@ from storage.rows import (
     ref_data,
     ref_params,
     thread_params,
+    timer_params,
 )
 
 _SQL = {name: q.postgres(sql) for name, sql in q.ALL.items()}
@@ -50,6 +51,26 @@ async def _insert_outbox(
         await conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
 
 
+async def _fire_timer(conn: asyncpg.Connection, timers: TimerChanges | None, now: float) -> None:
+    """First in the transaction: the timer this append fires must still be pending, else nothing is written.
+
+    A concurrent firing of the same timer holds its row lock: this UPDATE waits for that commit, then matches
+    nothing (PostgreSQL re-checks ``status`` on the new row version).
+    """
+    if timers is not None and timers.fired is not None:
+        if _rowcount(await conn.execute(_SQL["FIRE_TIMER"], timers.fired, "fired", now)) != 1:
+            raise TimerGone(f"timer {timers.fired} is no longer pending")
+
+
+async def _change_timers(
+    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+) -> None:
+    for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
+        await conn.execute(_SQL["CANCEL_TIMERS"], thread_id, key, now)
+    if schedule:
+        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+
+
 async def _insert_tail(
     conn: asyncpg.Connection, thread_id: str, new: Sequence[Event], first_seq: int,
     outbox: Sequence[OutboxItem], now: float,
@@ -70,7 +91,7 @@ class PgHot:
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
-        lease: Lease | None,
+        lease: Lease | None, timers: Sequence[NewTimer] = (),
     ) -> bool:
         now = time.time()
         params = thread_params(thread, status, now)
@@ -83,6 +104,7 @@ class PgHot:
             await _insert_refs(conn, refs, thread.id)
             await conn.execute(sql, *params)
             await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
+            await _change_timers(conn, thread.id, timers, (), now)
 
         await self.writer.run(op)
         return leased
@@ -94,6 +116,7 @@ class PgHot:
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+        timers: TimerChanges | None = None,
     ) -> bool:
         now = time.time()
         params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
@@ -108,6 +131,7 @@ class PgHot:
         async def op(conn: asyncpg.Connection) -> bool:
             held: Any = None
             try:
+                await _fire_timer(conn, timers, now)
                 if leasing:
                     row = await conn.fetchrow(sql, *params)
                     changed, held = (0, None) if row is None else (1, (row[0], row[1]))
@@ -122,6 +146,8 @@ class PgHot:
                 raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
             await _insert_refs(conn, refs, thread_id)
             await _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            if timers:
+                await _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
             return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
         return await self.writer.run(op)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalRequested, Event
-from bot.store import OutboxItem, OutboxRow, Ref
+from bot.store import NewTimer, OutboxItem, OutboxRow, Ref, TimerRow
 from bot.thread import Thread, ThreadStatus
 
 # One validation call per thread: the stored JSON objects joined into one array.
@@ -120,3 +120,15 @@ def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
     agent, created_at, updated_at, _, _ = rows[0]
     events = load_events([(row[3], row[4]) for row in rows if row[4] is not None])
     return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))
+
+
+def timer_params(items: Sequence[NewTimer], thread_id: str, now: float) -> list[tuple[Any, ...]]:
+    return [(t.id, thread_id, t.kind, t.key, t.due_at.timestamp(), json.dumps(t.payload), now) for t in items]
+
+
+def timer_row(
+    timer_id: str, thread_id: str, kind: str, key: str, due_at: float, payload: str, attempts: int
+) -> TimerRow:
+    """A claimed timer; ``attempts`` comes back counted for this claim, the row reports the earlier ones."""
+    return TimerRow(id=timer_id, thread_id=thread_id, kind=kind, key=key, due_at=ts(due_at),
+                    payload=json.loads(payload), attempts=attempts - 1)

@@ -152,3 +152,25 @@ inbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_inbox_due", "channel", "next_attempt_at"),
 )
+
+# Durable timers (migration 0007, bot/timers.py): due times of a thread's future events (an approval's reminder,
+# escalation, expiry). A timer fires once: the append of the events it causes marks it fired in that transaction.
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("thread_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),  # the handler that fires it
+    Column("key", String(64), nullable=False, default=""),  # what it is about (an approval id), for cancelling
+    Column("due_at", Float, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),  # pending, fired, cancelled, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("created_at", Float, nullable=False),
+    Column("fired_at", Float),
+    Column("last_error", Text),
+    Index("ix_timers_due", "status", "due_at"),
+    Index("ix_timers_thread", "thread_id", "key"),
+)

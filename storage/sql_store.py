@@ -11,7 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
 from bot.events import EVENT_ADAPTER, Event
-from bot.store import AuditRecord, InboxItem, Lease, OutboxItem, OutboxRow, Ref, ThreadSummary
+from bot.store import (
+    AuditRecord,
+    InboxItem,
+    Lease,
+    NewTimer,
+    OutboxItem,
+    OutboxRow,
+    Ref,
+    ThreadSummary,
+    TimerChanges,
+)
 from bot.text import storable, storable_key
 from bot.thread import Thread, ThreadStatus
 from storage import inbox
@@ -23,10 +33,11 @@ from storage.record_store import RecordStore
 from storage.rows import event_json, load_events, ts
 from storage.schema import events, outbox, threads
 from storage.sqlite_store import SqliteHot
+from storage.timer_store import TimerStore
 
 
-class SqlStore(QuarantineStore, CredentialStore, RecordStore):
-    """Threads, events, refs, outbox, state, agents' records, quarantine and credentials in one SQL database.
+class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
+    """Threads, events, refs, outbox, state, timers, agents' records, quarantine and credentials in one SQL database.
 
     The hot path (threads, events, leases, refs, outbox, state) goes straight to the driver with
     group commit (``SqliteHot`` or ``PgHot``); listings, counts and the audit stream stay on SQLAlchemy.
@@ -57,9 +68,9 @@ class SqlStore(QuarantineStore, CredentialStore, RecordStore):
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (),
-        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        outbox: Sequence[OutboxItem] = (), lease: Lease | None = None, timers: Sequence[NewTimer] = (),
     ) -> bool:
-        return await self.hot.create_thread(thread, status, refs, outbox, lease)
+        return await self.hot.create_thread(thread, status, refs, outbox, lease, timers)
 
     async def load_thread(self, thread_id: str) -> Thread | None:
         return await self.hot.load_thread(storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
@@ -67,8 +78,9 @@ class SqlStore(QuarantineStore, CredentialStore, RecordStore):
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,
+        timers: TimerChanges | None = None,
     ) -> bool:
-        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease)
+        return await self.hot.append(thread_id, events, expected_seq, status, agent, refs, outbox, lease, timers)
 
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0

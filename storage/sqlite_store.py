@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.errors import Conflict, DuplicateRef, ThreadNotFound
+from bot.errors import Conflict, DuplicateRef, ThreadNotFound, TimerGone
 from bot.events import Event
-from bot.store import Lease, OutboxItem, OutboxRow, Ref
+from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.rows import (
@@ -21,6 +21,7 @@ from storage.rows import (
     ref_data,
     ref_params,
     thread_params,
+    timer_params,
 )
 from storage.sqlite_threads import SqliteReaders, SqliteWriter
 
@@ -45,6 +46,22 @@ def _insert_outbox(
         conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
 
 
+def _fire_timer(conn: sqlite3.Connection, timers: TimerChanges | None, now: float) -> None:
+    """First in the transaction: the timer this append fires must still be pending, else nothing is written."""
+    if timers is not None and timers.fired is not None:
+        if conn.execute(_SQL["FIRE_TIMER"], (timers.fired, "fired", now)).rowcount != 1:
+            raise TimerGone(f"timer {timers.fired} is no longer pending")
+
+
+def _change_timers(
+    conn: sqlite3.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+) -> None:
+    for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
+        conn.execute(_SQL["CANCEL_TIMERS"], (thread_id, key, now))
+    if schedule:
+        conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+
+
 def _insert_tail(
     conn: sqlite3.Connection, thread_id: str, new: Sequence[Event], first_seq: int,
     outbox: Sequence[OutboxItem], now: float,
@@ -67,7 +84,7 @@ class SqliteHot:
 
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
-        lease: Lease | None,
+        lease: Lease | None, timers: Sequence[NewTimer] = (),
     ) -> bool:
         now = time.time()
         params = thread_params(thread, status, now)
@@ -80,6 +97,7 @@ class SqliteHot:
             _insert_refs(conn, refs, thread.id)
             conn.execute(sql, params)
             _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
+            _change_timers(conn, thread.id, timers, (), now)
 
         await self.writer.run(op)
         return leased
@@ -93,6 +111,7 @@ class SqliteHot:
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
+        timers: TimerChanges | None = None,
     ) -> bool:
         now = time.time()
         params: tuple[Any, ...] = (thread_id, expected_seq, expected_seq + len(events), status, agent, now)
@@ -105,6 +124,7 @@ class SqliteHot:
             sql, params = _SQL["APPEND_LEASING"], (*params, lease.owner, now + lease.seconds)
 
         def op(conn: sqlite3.Connection) -> bool:
+            _fire_timer(conn, timers, now)
             cursor = conn.execute(sql, params)
             if leasing:
                 row = cursor.fetchone()
@@ -118,6 +138,8 @@ class SqliteHot:
                 raise Conflict(f"thread {thread_id} changed (seq {found[0]}, expected {expected_seq})")
             _insert_refs(conn, refs, thread_id)
             _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
+            if timers:
+                _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
             return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
         return await self.writer.run(op)

@@ -1,7 +1,7 @@
 """Agents' own records in one generic table; the deployment ledger's rows move into it.
 
 Revision ID: 0008
-Revises: 0006 (the integrator re-chains it after 0007)
+Revises: 0007
 """
 
 import json
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

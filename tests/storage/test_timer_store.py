@@ -1,0 +1,112 @@
+"""Timers in the store: scheduled, cancelled and fired inside a thread's append; claimed with leases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.errors import Conflict, TimerGone
+from bot.events import Done, UserMessage, new_id
+from bot.store import NewTimer, TimerChanges
+from bot.thread import Thread
+from storage import SqlStore
+from tests.storage.conftest import StoreFactory
+
+
+def _timer(seconds: float, key: str = "a1", kind: str = "test") -> NewTimer:
+    return NewTimer(kind=kind, due_at=datetime.now(UTC) + timedelta(seconds=seconds), key=key, payload={"n": 1})
+
+
+async def _thread(store: SqlStore, *timers: NewTimer) -> Thread:
+    thread = Thread(id=new_id(), events=[UserMessage(text="hello")])
+    await store.create_thread(thread, "done", timers=timers)
+    return thread
+
+
+async def test_a_timer_scheduled_with_a_thread_is_claimed_once_due(store: SqlStore) -> None:
+    """A timer created with its thread is not claimed before its due time, then once (leased), with its payload."""
+    due, later = _timer(-1), _timer(3600, key="b")
+    thread = await _thread(store, due, later)
+    claimed = await store.claim_timers("w1", 10, 30)
+    assert [(t.id, t.thread_id, t.kind, t.key, t.payload, t.attempts) for t in claimed] == [
+        (due.id, thread.id, "test", "a1", {"n": 1}, 0)]
+    assert abs(claimed[0].due_at.timestamp() - due.due_at.timestamp()) < 1e-3
+    assert await store.claim_timers("w2", 10, 30) == []  # leased to w1
+    next_due = await store.next_timer_due()
+    assert next_due is not None and abs(next_due - later.due_at.timestamp()) < 1e-3
+
+
+async def test_firing_appends_the_events_and_a_second_firing_writes_nothing(store: SqlStore) -> None:
+    """The append that fires a timer marks it fired; firing it again raises TimerGone and appends nothing."""
+    timer = _timer(-1)
+    thread = await _thread(store, timer)
+    fire = TimerChanges(fired=timer.id)
+    await store.append(thread.id, [Done(message="fired")], expected_seq=1, status="done", agent=None, timers=fire)
+    with pytest.raises(TimerGone):
+        await store.append(thread.id, [Done(message="again")], expected_seq=2, status="done", agent=None,
+                           timers=fire)
+    loaded = await store.load_thread(thread.id)
+    assert loaded is not None and [e.type for e in loaded.events] == ["user_message", "done"]
+    [state] = await store.list_timers(thread.id)
+    assert state.status == "fired" and state.fired_at is not None
+    assert await store.claim_timers("w1", 10, 30) == []
+
+
+async def test_a_conflicting_append_leaves_its_timer_pending(store: SqlStore) -> None:
+    """When the thread changed meanwhile, the firing append is rolled back whole: the timer stays pending."""
+    timer = _timer(-1)
+    thread = await _thread(store, timer)
+    with pytest.raises(Conflict):
+        await store.append(thread.id, [Done(message="x")], expected_seq=0, status="done", agent=None,
+                           timers=TimerChanges(fired=timer.id))
+    [state] = await store.list_timers(thread.id)
+    assert state.status == "pending"
+
+
+async def test_an_append_cancels_by_key_and_schedules_in_one_transaction(store: SqlStore) -> None:
+    """Cancelling a key stops that thread's pending timers with it (not others); new ones with the key stay."""
+    first, second, other = _timer(-1), _timer(60), _timer(-1, key="other")
+    thread = await _thread(store, first, second, other)
+    unrelated = await _thread(store, _timer(-1))
+    replacement = _timer(120)
+    await store.append(thread.id, [Done(message="decided")], expected_seq=1, status="done", agent=None,
+                       timers=TimerChanges(cancel=["a1"], schedule=[replacement]))
+    states = {t.id: t.status for t in await store.list_timers(thread.id)}
+    assert states == {first.id: "cancelled", second.id: "cancelled", other.id: "pending",
+                      replacement.id: "pending"}
+    assert [t.status for t in await store.list_timers(unrelated.id)] == ["pending"]
+    with pytest.raises(TimerGone):  # a cancelled timer never fires
+        await store.append(thread.id, [Done(message="late")], expected_seq=2, status="done", agent=None,
+                           timers=TimerChanges(fired=first.id))
+
+
+async def test_retry_hides_a_timer_until_its_delay_and_failed_ones_stay_closed(store: SqlStore) -> None:
+    """timer_retry delays the next claim and counts attempts; timer_failed and timer_done close a timer."""
+    retried, failed, stale = _timer(-1, key="r"), _timer(-1, key="f"), _timer(-1, key="s")
+    thread = await _thread(store, retried, failed, stale)
+    assert len(await store.claim_timers("w1", 10, 30)) == 3
+    await store.timer_retry(retried.id, 0.0, "boom")
+    await store.timer_failed(failed.id, "no handler")
+    assert await store.timer_done(stale.id) is True
+    assert await store.timer_done(stale.id) is False
+    [again] = await store.claim_timers("w2", 10, 30)
+    assert (again.id, again.attempts) == (retried.id, 1)
+    states = {t.id: (t.status, t.last_error) for t in await store.list_timers(thread.id)}
+    assert states[failed.id] == ("failed", "no handler") and states[stale.id][0] == "fired"
+
+
+async def test_two_stores_claiming_at_once_never_share_a_timer(new_store: StoreFactory) -> None:
+    """Concurrent claimers (separate connections, like separate workers) split the due timers between them."""
+    first, second = new_store(), new_store()
+    timers = [_timer(-1, key=str(i)) for i in range(40)]
+    await _thread(first, *timers)
+    ids: list[str] = []
+    for _ in range(20):  # a claimer skips rows another one holds: go on until a round finds nothing
+        claims = await asyncio.gather(*[store.claim_timers(f"w{i}", 7, 30)
+                                        for i, store in enumerate([first, second] * 4)])
+        if not any(claims):
+            break
+        ids += [t.id for claim in claims for t in claim]
+    assert len(ids) == len(set(ids)) == 40
