@@ -1,6 +1,7 @@
 """Registered agents. Adding an agent: create agents/<name>/ and add its AGENT here."""
 
 from agents.deploy import AGENT as DEPLOY
+from agents.incident import AGENT as INCIDENT
 from bot.agent import Agent
 
-AGENTS: list[Agent] = [DEPLOY]
+AGENTS: list[Agent] = [DEPLOY, INCIDENT]

@@ -67,6 +67,9 @@ class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: ClassVar[str]
     approval: ClassVar[Approval] = Approval.never()
+    # The agent whose records its tool works on, when another agent may propose it too (the incident agent's
+    # rollback is the deploy agent's, with the deploy agent's ledger); None: the thread's agent.
+    owner: ClassVar[str | None] = None
 
     def summary(self) -> str:
         """One line such as ``deploy service=api version=1.2.3 environment=production``."""

@@ -131,6 +131,10 @@ class Agent:
     # must know about them (logged as start-up warnings).
     configure: Callable[[Settings], list[str]] | None = None
     prefetch: Prefetch | None = None
+    # Whether the agent runs with these settings (None: always); an agent that needs configuration (a Prometheus,
+    # roles) stays out of the registry, and out of routing, until it has it.
+    enabled: Callable[[Settings], bool] | None = None
+    alerts: bool = False  # handles Alertmanager notifications (POST /hooks/alertmanager) unless configured otherwise
 
     @cached_property
     def prompt(self) -> str:

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # signs every outgoing webhook of the agents (X-Opsgate-Signature); agents' own settings are theirs
     webhook_secret: str | None = Field(None, alias="OPSGATE_WEBHOOK_SECRET")
 
+    # triggers: hooks (bot/triggers.py) and schedules (bot/schedules.py)
+    hook_token: str | None = Field(None, alias="OPSGATE_HOOK_TOKEN")  # Bearer token of POST /hooks/...
+    hook_max_bytes: int = Field(256 * 1024, alias="OPSGATE_HOOK_MAX_BYTES", ge=1024, le=10 * 1024 * 1024)
+    trigger_slack_channel: str | None = Field(None, alias="OPSGATE_TRIGGER_SLACK_CHANNEL")  # where they live
+    alert_agent: str | None = Field(None, alias="OPSGATE_ALERT_AGENT")  # default: the agent that handles alerts
+    schedules_raw: str | None = Field(None, alias="OPSGATE_SCHEDULES")  # JSON list, see bot/schedules.py
+
     # Slack
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")

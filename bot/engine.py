@@ -195,7 +195,8 @@ class Engine:
                 context = ToolContext(
                     thread_id=thread.id, action_id=work.action_id, idempotency_key=started.idempotency_key,
                     requester=thread.requester, approved_by=work.approved_by, settings=self.tool_settings,
-                    records=AgentRecords(self.store, agent.name), http=self.http, resumed=work.started is not None,
+                    records=AgentRecords(self.store, action_type.owner or agent.name), http=self.http,
+                    resumed=work.started is not None,
                 )
                 text, ok = await self._run_tool(tool, action, context, work.name)
         result = ActionResult(

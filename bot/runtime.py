@@ -17,9 +17,11 @@ from bot.engine import Engine
 from bot.journal import Journal
 from bot.llm import ChatModel
 from bot.outbox import OutboxDispatcher
+from bot.schedules import ScheduleLoop, parse_schedules
 from bot.service import Service
 from bot.store import Store
 from bot.timers import TimerHandlers, TimerLoop
+from bot.triggers import Triggers
 from bot.worker import Worker
 
 log = structlog.get_logger("opsgate.runtime")
@@ -42,6 +44,7 @@ class Runtime:
     outbox: OutboxDispatcher = field(init=False)
     timer_handlers: TimerHandlers = field(default_factory=TimerHandlers)
     timers: TimerLoop = field(init=False)
+    schedules: ScheduleLoop = field(init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.store, self.channels)
@@ -51,6 +54,10 @@ class Runtime:
         self.outbox = OutboxDispatcher(self.store, self.journal, self.channels, self.settings.poll_interval,
                                        max_attempts=self.settings.outbox_max_attempts)
         self.timers = TimerLoop(self.store, self.journal, self.timer_handlers, self.settings.poll_interval)
+        schedules = parse_schedules(self.settings.schedules_raw)  # ConfigError names a bad one
+        for schedule in schedules:
+            self.registry.get(schedule.agent)  # UnknownAgent: a schedule for an agent that is not installed
+        self.schedules = ScheduleLoop(schedules, Triggers(self.settings, self.service))
         for channel in self.channels:
             channel.bind(self.service)
 
@@ -60,6 +67,8 @@ class Runtime:
         if worker:
             found["worker"] = self.worker.run
             found["timers"] = self.timers.run  # timers fire where threads run: `opsgate worker` and serve
+            if self.schedules.schedules:
+                found["schedules"] = self.schedules.run
         if outbox:
             found["outbox"] = self.outbox.run
         if channels:

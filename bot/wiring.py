@@ -48,7 +48,7 @@ def installed_agents() -> list[Agent]:
 
 def build_registry(settings: Settings) -> Registry:
     """The registered agents, each with its own settings checked (ConfigError names the bad variable)."""
-    agents = installed_agents()
+    agents = [a for a in installed_agents() if a.enabled is None or a.enabled(settings)]
     for agent in agents:
         if agent.configure is not None:
             agent.configure(settings)

@@ -21,6 +21,7 @@ class ListDeployments(Action):
     """List recent deployments, optionally for one service. Read-only."""
 
     name: ClassVar[str] = "list_deployments"
+    owner: ClassVar[str | None] = "deploy"
     service: str | None = Field(None, pattern=_NAME, description="Only this service (optional).")
 
 
@@ -28,6 +29,7 @@ class Deploy(Action):
     """Deploy a version of a service to staging or production. Production needs an approver's OK."""
 
     name: ClassVar[str] = "deploy"
+    owner: ClassVar[str | None] = "deploy"
     approval: ClassVar[Approval] = Approval.when(
         _production, group="deployers", four_eyes=_production, describe="when environment=production"
     )
@@ -44,6 +46,7 @@ class Rollback(Action):
     """Roll a service back to its previous version in an environment. Always needs an approver's OK."""
 
     name: ClassVar[str] = "rollback"
+    owner: ClassVar[str | None] = "deploy"  # the incident agent proposes it too; it works on the deploy ledger
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
     service: str = Field(pattern=_NAME, description="Service name, e.g. api.")
     environment: Environment = Field(description="staging or production.")
