@@ -32,14 +32,19 @@ class Approval:
     group: str | None = None
     four_eyes_when: Predicate = _never
     describe: str = "never"
+    # The approver group chosen from the arguments (an access role's owners); None: ``group`` for every action.
+    group_of: Callable[[Any], str | None] | None = None
 
     @classmethod
     def never(cls) -> Approval:
         return cls()
 
     @classmethod
-    def always(cls, group: str | None = None, four_eyes: bool | Predicate = False) -> Approval:
-        return cls(_always, group, _as_predicate(four_eyes), "always")
+    def always(
+        cls, group: str | None = None, four_eyes: bool | Predicate = False,
+        group_of: Callable[[Any], str | None] | None = None,
+    ) -> Approval:
+        return cls(_always, group, _as_predicate(four_eyes), "always", group_of)
 
     @classmethod
     def when(
@@ -47,6 +52,10 @@ class Approval:
         describe: str = "conditional",
     ) -> Approval:
         return cls(predicate, group, _as_predicate(four_eyes), describe)
+
+    def group_for(self, action: Action) -> str | None:
+        """The approver group of this action."""
+        return self.group_of(action) if self.group_of is not None else self.group
 
     def required(self, action: Action) -> bool:
         return bool(self.required_when(action))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -22,6 +22,10 @@ from bot.errors import UnknownAgent
 from bot.events import utcnow
 from bot.store import Record, Records
 from bot.thread import Thread
+
+if TYPE_CHECKING:
+    from bot.journal import Scheduler
+    from bot.timers import Handler as TimerHandler
 
 A = TypeVar("A", bound=AgentSettings)
 
@@ -135,6 +139,10 @@ class Agent:
     # roles) stays out of the registry, and out of routing, until it has it.
     enabled: Callable[[Settings], bool] | None = None
     alerts: bool = False  # handles Alertmanager notifications (POST /hooks/alertmanager) unless configured otherwise
+    # Durable timers the agent fires (kind -> handler) and the schedulers that set them from new events
+    # (bot/timers.py); registered with the runtime when it is built.
+    timers: Mapping[str, TimerHandler] = field(default_factory=dict)
+    schedulers: tuple[Scheduler, ...] = ()
 
     @cached_property
     def prompt(self) -> str:

@@ -58,6 +58,10 @@ class Runtime:
         for schedule in schedules:
             self.registry.get(schedule.agent)  # UnknownAgent: a schedule for an agent that is not installed
         self.schedules = ScheduleLoop(schedules, Triggers(self.settings, self.service))
+        for agent in self.registry:  # the agents' own durable timers, and what schedules them
+            for kind, handler in agent.timers.items():
+                self.timer_handlers.register(kind, handler)
+            self.journal.schedulers.extend(agent.schedulers)
         for channel in self.channels:
             channel.bind(self.service)
 
