@@ -19,9 +19,10 @@ from tests.support.servers import free_port
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[str, Runtime]]:
-    """The base URL and the runtime of an app serving ``settings``; stopped (loops included) on exit."""
-    runtime = build_runtime(settings, channels=[])
+async def serving(settings: Settings, *, channels: bool = False) -> AsyncIterator[tuple[str, Runtime]]:
+    """The base URL and the runtime of an app serving ``settings`` (with its configured channels when
+    ``channels``); stopped, loops included, on exit."""
+    runtime = build_runtime(settings) if channels else build_runtime(settings, channels=[])
     port = free_port()
     config = uvicorn.Config(create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", access_log=False, ws="none")
