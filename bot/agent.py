@@ -32,21 +32,27 @@ A = TypeVar("A", bound=AgentSettings)
 
 @dataclass(frozen=True)
 class ToolSettings:
-    """The settings a tool may read: its agent's own variables and the outgoing-webhook signing secret.
+    """The settings a tool may read: one agent's own variables and the outgoing-webhook signing secret.
 
-    Never the core settings: no Slack, IMAP, SMTP or database secrets reach a tool.
+    Never the core settings (no Slack, IMAP, SMTP or database secrets) and never another agent's variables.
     """
 
-    environ: Mapping[str, str] = field(default_factory=dict)  # OPSGATE_* variables the core does not read
+    environ: Mapping[str, str] = field(default_factory=dict)  # the variables with the agent's prefix only
     webhook_secret: str | None = None
+    scope: type[AgentSettings] | None = None  # the one settings class these variables are for
     _cache: dict[type, AgentSettings] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, settings: Settings) -> ToolSettings:
-        return cls(environ=dict(settings.agent_environ), webhook_secret=settings.webhook_secret)
+    def of(cls, settings: Settings, model: type[AgentSettings] | None) -> ToolSettings:
+        """The slice of ``settings`` that ``model``'s agent may read."""
+        prefix = model.env_prefix if model is not None else None
+        environ = {k: v for k, v in settings.agent_environ.items() if prefix and k.startswith(prefix)}
+        return cls(environ=environ, webhook_secret=settings.webhook_secret, scope=model)
 
     def agent(self, model: type[A]) -> A:
-        """An agent's own settings from its ``OPSGATE_<AGENT>_*`` variables, read once; ConfigError names a bad one."""
+        """The agent's own settings, read once; ConfigError names a bad variable."""
+        if model is not self.scope:
+            raise PermissionError(f"{model.__name__} belongs to another agent; a tool reads only its agent's own")
         found = self._cache.get(model)
         if found is None:
             found = self._cache[model] = read_agent_settings(model, self.environ)
@@ -134,6 +140,7 @@ class Agent:
     # Checks the agent's own settings at start (ConfigError stops the start) and returns what an operator
     # must know about them (logged as start-up warnings).
     configure: Callable[[Settings], list[str]] | None = None
+    settings: type[AgentSettings] | None = None  # its own settings class: the only variables its tools can read
     prefetch: Prefetch | None = None
     # Whether the agent runs with these settings (None: always); an agent that needs configuration (a Prometheus,
     # roles) stays out of the registry, and out of routing, until it has it.

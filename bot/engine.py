@@ -54,7 +54,7 @@ class Engine:
         self.journal = journal
         self.model = model
         self.http = http
-        self.tool_settings = ToolSettings.of(settings)  # what tools may read: no channel secrets
+        self._tool_settings: dict[str, ToolSettings] = {}
 
     async def advance(self, thread_id: str) -> Thread | None:
         """Run the thread until it waits; raises ModelUnavailable when the model is down (retried later)."""
@@ -102,8 +102,15 @@ class Engine:
     def _agent(self, thread: Thread) -> Agent:
         return self.registry.get(thread.agent or self.registry.default)
 
+    def tool_settings(self, agent: Agent) -> ToolSettings:
+        """What ``agent``'s code may read: its own variables and the webhook secret, no channel secrets."""
+        found = self._tool_settings.get(agent.name)
+        if found is None:
+            found = self._tool_settings[agent.name] = ToolSettings.of(self.settings, agent.settings)
+        return found
+
     def _context(self, thread: Thread, agent: Agent) -> AgentContext:
-        return AgentContext(thread_id=thread.id, settings=self.tool_settings,
+        return AgentContext(thread_id=thread.id, settings=self.tool_settings(agent),
                             records=AgentRecords(self.store, agent.name), http=self.http)
 
     async def _prefetch(self, thread: Thread, agent: Agent) -> ContextFetched:
@@ -192,10 +199,12 @@ class Engine:
             except ValidationError as exc:
                 text = f"invalid arguments: {describe_validation(exc)}"
             else:
+                lent = action_type.owner in self.registry.names and action_type.owner != agent.name
+                owner = self.registry.get(action_type.owner) if lent and action_type.owner else agent
                 context = ToolContext(
                     thread_id=thread.id, action_id=work.action_id, idempotency_key=started.idempotency_key,
-                    requester=thread.requester, approved_by=work.approved_by, settings=self.tool_settings,
-                    records=AgentRecords(self.store, action_type.owner or agent.name), http=self.http,
+                    requester=thread.requester, approved_by=work.approved_by, settings=self.tool_settings(owner),
+                    records=AgentRecords(self.store, owner.name), http=self.http,
                     resumed=work.started is not None,
                 )
                 text, ok = await self._run_tool(tool, action, context, work.name)

@@ -40,6 +40,7 @@ AGENT = Agent(
     name="access",
     description="grants temporary access to roles (approved by their owners), lists and revokes grants",
     prompt_path=Path(__file__).parent / "prompt.md",
+    settings=AccessSettings,
     tools=cast(Mapping[type[Action], Tool], {GrantAccess: grant, ListGrants: list_grants, RevokeAccess: revoke}),
     configure=_configure,
     enabled=_enabled,

@@ -35,6 +35,7 @@ AGENT = Agent(
     name="incident",
     description="investigates alerts and incidents: metrics, recent deploys, runbooks; proposes rollbacks",
     prompt_path=Path(__file__).parent / "prompt.md",
+    settings=IncidentSettings,
     tools=cast(Mapping[type[Action], Tool], {
         QueryPrometheus: query, RecentDeploys: deploys, ReadRunbook: read_runbook, PostUpdate: post_update,
         Resolve: resolve, Rollback: rollback,

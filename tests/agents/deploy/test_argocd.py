@@ -11,6 +11,7 @@ import pytest
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.argocd import KEY_ANNOTATION, KEY_INFO
 from agents.deploy.executor import deploy, rollback
+from agents.deploy.settings import DeploySettings
 from bot.agent import ToolContext, ToolSettings
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
@@ -34,7 +35,8 @@ def argo_context(argo: FakeArgoCD, ledger: SqlStore, http: httpx.AsyncClient, *,
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
                        approved_by="alice@example.com",
-                       settings=ToolSettings.of(settings), records=deploy_records(ledger), http=http, resumed=resumed)
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
+                       resumed=resumed)
 
 
 def helm_apps() -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.executor import deploy, list_deployments, rollback, sign
 from agents.deploy.ledger import LedgerEntry
+from agents.deploy.settings import DeploySettings
 from bot.agent import ToolContext, ToolSettings
 from bot.config import Settings, load_settings
 from bot.errors import ExecutionFailed
@@ -35,7 +36,7 @@ def context(settings: Settings, ledger: SqlStore, http: httpx.AsyncClient, key: 
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
                        approved_by=approved_by,
-                       settings=ToolSettings.of(settings), records=deploy_records(ledger), http=http)
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http)
 
 
 # --- the webhook ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.executor import deploy, rollback
+from agents.deploy.settings import DeploySettings
 from bot.agent import ToolContext, ToolSettings
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
@@ -31,7 +32,8 @@ def github_context(github: FakeGitHub, ledger: SqlStore, http: httpx.AsyncClient
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
                        approved_by="alice@example.com",
-                       settings=ToolSettings.of(settings), records=deploy_records(ledger), http=http, resumed=resumed)
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
+                       resumed=resumed)
 
 
 def inputs(key: str = KEY, **changes: str) -> dict[str, str]:
