@@ -14,6 +14,7 @@ from bot.agent import Registry
 from bot.channel import Channel
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import ConfigError
 from bot.journal import Journal
 from bot.llm import ChatModel
 from bot.outbox import OutboxDispatcher
@@ -55,8 +56,12 @@ class Runtime:
                                        max_attempts=self.settings.outbox_max_attempts)
         self.timers = TimerLoop(self.store, self.journal, self.timer_handlers, self.settings.poll_interval)
         schedules = parse_schedules(self.settings.schedules_raw)  # ConfigError names a bad one
-        for schedule in schedules:
-            self.registry.get(schedule.agent)  # UnknownAgent: a schedule for an agent that is not installed
+        named = [("OPSGATE_SCHEDULES", s.agent) for s in schedules]
+        named += [("OPSGATE_ALERT_AGENT", self.settings.alert_agent)] if self.settings.alert_agent else []
+        for variable, agent in named:  # an agent that is not installed, or not turned on, stops the start
+            if agent not in self.registry.names:
+                running = ", ".join(self.registry.names)
+                raise ConfigError(f"{variable}: no agent {agent!r} is running; running: {running}")
         self.schedules = ScheduleLoop(schedules, Triggers(self.settings, self.service))
         for agent in self.registry:  # the agents' own durable timers, and what schedules them
             for kind, handler in agent.timers.items():

@@ -73,3 +73,16 @@ def test_a_schedule_in_a_time_zone_fires_at_local_time() -> None:
     """09:00 in Europe/Berlin in winter is 08:00 UTC."""
     [schedule] = parse_schedules(json.dumps([{**DIGEST, "cron": "0 9 * * *", "timezone": "Europe/Berlin"}]))
     assert schedule.last_due(at(8, 30)) == at(8, 0)
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("OPSGATE_SCHEDULES", json.dumps([{**DIGEST, "agent": "incident"}])),  # installed, but not turned on
+    ("OPSGATE_ALERT_AGENT", "nobody"),
+])
+def test_a_trigger_for_an_agent_that_is_not_running_stops_the_start(
+    sqlite_database_url: str, variable: str, value: str
+) -> None:
+    """A schedule or the alert agent naming an agent that is not running is a ConfigError naming the variable."""
+    settings = load_settings({"DATABASE_URL": sqlite_database_url, variable: value})
+    with pytest.raises(ConfigError, match=variable):
+        build_runtime(settings, channels=[], model=False)
