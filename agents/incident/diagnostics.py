@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,7 +83,3 @@ def service_of(alert: Notification) -> str | None:
         if value:
             return value
     return None
-
-
-def runbook_folder_exists(config: IncidentSettings) -> bool:
-    return config.runbooks is not None and Path(config.runbooks).is_dir()

@@ -26,9 +26,8 @@ async def prefetch(thread: Thread, ctx: AgentContext) -> str | None:
              "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.commonLabels.items()))]
     parts += [f"{k}: {v}" for k, v in sorted(alert.commonAnnotations.items())]
     for item in alert.alerts[:5]:
-        parts.append(f"- {item.status} since {item.startsAt:%Y-%m-%d %H:%M}Z "
-                     + ", ".join(f"{k}={v}" for k, v in sorted(item.labels.items())) if item.startsAt else
-                     f"- {item.status} " + ", ".join(f"{k}={v}" for k, v in sorted(item.labels.items())))
+        since = f" since {item.startsAt:%Y-%m-%d %H:%M}Z" if item.startsAt else ""
+        parts.append(f"- {item.status}{since} " + ", ".join(f"{k}={v}" for k, v in sorted(item.labels.items())))
     parts.append(f"recent deploys of {service or 'any service'}:")
     parts += [f"  {d.line()}" for d in deploys] or ["  none recorded"]
     parts.append(f"runbook {alert.alertname}:" if book else f"runbook: none found for {alert.alertname}")
