@@ -46,6 +46,7 @@ class PendingApproval(BaseModel):
     requester_person: str | None = None
     four_eyes: bool = False
     requested_at: datetime
+    summary: str | None = None  # the action as its agent describes it (Action.describe)
 
 
 # --- the next unit of work --------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ class Thread(BaseModel):
                     arguments=event.arguments, reason=event.reason, group=event.group,
                     approvers=event.approvers, requester=event.requester,
                     requester_person=event.requester_person, four_eyes=event.four_eyes,
-                    requested_at=event.at,
+                    requested_at=event.at, summary=event.summary,
                 )
         return None
 

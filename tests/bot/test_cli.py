@@ -235,7 +235,8 @@ async def test_chat_approves_edits_and_rejects_at_the_prompt(tmp_path: Path) -> 
                                  timeout=60)
     assert code == 0, output
     assert "opsgate chat as alice" in output
-    assert output.count("waiting for approval of deploy by the local user") == 3
+    for what in ("deploy api 1.2.3 to production", "deploy web 2.0.0 to production", "deploy db 5 to production"):
+        assert f"waiting for approval of {what} by the local user" in output  # the agent's own description
     assert "result of deploy: recorded deploy of api 1.2.3 to production in the local ledger" in output
     assert "approved by alice (edited version 2.0.0->2.0.1)" in output
     assert "result of deploy: recorded deploy of web 2.0.1 to production" in output
