@@ -191,3 +191,22 @@ async def test_the_generic_hook_starts_and_continues_a_group_and_honours_idempot
         thread = await runtime.service.get_thread(first.id)
     assert thread.agent == "deploy" and thread.requester == "hook:deploy"
     assert [e.type for e in thread.events].count("user_message") == 2
+
+
+async def test_concurrent_notifications_of_a_new_group_share_one_thread(sqlite_database_url: str) -> None:
+    """Two notifications of the same new group arriving together (Alertmanager HA pair, a grown group) make one
+    thread: one starts it, the other is appended."""
+    settings = load_settings({"DATABASE_URL": sqlite_database_url, "OPSGATE_HOOK_TOKEN": TOKEN})
+    await prepare_database(settings)
+    grown = copy.deepcopy(FIRING)
+    second = copy.deepcopy(FIRING["alerts"][0])
+    second["labels"]["instance"], second["fingerprint"] = "api-2:8080", "0d1e2f3a4b5c6d7e"
+    grown["alerts"].append(second)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with serving(settings) as (url, runtime), httpx.AsyncClient(base_url=url) as http:
+        answers = await asyncio.gather(*(http.post("/hooks/alertmanager", json=body, headers=auth)
+                                         for body in (FIRING, grown)))
+        threads = await runtime.store.list_threads()
+    outcomes = sorted(a.json()["outcome"] for a in answers)
+    assert outcomes == ["continued", "started"] and len(threads) == 1
+    assert {a.json()["thread_id"] for a in answers} == {threads[0].id}
