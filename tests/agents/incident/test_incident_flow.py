@@ -23,6 +23,7 @@ from bot.events import Via
 from bot.runtime import Runtime
 from bot.thread import Thread
 from bot.wiring import prepare_database
+from storage import upgrade
 from tests.support.app_server import serving
 from tests.support.deploy_ledger import add_to_ledger, deploy_ledger
 from tests.support.model_server import ScriptedModelServer, tool_call
@@ -193,11 +194,11 @@ async def test_the_generic_hook_starts_and_continues_a_group_and_honours_idempot
     assert [e.type for e in thread.events].count("user_message") == 2
 
 
-async def test_concurrent_notifications_of_a_new_group_share_one_thread(sqlite_database_url: str) -> None:
+async def test_concurrent_notifications_of_a_new_group_share_one_thread(database_url: str) -> None:
     """Two notifications of the same new group arriving together (Alertmanager HA pair, a grown group) make one
-    thread: one starts it, the other is appended."""
-    settings = load_settings({"DATABASE_URL": sqlite_database_url, "OPSGATE_HOOK_TOKEN": TOKEN})
-    await prepare_database(settings)
+    thread on SQLite and PostgreSQL: one starts it, the other is appended."""
+    settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_HOOK_TOKEN": TOKEN})
+    await upgrade(database_url)
     grown = copy.deepcopy(FIRING)
     second = copy.deepcopy(FIRING["alerts"][0])
     second["labels"]["instance"], second["fingerprint"] = "api-2:8080", "0d1e2f3a4b5c6d7e"
