@@ -18,7 +18,7 @@ import json
 from typing import Any, Literal
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +43,20 @@ class Accepted(BaseModel):
 
     thread_id: str
     outcome: Outcome
+
+
+class Detail(BaseModel):
+    """Why a hook delivery was refused."""
+
+    detail: str
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Detail, "description": "no or a wrong bearer token"},
+    404: {"model": Detail, "description": "hooks are off (no OPSGATE_HOOK_TOKEN), or no such agent"},
+    413: {"model": Detail, "description": "the body is larger than OPSGATE_HOOK_MAX_BYTES"},
+    422: {"model": Detail, "description": "the body is not what this hook takes"},
+}
 
 
 class GenericHook(BaseModel):
@@ -146,7 +160,8 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
                                  "(OPSGATE_HOOK_MAX_BYTES)")
         return body
 
-    @app.post("/hooks/alertmanager", tags=["hooks"], status_code=202, response_model=Accepted)
+    @app.post("/hooks/alertmanager", tags=["hooks"], status_code=202, response_model=Accepted, responses=_REFUSALS,
+              openapi_extra=_body_schema(Notification))
     async def alertmanager(request: Request) -> Any:
         """Alertmanager's webhook (version 4): one thread per groupKey; resolved and new alerts append."""
         body = await guarded(request)
@@ -168,8 +183,9 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
                 body=notification.model_dump(mode="json")))
         return JSONResponse(accepted.model_dump(), status_code=202)
 
-    @app.post("/hooks/{agent}", tags=["hooks"], status_code=202, response_model=Accepted)
-    async def generic(agent: str, request: Request) -> Any:
+    @app.post("/hooks/{agent}", tags=["hooks"], status_code=202, response_model=Accepted, responses=_REFUSALS,
+              openapi_extra=_body_schema(GenericHook))
+    async def generic(request: Request, agent: str = Path(json_schema_extra={"enum": service.registry.names})) -> Any:
         """JSON for one agent: ``message`` (or the whole object is shown), optional ``group``; Idempotency-Key."""
         body = await guarded(request)
         if isinstance(body, JSONResponse):
@@ -189,6 +205,22 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
         except UnknownAgent as exc:
             return _problem(404, str(exc))
         return JSONResponse(accepted.model_dump(), status_code=202)
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body's JSON schema for the OpenAPI document, its ``$defs`` inlined (every client reads it)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
 def _first_problem(exc: ValidationError) -> str:
