@@ -27,7 +27,8 @@ async def test_a_hook_thread_is_posted_to_the_trigger_channel_and_answered_in_it
         answer = await http.post("/hooks/deploy", json={"message": "!list_deployments"},
                                  headers={"Authorization": "Bearer t0ken"})
         assert answer.status_code == 202
-        root, reply = await slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == ALERTS, count=2)
+        posts = await slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == ALERTS, count=2)
+        root, reply = posts[:2]
     assert "!list_deployments" in root.args["text"] and "hook:deploy" in root.args["text"]
     assert root.args.get("thread_ts") in (None, "")
     assert reply.args["thread_ts"] and "no deployments recorded" in reply.args["text"]
