@@ -60,6 +60,8 @@ class Approval:
     four_eyes_when: Predicate = _never
     describe: str = "never"
     timing: Timing | None = None  # this action's expiry, reminders, escalation (else the agent's defaults)
+    # The approver group chosen from the arguments (an access role's owners); None: ``group`` for every action.
+    group_of: Callable[[Any], str | None] | None = None
 
     @classmethod
     def never(cls) -> Approval:
@@ -67,9 +69,10 @@ class Approval:
 
     @classmethod
     def always(
-        cls, group: str | None = None, four_eyes: bool | Predicate = False, timing: Timing | None = None
+        cls, group: str | None = None, four_eyes: bool | Predicate = False, timing: Timing | None = None,
+        group_of: Callable[[Any], str | None] | None = None,
     ) -> Approval:
-        return cls(_always, group, _as_predicate(four_eyes), "always", timing)
+        return cls(_always, group, _as_predicate(four_eyes), "always", timing, group_of)
 
     @classmethod
     def when(
@@ -77,6 +80,10 @@ class Approval:
         describe: str = "conditional", timing: Timing | None = None,
     ) -> Approval:
         return cls(predicate, group, _as_predicate(four_eyes), describe, timing)
+
+    def group_for(self, action: Action) -> str | None:
+        """The approver group of this action."""
+        return self.group_of(action) if self.group_of is not None else self.group
 
     def required(self, action: Action) -> bool:
         return bool(self.required_when(action))
@@ -121,11 +128,22 @@ class Action(BaseModel):
     name: ClassVar[str]
     approval: ClassVar[Approval] = Approval.never()
     side_effects: ClassVar[bool] = True
+    # The agent whose records its tool works on, when another agent may propose it too (the incident agent's
+    # rollback is the deploy agent's, with the deploy agent's ledger); None: the thread's agent.
+    owner: ClassVar[str | None] = None
 
     def summary(self) -> str:
         """One line such as ``deploy service=api version=1.2.3 environment=production``."""
         args = " ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items())
         return f"{self.name} {args}".strip()
+
+    def describe(self) -> str:
+        """How people see this action in every channel (approval cards, mails, the inbox): ``name value value``.
+
+        An agent overrides it for wording its people know (``deploy api 1.4.2 to production``).
+        """
+        values = [str(v) for k, v in self.model_dump(exclude_none=True).items() if k != "reason"]
+        return " ".join([self.name, *values])
 
     @classmethod
     def description(cls) -> str:

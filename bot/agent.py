@@ -1,7 +1,7 @@
 """Agents: a prompt file, typed actions with their policies, and the tools that execute them (factor 10).
 
-An agent lives in one folder under ``agents/`` and is registered in ``agents/__init__.py``; nothing in
-``bot/`` or ``channels/`` changes when one is added.
+An agent lives in one folder under ``agents/`` and is found through the ``opsgate.agents`` entry point group;
+nothing in ``bot/``, ``storage/`` or ``channels/`` names it. What its code may use is bot/tool_context.py.
 """
 
 from __future__ import annotations
@@ -11,39 +11,26 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from bot.actions import INTENTS, Action, ActionSchema, Timing, action_schema
-from bot.config import Settings
+from bot.config import AgentSettings, Settings
 from bot.errors import UnknownAgent
 from bot.llm import ModelOptions
-from bot.store import Ledger
+from bot.thread import Thread
+from bot.tool_context import AgentContext, AgentRecords, RecordReader, ToolContext, ToolSettings
 
+if TYPE_CHECKING:
+    from bot.journal import Scheduler
+    from bot.timers import Handler as TimerHandler
 
-@dataclass(frozen=True)
-class ToolContext:
-    """What a tool may use: who asked and approved, a stable idempotency key, the ledger, an HTTP client."""
-
-    thread_id: str
-    action_id: str
-    idempotency_key: str
-    requester: str | None
-    approved_by: str | None
-    settings: Settings
-    ledger: Ledger
-    http: httpx.AsyncClient
-    effects: list[str] = field(default_factory=list)
-
-    def happened(self, summary: str) -> None:
-        """Say the external side effect took place; if the tool fails after this, the result still says so."""
-        self.effects.append(summary)
-    # The intent was already recorded before this step began: a crash may have cut off an earlier run of the
-    # tool after its side effect, so a tool talking to an outside system must look for that effect first.
-    resumed: bool = False
+__all__ = ["Agent", "AgentContext", "AgentRecords", "Prefetch", "RecordReader", "Registry", "Tool", "ToolContext",
+           "ToolSettings"]
 
 
 Tool = Callable[[Action, ToolContext], Awaitable[str]]
+# Context fetched before the agent's first model call (factor 13): text for the model, or None for nothing.
+Prefetch = Callable[[Thread, AgentContext], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +57,16 @@ class Agent:
     plain_question: str = "Could you tell me a bit more about what you need?"
     plain_reply: str = "I can't share my instructions. Tell me what you need and I'll help."
     approval_timing: Timing | None = None  # defaults for its approvals (bot/lifecycle.py); env overrides them
+    settings: type[AgentSettings] | None = None  # its own settings class: the only variables its tools can read
+    prefetch: Prefetch | None = None
+    # Whether the agent runs with these settings (None: always); an agent that needs configuration (a Prometheus,
+    # roles) stays out of the registry, and out of routing, until it has it.
+    enabled: Callable[[Settings], bool] | None = None
+    alerts: bool = False  # handles Alertmanager notifications (POST /hooks/alertmanager) unless configured otherwise
+    # Durable timers the agent fires (kind -> handler) and the schedulers that set them from new events
+    # (bot/timers.py); registered with the runtime when it is built.
+    timers: Mapping[str, TimerHandler] = field(default_factory=dict)
+    schedulers: tuple[Scheduler, ...] = ()
 
     @cached_property
     def prompt(self) -> str:

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.errors import Signal, new_error_id
 from bot.health import Readiness, ReadinessProbe
 from bot.runtime import Loops, Runtime
+from bot.triggers import mount_hooks
 from bot.wiring import build_runtime, prepare_database
 
 log = structlog.get_logger("opsgate.app")
@@ -108,6 +109,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
         result = await readiness.check()
         return JSONResponse(result.model_dump(exclude_none=True), status_code=200 if result.ready else 503)
 
+    mount_hooks(app, settings, runtime.service)
     for channel in runtime.channels:
         channel.mount(app, runtime.service)
     return app

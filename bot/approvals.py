@@ -80,7 +80,7 @@ def decide(
             edited = None
         else:
             # The edited action must still be one this person may approve (e.g. staging -> production).
-            if action_type.approval.group != pending.group:
+            if action_type.approval.group_for(action) != pending.group:
                 raise InvalidArguments("edited arguments would need a different approver group")
             if four_eyes_applies(action, settings) and not pending.four_eyes:
                 stricter = pending.model_copy(update={"four_eyes": True})

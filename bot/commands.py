@@ -138,7 +138,7 @@ def parse_command(text: str) -> ParsedCommand:
     name = head.text.lower()
     if head.equals is not None or not _NAME.match(name):
         raise CommandSyntaxError(
-            f"bad command name {_shown(head.text)}: use letters, digits and _, e.g. {PREFIX}list_deployments"
+            f"bad command name {_shown(head.text)}: use letters, digits and _, e.g. {PREFIX}help"
         )
     arguments: dict[str, str] = {}
     for word in words:

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     agent_model_raw: dict[str, str] = Field(default_factory=dict)  # filled by load_settings
 
     # agents and approvals
-    default_agent: str = Field("deploy", alias="OPSGATE_DEFAULT_AGENT")
+    default_agent: str | None = Field(None, alias="OPSGATE_DEFAULT_AGENT")  # None: the first registered
     approvers_raw: str | None = Field(None, alias="OPSGATE_APPROVERS")
     max_steps: int = Field(20, alias="OPSGATE_MAX_STEPS", ge=1)
     four_eyes: bool = Field(True, alias="OPSGATE_FOUR_EYES")
@@ -82,9 +82,15 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(8, alias="OPSGATE_OUTBOX_MAX_ATTEMPTS", ge=1, le=100)
     thread_max_failures: int = Field(6, alias="OPSGATE_THREAD_MAX_FAILURES", ge=1, le=100)
 
-    # deploy agent executor
-    deploy_webhook_url: str | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
+    # signs every outgoing webhook of the agents (X-Opsgate-Signature); agents' own settings are theirs
     webhook_secret: str | None = Field(None, alias="OPSGATE_WEBHOOK_SECRET")
+
+    # triggers: hooks (bot/triggers.py) and schedules (bot/schedules.py)
+    hook_token: str | None = Field(None, alias="OPSGATE_HOOK_TOKEN")  # Bearer token of POST /hooks/...
+    hook_max_bytes: int = Field(256 * 1024, alias="OPSGATE_HOOK_MAX_BYTES", ge=1024, le=10 * 1024 * 1024)
+    trigger_slack_channel: str | None = Field(None, alias="OPSGATE_TRIGGER_SLACK_CHANNEL")  # where they live
+    alert_agent: str | None = Field(None, alias="OPSGATE_ALERT_AGENT")  # default: the agent that handles alerts
+    schedules_raw: str | None = Field(None, alias="OPSGATE_SCHEDULES")  # JSON list, see bot/schedules.py
 
     # Slack
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
@@ -233,7 +239,7 @@ class Settings(BaseSettings):
         """An agent's own settings from its ``OPSGATE_<AGENT>_*`` variables, read once; ConfigError names a bad one."""
         found = self._agent_settings.get(model)
         if found is None:
-            found = self._agent_settings[model] = _read_agent_settings(model, self.agent_environ)
+            found = self._agent_settings[model] = read_agent_settings(model, self.agent_environ)
         assert isinstance(found, model)
         return found
 
@@ -265,8 +271,6 @@ class Settings(BaseSettings):
             if not self.approver_groups.get(name):
                 raise ConfigError(f"OPSGATE_APPROVAL_ESCALATE_TO: group {name} has no members "
                                   f"(set {_GROUP_PREFIX}{name.upper()})")
-        if self.deploy_webhook_url and not self.webhook_secret:
-            raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
         if self.imap_enabled:
             missing = [v for v, ok in (("IMAP_USERNAME", self.imap_username), ("IMAP_PASSWORD", self.imap_password),
                                        ("OPSGATE_EMAIL_ADDRESS", self.email_address)) if not ok]
@@ -290,7 +294,8 @@ class AgentSettings(BaseModel):
 A = TypeVar("A", bound=AgentSettings)
 
 
-def _read_agent_settings(model: type[A], environ: Mapping[str, str]) -> A:
+def read_agent_settings(model: type[A], environ: Mapping[str, str]) -> A:
+    """An agent's settings from the variables with its prefix; ConfigError names each bad one."""
     values = {key: value for key, value in environ.items() if key.startswith(model.env_prefix)}
     try:
         return model.model_validate(values)

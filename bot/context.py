@@ -15,6 +15,7 @@ from bot.events import (
     ActionResult,
     ApprovalDecided,
     ApprovalRequested,
+    ContextFetched,
     Done,
     ErrorEvent,
     Event,
@@ -79,12 +80,14 @@ def render_event(event: Event) -> str | None:
         return _block("not_done", event.reason, rule=event.rule)
     if isinstance(event, Done):
         return _block("reply", event.message)
+    if isinstance(event, ContextFetched):
+        return _block("context", event.text, fetched_by=event.agent, ok=None if event.ok else "false")
     return None  # agent_selected, execution_started
 
 
 def _earlier_block(event: Event, proposals: dict[str, ActionProposed]) -> str | None:
     """A finished request, compacted: what people said, the replies, one line per executed action."""
-    if isinstance(event, UserMessage | HumanInputReceived | HumanInputRequested | Done):
+    if isinstance(event, UserMessage | HumanInputReceived | HumanInputRequested | Done | ContextFetched):
         return render_event(event)
     if isinstance(event, ApprovalDecided) and not event.approved and event.comment:
         return _block("approval_rejected", event.comment, by=event.by)

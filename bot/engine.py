@@ -13,7 +13,7 @@ import structlog
 from pydantic import ValidationError
 
 from bot.actions import Action
-from bot.agent import Agent, Registry, Tool, ToolContext
+from bot.agent import Agent, AgentContext, AgentRecords, Registry, Tool, ToolContext, ToolSettings
 from bot.approvals import describe_validation
 from bot.commands import Proposal, interpret, no_model_reply
 from bot.config import Settings
@@ -22,6 +22,7 @@ from bot.errors import Conflict, ExecutionFailed, ModelRefused, new_error_id
 from bot.events import (
     ActionProposed,
     ActionResult,
+    ContextFetched,
     Done,
     ErrorEvent,
     Event,
@@ -54,6 +55,7 @@ class Engine:
         self.journal = journal
         self.model = model
         self.http = http
+        self._tool_settings: dict[str, ToolSettings] = {}
 
     async def advance(self, thread_id: str) -> Thread | None:
         """Run the thread until it waits; raises ModelUnavailable when the model is down (retried later)."""
@@ -86,7 +88,11 @@ class Engine:
                     events = [Done(message=work.message)]
                 else:
                     assert isinstance(work, CallModel)
-                    events = await self._call_model(thread)
+                    agent = self._agent(thread)
+                    if agent.prefetch is not None and not thread.fetched_for(agent.name):
+                        events = [await self._prefetch(thread, agent)]  # then the model call, with it in context
+                    else:
+                        events = await self._call_model(thread)
                 thread = await self.journal.append(thread, events, owned=True)  # ours won: no need to reload
                 if thread.status != "running":
                     return thread, True  # waiting now: our lease was dropped with this append, so stop here
@@ -96,6 +102,29 @@ class Engine:
 
     def _agent(self, thread: Thread) -> Agent:
         return self.registry.get(thread.agent or self.registry.default)
+
+    def tool_settings(self, agent: Agent) -> ToolSettings:
+        """What ``agent``'s code may read: its own variables and the webhook secret, no channel secrets."""
+        found = self._tool_settings.get(agent.name)
+        if found is None:
+            found = self._tool_settings[agent.name] = ToolSettings.of(self.settings, agent.settings)
+        return found
+
+    def _context(self, thread: Thread, agent: Agent) -> AgentContext:
+        return AgentContext(thread_id=thread.id, settings=self.tool_settings(agent),
+                            records=AgentRecords(self.store, agent.name), http=self.http)
+
+    async def _prefetch(self, thread: Thread, agent: Agent) -> ContextFetched:
+        """The agent's pre-fetched context, once per thread; a failure is noted and the agent goes on without."""
+        assert agent.prefetch is not None
+        try:
+            text = await agent.prefetch(thread, self._context(thread, agent))
+        except Exception as exc:  # an unreachable source must not stop the thread: the model is told what is missing
+            error_id = new_error_id()
+            log.exception("prefetch_failed", thread_id=thread.id, agent=agent.name, error_id=error_id)
+            return ContextFetched(agent=agent.name, ok=False,
+                                  text=f"fetching context failed ({type(exc).__name__}, error id {error_id})")
+        return ContextFetched(agent=agent.name, text=text or "nothing to fetch for this request")
 
     async def _route(self, thread: Thread) -> list[Event]:
         selected = await choose_agent(thread, self.registry, self.model)
@@ -175,10 +204,13 @@ class Engine:
             except ValidationError as exc:
                 text = f"invalid arguments: {describe_validation(exc)}"
             else:
+                lent = action_type.owner in self.registry.names and action_type.owner != agent.name
+                owner = self.registry.get(action_type.owner) if lent and action_type.owner else agent
                 context = ToolContext(
                     thread_id=thread.id, action_id=work.action_id, idempotency_key=started.idempotency_key,
-                    requester=thread.requester, approved_by=work.approved_by, settings=self.settings,
-                    ledger=self.store, http=self.http, resumed=work.started is not None,
+                    requester=thread.requester, approved_by=work.approved_by, settings=self.tool_settings(owner),
+                    records=AgentRecords(self.store, owner.name), http=self.http,
+                    resumed=work.started is not None,
                 )
                 text, ok = await self._run_tool(tool, action, context, work.name)
         result = ActionResult(

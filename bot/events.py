@@ -114,6 +114,7 @@ class ApprovalRequested(_Event):
     remind_every_s: float | None = None
     escalate_at: datetime | None = None
     escalate_to: str | None = None
+    summary: str | None = None  # the action as its agent describes it to people (Action.describe)
 
 
 class ArgumentChange(StorableModel):
@@ -272,6 +273,15 @@ class Done(_Event):
     message: str
 
 
+class ContextFetched(_Event):
+    """What the agent fetched before its first model call (factor 13): alert details, recent changes, a runbook."""
+
+    type: Literal["context_fetched"] = "context_fetched"
+    agent: str
+    text: str
+    ok: bool = True  # False: fetching failed; ``text`` says what is missing
+
+
 Event = Annotated[
     UserMessage
     | AgentSelected
@@ -288,7 +298,8 @@ Event = Annotated[
     | ExecutionStarted
     | ActionResult
     | ErrorEvent
-    | Done,
+    | Done
+    | ContextFetched,
     Field(discriminator="type"),
 ]
 

@@ -47,13 +47,15 @@ def gate(
     if not policy.required(action):
         return [proposal]
     four_eyes = four_eyes_applies(action, settings)
+    group = policy.group_for(action)
     request = ApprovalRequested(
         action_id=proposal.action_id,
         name=proposal.name,
         arguments=proposal.arguments,
+        summary=action.describe(),
         reason=proposal.reason,
-        group=policy.group,
-        approvers=approvers_for(policy.group, settings),
+        group=group,
+        approvers=approvers_for(group, settings),
         requester=requester,
         requester_person=requester_person or (settings.people.resolve(requester).name if requester else None),
         four_eyes=four_eyes,

@@ -41,6 +41,9 @@ async def choose_agent(thread: Thread, registry: Registry, model: ChatModel | No
     if text.startswith("!"):
         word = text[1:].split(None, 1)[0] if len(text) > 1 else ""
         owners = registry.agents_with_action(word)
+        if len(owners) > 1:  # an action lent to other agents (rollback) belongs to the agent that owns it
+            home = {t.owner for a in owners for t in a.tools if t.name == word}
+            owners = [a for a in owners if a.name in home] or owners
         if len(owners) == 1:
             return AgentSelected(agent=owners[0].name, reason=f"command !{word}")
         return AgentSelected(agent=registry.default, reason="default agent (command)")

@@ -15,13 +15,16 @@ from bot.agent import Registry
 from bot.channel import Channel
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import ConfigError
 from bot.journal import Journal
 from bot.llm import ChatModel
 from bot.outbox import OutboxDispatcher
 from bot.policy import approvers_for
+from bot.schedules import ScheduleLoop, parse_schedules
 from bot.service import Service
 from bot.store import Store
 from bot.timers import TimerHandlers, TimerLoop
+from bot.triggers import Triggers
 from bot.worker import Worker
 
 log = structlog.get_logger("opsgate.runtime")
@@ -44,6 +47,7 @@ class Runtime:
     outbox: OutboxDispatcher = field(init=False)
     timer_handlers: TimerHandlers = field(default_factory=TimerHandlers)
     timers: TimerLoop = field(init=False)
+    schedules: ScheduleLoop = field(init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.store, self.channels)
@@ -55,6 +59,18 @@ class Runtime:
         self.timers = TimerLoop(self.store, self.journal, self.timer_handlers, self.settings.poll_interval)
         approval_timers.register(self.timer_handlers, lambda group: approvers_for(group, self.settings))
         self.journal.schedulers.append(approval_timers.approval_timers)
+        schedules = parse_schedules(self.settings.schedules_raw)  # ConfigError names a bad one
+        named = [("OPSGATE_SCHEDULES", s.agent) for s in schedules]
+        named += [("OPSGATE_ALERT_AGENT", self.settings.alert_agent)] if self.settings.alert_agent else []
+        for variable, agent in named:  # an agent that is not installed, or not turned on, stops the start
+            if agent not in self.registry.names:
+                running = ", ".join(self.registry.names)
+                raise ConfigError(f"{variable}: no agent {agent!r} is running; running: {running}")
+        self.schedules = ScheduleLoop(schedules, Triggers(self.settings, self.service))
+        for agent in self.registry:  # the agents' own durable timers, and what schedules them
+            for kind, handler in agent.timers.items():
+                self.timer_handlers.register(kind, handler)
+            self.journal.schedulers.extend(agent.schedulers)
         for channel in self.channels:
             channel.bind(self.service)
 
@@ -64,6 +80,8 @@ class Runtime:
         if worker:
             found["worker"] = self.worker.run
             found["timers"] = self.timers.run  # timers fire where threads run: `opsgate worker` and serve
+            if self.schedules.schedules:
+                found["schedules"] = self.schedules.run
         if outbox:
             found["outbox"] = self.outbox.run
         if channels:

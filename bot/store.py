@@ -1,6 +1,6 @@
 """The storage interface the core talks to. ``storage/`` implements it on SQL; nothing in bot/ imports SQL.
 
-Everything crossing this boundary is typed: threads and events, channel references, outbox rows, ledger rows.
+Everything crossing this boundary is typed: threads and events, channel references, outbox rows, agents' records.
 """
 
 from __future__ import annotations
@@ -61,17 +61,14 @@ class Lease(BaseModel):
     seconds: float
 
 
-class LedgerEntry(StorableModel):
-    """A change executed without an external system: the local deployment ledger."""
+class Record(StorableModel):
+    """One row of an agent's own records (a ledger entry, a grant): the store knows its key, not its meaning."""
 
-    idempotency_key: str
-    action: str
-    service: str
-    environment: str
-    version: str | None = None
-    thread_id: str | None = None
-    action_id: str | None = None
-    approved_by: str | None = None
+    owner: str  # the agent (or core feature) that owns it
+    kind: str
+    key: str
+    tag: str | None = None  # what the owner filters on
+    body: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
 
 
@@ -182,12 +179,22 @@ class OpsSnapshot(BaseModel):
     lease_lag_seconds: float = 0.0
 
 
-class Ledger(Protocol):
-    async def ledger_add(self, entry: LedgerEntry) -> bool:
-        """Record an entry; False when its idempotency key was already recorded (nothing written)."""
+class Records(Protocol):
+    async def add_record(self, record: Record) -> bool:
+        """Insert a record; False when ``(owner, kind, key)`` was already there (nothing written)."""
         ...
 
-    async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]: ...
+    async def replace_record(self, record: Record, *, expected: Record | None) -> bool:
+        """Overwrite a record if it still holds ``expected`` (None: insert if absent); False if it changed."""
+        ...
+
+    async def get_record(self, owner: str, kind: str, key: str) -> Record | None: ...
+
+    async def list_records(
+        self, owner: str, kind: str, *, tag: str | None = None, limit: int = 50
+    ) -> list[Record]:
+        """An owner's records of one kind, newest first, optionally only those with ``tag``."""
+        ...
 
 
 class Quarantine(Protocol):
@@ -200,7 +207,7 @@ class Quarantine(Protocol):
         ...
 
 
-class Store(Ledger, Quarantine, Credentials, Protocol):
+class Store(Records, Quarantine, Credentials, Protocol):
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, *, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (),
         lease: Lease | None = None, timers: Sequence[NewTimer] = (),

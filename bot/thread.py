@@ -18,6 +18,7 @@ from bot.events import (
     ApprovalDecided,
     ApprovalEscalated,
     ApprovalRequested,
+    ContextFetched,
     Done,
     ErrorEvent,
     Event,
@@ -57,6 +58,7 @@ class PendingApproval(BaseModel):
     on_expiry: Literal["reject", "stop"] = "reject"
     escalated_to: str | None = None  # a group whose members may decide too, since the escalation
     reminders: int = 0  # reminders sent so far
+    summary: str | None = None  # the action as its agent describes it (Action.describe)
 
 
 # --- the next unit of work --------------------------------------------------------------------------------
@@ -109,7 +111,8 @@ Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 _CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "withdrawal": "cancelled"}
 
 # Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated")
+_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated",
+                "context_fetched")
 _SIDE_ERRORS = ("delivery",)
 MAX_CONSECUTIVE_ERRORS = 3
 
@@ -175,6 +178,10 @@ class Thread(BaseModel):
             if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)
         ]
 
+    def fetched_for(self, agent: str) -> bool:
+        """Whether ``agent`` already fetched its context into this thread (it does so once)."""
+        return any(isinstance(e, ContextFetched) and e.agent == agent for e in self.events)
+
     def proposal(self, action_id: str) -> ActionProposed | None:
         return next((e for e in self.events if isinstance(e, ActionProposed) and e.action_id == action_id), None)
 
@@ -219,6 +226,7 @@ class Thread(BaseModel):
                     escalated_to=escalated,
                     reminders=sum(1 for e in later if e.type == "approval_reminded"
                                   and getattr(e, "approval_id", None) == event.approval_id),
+                    summary=event.summary,
                 )
         return None
 

@@ -1,14 +1,16 @@
 """Where the concrete pieces meet: SQL storage, registered agents, configured channels, the model client.
 
-The only module of bot/ (with the CLI and app) that imports storage/, agents/ and channels/.
+The only module of bot/ (with the CLI and app) that imports storage/ and channels/. Agents are plugins found
+through the ``opsgate.agents`` entry point group: the core names none of them.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import structlog
 
-from agents import AGENTS
-from bot.agent import Registry
+from bot.agent import Agent, Registry
 from bot.channel import Channel
 from bot.config import Settings
 from bot.llm import ChatModel, OpenAIChatModel
@@ -36,12 +38,22 @@ def build_channels(settings: Settings) -> list[Channel]:
     return channels
 
 
+def installed_agents() -> list[Agent]:
+    """Every agent the installed packages register under the ``opsgate.agents`` entry point group."""
+    found: list[Agent] = []
+    for point in sorted(entry_points(group="opsgate.agents"), key=lambda p: p.name):
+        loaded = point.load()
+        found.extend(loaded if isinstance(loaded, list | tuple) else [loaded])
+    return found
+
+
 def build_registry(settings: Settings) -> Registry:
     """The registered agents, each with its own settings checked (ConfigError names the bad variable)."""
-    for agent in AGENTS:
+    agents = [a for a in installed_agents() if a.enabled is None or a.enabled(settings)]
+    for agent in agents:
         if agent.configure is not None:
             agent.configure(settings)
-    return Registry(AGENTS, default=settings.default_agent)
+    return Registry(agents, default=settings.default_agent)
 
 
 def build_model(settings: Settings) -> ChatModel | None:
@@ -68,7 +80,7 @@ async def prepare_database(settings: Settings) -> str:
     revision = await ensure_schema(settings.database_url)
     store = store_for(settings.database_url)
     try:
-        await record_prompts(store, AGENTS)
+        await record_prompts(store, installed_agents())
     finally:
         await store.close()
     return revision

@@ -55,7 +55,7 @@ def describe_event(event: Event) -> str:
             return f"{when}  proposed: {event.name} {args}{why}"
         case ApprovalRequested():
             who = ", ".join(event.approvers) or "the local user"
-            return f"{when}  waiting for approval of {event.name} by {who}"
+            return f"{when}  waiting for approval of {event.summary or event.name} by {who}"
         case ApprovalDecided():
             verdict = "approved" if event.approved else "rejected"
             extra = f": {event.comment}" if event.comment else ""

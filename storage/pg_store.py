@@ -11,7 +11,7 @@ import asyncpg
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound, TimerGone
 from bot.events import Event
-from bot.store import Lease, LedgerEntry, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
+from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.pg_writer import PgWriter
@@ -177,7 +177,7 @@ class PgHot:
         value = await self.writer.read(lambda conn: conn.fetchval(_SQL["ATTEMPTS"], thread_id))
         return int(value or 0)
 
-    # --- refs, state, ledger --------------------------------------------------------------------------------
+    # --- refs, state --------------------------------------------------------------------------------
 
     async def put_ref(self, ref: Ref) -> bool:
         try:
@@ -197,12 +197,6 @@ class PgHot:
     async def set_state(self, key: str, value: Any) -> None:
         encoded = json.dumps(value)
         await self.writer.run(lambda conn: conn.execute(_SQL["SET_STATE"], key, encoded))
-
-    async def ledger_add(self, entry: LedgerEntry) -> bool:
-        params = (entry.idempotency_key, entry.action, entry.service, entry.environment, entry.version,
-                  entry.thread_id, entry.action_id, entry.approved_by, entry.at.timestamp())
-        status = await self.writer.run(lambda conn: conn.execute(_SQL["LEDGER_ADD"], *params))
-        return _rowcount(status) == 1
 
     # --- outbox ---------------------------------------------------------------------------------------------
 

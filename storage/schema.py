@@ -113,19 +113,19 @@ signin_links = Table(
 )
 
 
-deployments = Table(
-    "deployments",
+# Agents' own records (a deploy ledger, access grants, schedule claims): a generic store, so storage/ knows no
+# agent. One row per (owner, kind, key); ``tag`` is what an owner filters on (a service, a user), ``body`` its JSON.
+records = Table(
+    "records",
     metadata,
-    Column("idempotency_key", String(80), primary_key=True),
-    Column("action", String(32), nullable=False),
-    Column("service", String(128), nullable=False),
-    Column("environment", String(32), nullable=False),
-    Column("version", String(64)),
-    Column("thread_id", String(32)),
-    Column("action_id", String(32)),
-    Column("approved_by", String(255)),
+    Column("owner", String(64), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("tag", String(255)),
+    Column("body", Text, nullable=False),
     Column("at", Float, nullable=False),
-    Index("ix_deployments_service", "service", "at"),
+    Index("ix_records_tag", "owner", "kind", "tag", "at"),
+    Index("ix_records_at", "owner", "kind", "at"),
 )
 
 # Messages set aside because they cannot be processed or delivered (poison): kept for a person, never retried.

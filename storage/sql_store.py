@@ -15,7 +15,6 @@ from bot.store import (
     AuditRecord,
     InboxItem,
     Lease,
-    LedgerEntry,
     NewTimer,
     OpsSnapshot,
     OutboxItem,
@@ -32,16 +31,17 @@ from storage.database import asyncpg_dsn, create_engine, create_read_engine, is_
 from storage.ops_snapshot import read_snapshot
 from storage.pg_store import PgHot
 from storage.quarantine_store import QuarantineStore
+from storage.record_store import RecordStore
 from storage.rows import event_json, load_events, ts
-from storage.schema import deployments, events, outbox, threads
+from storage.schema import events, outbox, threads
 from storage.sqlite_store import SqliteHot
 from storage.timer_store import TimerStore
 
 
-class SqlStore(TimerStore, QuarantineStore, CredentialStore):
-    """Threads, events, refs, outbox, state, the deployment ledger, quarantine and credentials in one SQL database.
+class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
+    """Threads, events, refs, outbox, state, timers, agents' records, quarantine and credentials in one SQL database.
 
-    The hot path (threads, events, leases, refs, outbox, state, ledger writes) goes straight to the driver with
+    The hot path (threads, events, leases, refs, outbox, state) goes straight to the driver with
     group commit (``SqliteHot`` or ``PgHot``); listings, counts and the audit stream stay on SQLAlchemy.
     """
 
@@ -172,18 +172,7 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore):
         async with self.reader.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 
-    # --- ledger and audit -----------------------------------------------------------------------------------
-
-    async def ledger_add(self, entry: LedgerEntry) -> bool:
-        return await self.hot.ledger_add(entry)
-
-    async def ledger_list(self, service: str | None = None, limit: int = 50) -> list[LedgerEntry]:
-        query = select(deployments).order_by(deployments.c.at.desc()).limit(limit)
-        if service:
-            query = query.where(deployments.c.service == service)
-        async with self.reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [LedgerEntry(**{**r._asdict(), "at": ts(r.at)}) for r in rows]
+    # --- audit ------------------------------------------------------------------------------------------
 
     async def audit(self, since: datetime | None, types: Sequence[str]) -> AsyncIterator[AuditRecord]:
         conditions: list[ColumnElement[bool]] = [events.c.type.in_(list(types))]

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.errors import Conflict, DuplicateRef, ThreadNotFound, TimerGone
 from bot.events import Event
-from bot.store import Lease, LedgerEntry, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
+from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerChanges
 from bot.thread import Thread, ThreadStatus
 from storage import hot_sql as q
 from storage.rows import (
@@ -73,7 +73,7 @@ def _insert_tail(
 
 
 class SqliteHot:
-    """Threads, refs, leases, outbox, state and ledger writes straight through sqlite3, with group commit."""
+    """Threads, refs, leases, outbox, and state writes straight through sqlite3, with group commit."""
 
     def __init__(self, path: str) -> None:
         self.writer = SqliteWriter(path)
@@ -182,7 +182,7 @@ class SqliteHot:
         row = await self.readers.run(lambda conn: conn.execute(_SQL["ATTEMPTS"], (thread_id,)).fetchone())
         return int(row[0]) if row else 0
 
-    # --- refs, state, ledger --------------------------------------------------------------------------------
+    # --- refs, state --------------------------------------------------------------------------------
 
     async def put_ref(self, ref: Ref) -> bool:
         try:
@@ -202,11 +202,6 @@ class SqliteHot:
     async def set_state(self, key: str, value: Any) -> None:
         params = (key, json.dumps(value))
         await self.writer.run(lambda conn: conn.execute(_SQL["SET_STATE"], params))
-
-    async def ledger_add(self, entry: LedgerEntry) -> bool:
-        params = (entry.idempotency_key, entry.action, entry.service, entry.environment, entry.version,
-                  entry.thread_id, entry.action_id, entry.approved_by, entry.at.timestamp())
-        return await self.writer.run(lambda conn: conn.execute(_SQL["LEDGER_ADD"], params).rowcount == 1)
 
     # --- outbox ---------------------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class ListDeployments(Action):
 
     name: ClassVar[str] = "list_deployments"
     side_effects: ClassVar[bool] = False
+    owner: ClassVar[str | None] = "deploy"
     service: str | None = Field(None, pattern=_NAME, description="Only this service (optional).")
 
 
@@ -47,6 +48,7 @@ class Deploy(Action):
     Production needs an approver's OK, which the system requests."""
 
     name: ClassVar[str] = "deploy"
+    owner: ClassVar[str | None] = "deploy"
     approval: ClassVar[Approval] = Approval.when(
         _production, group="deployers", four_eyes=_production, describe="when environment=production"
     )
@@ -56,13 +58,22 @@ class Deploy(Action):
     environment: Annotated[Environment, ENVIRONMENT] = Field(
         description="staging or production, as the person said it (prod = production).")
 
+    def describe(self) -> str:
+        """``deploy api 1.4.2 to production``."""
+        return f"deploy {self.service} {self.version} to {self.environment}"
+
 
 class Rollback(Action):
     """Roll a service back to the version it ran before in an environment. opsgate finds that version itself:
     only the service and the environment are needed, never a version. Always needs an approver's OK."""
 
     name: ClassVar[str] = "rollback"
+    owner: ClassVar[str | None] = "deploy"  # the incident agent proposes it too; it works on the deploy ledger
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
     service: Annotated[str, SERVICE] = Field(pattern=_NAME, description="Service name exactly as the person wrote it.")
     environment: Annotated[Environment, ENVIRONMENT] = Field(
         description="staging or production, as the person said it (prod = production).")
+
+    def describe(self) -> str:
+        """``rollback api in production``."""
+        return f"rollback {self.service} in {self.environment}"

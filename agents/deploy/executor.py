@@ -14,13 +14,14 @@ import json
 
 import httpx
 
+from agents.deploy import ledger
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.argocd import sync_version
 from agents.deploy.github import run_workflow
+from agents.deploy.ledger import LedgerEntry
 from agents.deploy.settings import deploy_settings
 from bot.agent import ToolContext
 from bot.errors import ExecutionFailed
-from bot.store import LedgerEntry
 
 _ATTEMPTS = 4
 
@@ -32,7 +33,7 @@ def sign(body: bytes, secret: str) -> str:
 
 async def call_webhook(action: Deploy | Rollback, ctx: ToolContext) -> str:
     """POST the signed request; retry connection errors and 5xx, fail on 4xx."""
-    url = ctx.settings.deploy_webhook_url
+    url = str(deploy_settings(ctx.settings).webhook_url or "")
     secret = ctx.settings.webhook_secret or ""
     assert url
     body = json.dumps({
@@ -67,7 +68,7 @@ async def call_webhook(action: Deploy | Rollback, ctx: ToolContext) -> str:
 async def deploy(action: Deploy, ctx: ToolContext) -> str:
     """Deploy through the configured backend; the ledger records every deploy that went through."""
     config = deploy_settings(ctx.settings)
-    backend = config.chosen(ctx.settings)
+    backend = config.chosen()
     what = f"{action.service} {action.version} to {action.environment}"
     if backend == "ledger":
         fresh = await _record(action, ctx)
@@ -88,9 +89,9 @@ async def deploy(action: Deploy, ctx: ToolContext) -> str:
 async def rollback(action: Rollback, ctx: ToolContext) -> str:
     """Roll back to the version before the current one in the ledger (or ask the backend to)."""
     config = deploy_settings(ctx.settings)
-    backend = config.chosen(ctx.settings)
+    backend = config.chosen()
     previous = _previous_version(
-        [e for e in await ctx.ledger.ledger_list(action.service, limit=500) if e.environment == action.environment]
+        [e for e in await ledger.entries(ctx.records, action.service, limit=500) if e.environment == action.environment]
     )
     where = f"{action.service} in {action.environment}"
     if backend == "webhook":
@@ -104,6 +105,10 @@ async def rollback(action: Rollback, ctx: ToolContext) -> str:
         ctx.happened(done)
         await _record(action, ctx, previous)
         return done
+    if backend == "github":  # the workflow gets the ledger's previous version, or "" to decide itself
+        outcome = await run_workflow(action, previous, ctx, config)
+        await _record(action, ctx, previous)
+        return f"rolled back {where}{f' to {previous}' if previous else ''}. {outcome}"
     if previous is None:
         raise ExecutionFailed(f"no earlier deploy of {action.service} to {action.environment} in the ledger")
     if backend == "argocd":
@@ -129,18 +134,14 @@ def _previous_version(newest_first: list[LedgerEntry]) -> str | None:
 
 async def list_deployments(action: ListDeployments, ctx: ToolContext) -> str:
     """Recent ledger entries, newest first."""
-    entries = await ctx.ledger.ledger_list(action.service, limit=20)
-    if not entries:
+    found = await ledger.entries(ctx.records, action.service, limit=20)
+    if not found:
         return f"no deployments recorded{' for ' + action.service if action.service else ''}"
-    return "\n".join(
-        f"{e.at:%Y-%m-%d %H:%M} {e.action} {e.service} {e.version or '-'} {e.environment}"
-        f" (approved by {e.approved_by or 'no approval needed'})"
-        for e in entries
-    )
+    return "\n".join(e.line() for e in found)
 
 
 async def _record(action: Deploy | Rollback, ctx: ToolContext, version: str | None = None) -> bool:
-    return await ctx.ledger.ledger_add(LedgerEntry(
+    return await ledger.record(ctx.records, LedgerEntry(
         idempotency_key=ctx.idempotency_key, action=action.name, service=action.service,
         environment=action.environment, version=getattr(action, "version", None) or version,
         thread_id=ctx.thread_id, action_id=ctx.action_id, approved_by=ctx.approved_by,

@@ -1,7 +1,8 @@
 """The deploy agent's own settings (``OPSGATE_DEPLOY_*``) and the choice of backend.
 
-Backends: the local ledger, the signed webhook (its URL and secret are still core settings), GitHub Actions
-and Argo CD. ``auto`` keeps round 1's behaviour: the webhook when its URL is set, the ledger otherwise.
+Backends: the local ledger, the signed webhook (signed with the core OPSGATE_WEBHOOK_SECRET that signs every
+agent's outgoing webhooks), GitHub Actions and Argo CD.
+``auto`` keeps round 1's behaviour: the webhook when its URL is set, the ledger otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from bot.agent import ToolSettings
 from bot.config import AgentSettings, Settings
 from bot.errors import ConfigError
 
@@ -22,6 +24,7 @@ class DeploySettings(AgentSettings):
 
     env_prefix: ClassVar[str] = _PREFIX
 
+    webhook_url: HttpUrl | None = Field(None, alias="OPSGATE_DEPLOY_WEBHOOK_URL")
     backend: Literal["auto", "ledger", "webhook", "github", "argocd"] = Field("auto", alias="OPSGATE_DEPLOY_BACKEND")
     # how long to wait for the run or sync operation to appear, then for it to finish, and how often to look
     start_timeout: float = Field(120.0, alias="OPSGATE_DEPLOY_START_TIMEOUT", gt=0, le=3600)
@@ -74,10 +77,10 @@ class DeploySettings(AgentSettings):
                                  f"and {_PREFIX}ARGOCD_HELM_PARAMETER (Helm)")
         return self
 
-    def chosen(self, settings: Settings) -> Backend:
+    def chosen(self) -> Backend:
         """The backend in use: ``auto`` is the webhook when its URL is set, else the local ledger."""
         if self.backend == "auto":
-            return "webhook" if settings.deploy_webhook_url else "ledger"
+            return "webhook" if self.webhook_url else "ledger"
         return self.backend
 
     def app_name(self, service: str, environment: str) -> str:
@@ -85,17 +88,19 @@ class DeploySettings(AgentSettings):
         return self.argocd_app.format(service=service, environment=environment)
 
 
-def deploy_settings(settings: Settings) -> DeploySettings:
-    """The deploy settings, checked against the core ones (ConfigError names the variable)."""
+def deploy_settings(settings: Settings | ToolSettings) -> DeploySettings:
+    """The deploy settings, checked against the signing secret (ConfigError names the variable)."""
     own = settings.agent(DeploySettings)
-    if own.backend == "webhook" and not settings.deploy_webhook_url:
+    if own.backend == "webhook" and not own.webhook_url:
         raise ConfigError(f"{_PREFIX}BACKEND=webhook needs OPSGATE_DEPLOY_WEBHOOK_URL")
+    if own.webhook_url and not settings.webhook_secret:
+        raise ConfigError("OPSGATE_WEBHOOK_SECRET must be set when OPSGATE_DEPLOY_WEBHOOK_URL is set")
     return own
 
 
 def start_notes(settings: Settings) -> list[str]:
     """Check the deploy settings at start; say so when deploys reach no outside system."""
-    if deploy_settings(settings).chosen(settings) == "ledger":
+    if deploy_settings(settings).chosen() == "ledger":
         return ["no deploy backend configured (OPSGATE_DEPLOY_BACKEND, OPSGATE_DEPLOY_WEBHOOK_URL): deploys are "
                 "recorded in the local ledger only"]
     return []

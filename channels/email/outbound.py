@@ -75,14 +75,23 @@ class MailConfig:
 # --- wording ----------------------------------------------------------------------------------------------------
 
 
-def describe_action(name: str, arguments: dict[str, Any]) -> str:
-    """``deploy api 1.4.2 to production``: the action and its argument values, environment last."""
-    values = [str(v) for k, v in arguments.items() if k not in (*_HIDDEN_ARGUMENTS, "environment") and v is not None]
-    text = " ".join([name, *values])
-    environment = arguments.get("environment")
-    if environment:
-        text += f" {'to' if name.startswith('deploy') else 'in'} {environment}"
-    return text
+def describe_action(name: str, arguments: dict[str, Any], summary: str | None = None) -> str:
+    """The agent's own description of the action (``summary``), else its name and argument values."""
+    if summary:
+        return summary
+    values = [str(v) for k, v in arguments.items() if k not in _HIDDEN_ARGUMENTS and v is not None]
+    return " ".join([name, *values])
+
+
+def _shown(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in arguments.items() if k not in _HIDDEN_ARGUMENTS}
+
+
+def describe_request(request: ApprovalRequested, arguments: dict[str, Any] | None = None) -> str:
+    """An approval request as people see it; edited ``arguments`` (not what was described) drop the summary."""
+    if arguments is not None and _shown(arguments) != _shown(request.arguments):
+        return describe_action(request.name, arguments)
+    return describe_action(request.name, request.arguments, request.summary)
 
 
 def reply_subject(subject: str) -> str:
@@ -106,7 +115,7 @@ def approval_text(thread: Thread, request: ApprovalRequested) -> str:
     lines = [
         f"{who} asked for an action that needs your approval.",
         "",
-        f"Action: {describe_action(request.name, request.arguments)}",
+        f"Action: {describe_request(request)}",
         _arguments_block(request.arguments),
     ]
     lines += _who_claims_what(thread, request)
@@ -139,7 +148,7 @@ def _requester_lines(thread: Thread, event: Event) -> list[str]:
     """What the requester should read about one event (empty when nothing)."""
     if isinstance(event, ApprovalRequested):
         who = ", ".join(event.approvers) or "an approver"
-        return [f"{describe_action(event.name, event.arguments)} needs approval; I asked {who}. "
+        return [f"{describe_request(event)} needs approval; I asked {who}. "
                 "I will write again when it is decided."]
     if isinstance(event, ActionResult):
         started = next((e for e in thread.events if isinstance(e, ExecutionStarted)
@@ -147,7 +156,11 @@ def _requester_lines(thread: Thread, event: Event) -> list[str]:
         if started is None or started.approved_by is None:
             return []  # unapproved steps feed the agent, which answers with its own words
         state = "done" if event.ok else "FAILED"
-        return [f"{describe_action(started.name, started.arguments)} (approved by {started.approved_by}): "
+        request = next((e for e in thread.events if isinstance(e, ApprovalRequested)
+                        and e.action_id == started.action_id), None)
+        what = describe_request(request, started.arguments) if request else describe_action(
+            started.name, started.arguments)
+        return [f"{what} (approved by {started.approved_by}): "
                 f"{state}.", "", event.result]
     if isinstance(event, HumanInputRequested | Done):
         return [event.message]
@@ -203,7 +216,7 @@ def _approval_requests(thread: Thread, request: ApprovalRequested, config: MailC
     for approver in email_approvers(pending, config.settings):
         mails.append(OutgoingMail(
             kind="approval", to=approver, thread_id=thread.id, approval_id=request.approval_id,
-            subject=f"[opsgate] Approval needed: {describe_action(request.name, request.arguments)}",
+            subject=f"[opsgate] Approval needed: {describe_request(request)}",
             text=approval_text(thread, request),
             message_id=make_message_id(thread.id, "approval", config.address.domain),
         ))
@@ -242,7 +255,7 @@ def _confirmation(thread: Thread, decided: ApprovalDecided, config: MailConfig) 
     if decided.via.channel != "email" or decided.closed_by != "decision":
         return None  # a withdrawal is answered in the requester's own reply
     request = thread.approval_request(decided.approval_id)
-    what = describe_action(request.name, request.arguments) if request else "the action"
+    what = describe_request(request) if request else "the action"
     verdict = "Approved: it runs now." if decided.approved else f"Rejected: {decided.comment or 'no reason'}."
     parent = decided.via.message
     return OutgoingMail(
@@ -258,7 +271,7 @@ def _refusal(thread: Thread, refused: DecisionRefused, config: MailConfig) -> Ou
     if refused.via.channel != "email" or not refused.by or "@" not in refused.by:
         return None
     request = thread.approval_request(refused.approval_id) if refused.approval_id else None
-    what = describe_action(request.name, request.arguments) if request else "an opsgate request"
+    what = describe_request(request) if request else "an opsgate request"
     text = f"Your decision on {what} was not accepted: {refused.reason}.\n\nNothing was executed."
     if refused.reason.startswith(UNCLEAR):
         text += f"\n\n{FORMAT_HELP}"

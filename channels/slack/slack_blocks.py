@@ -169,7 +169,7 @@ def approval_card(
                                "rejected."))
     blocks.append({"type": "actions", "block_id": limits.stable_id("decide_", request.approval_id),
                    "elements": buttons})
-    text = fit_escaped(f"Approval needed: {summary(request.name, request.arguments)}", FALLBACK)
+    text = fit_escaped(f"Approval needed: {request.summary or summary(request.name, request.arguments)}", FALLBACK)
     return text, blocks
 
 

@@ -28,7 +28,7 @@ async def test_no_request_generated_from_the_schema_gets_a_5xx(database_url: str
     if database_url.startswith("postgresql"):
         await upgrade(database_url)
     env = {"DATABASE_URL": database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_APPROVERS": "alice@example.com",
-           "OPSGATE_POLL_INTERVAL": "0.05"}
+           "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_HOOK_TOKEN": TOKEN}  # the hooks are fuzzed too
     async with OpsgateProcess(env, cwd=tmp_workdir) as server:
         st = Path(sys.executable).parent / "st"
         process = await asyncio.create_subprocess_exec(

@@ -24,6 +24,7 @@ from bot.wiring import build_runtime, prepare_database
 from storage import SqlStore
 from tests.support.api_client import run_cli
 from tests.support.databases import sqlite_url
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.processes import REPO_ROOT
 
 ALICE, BOB, MALLORY = "alice@example.com", "bob@example.com", "mallory@example.com"
@@ -236,7 +237,8 @@ async def test_chat_approves_edits_and_rejects_at_the_prompt(tmp_path: Path) -> 
                                  timeout=60)
     assert code == 0, output
     assert "opsgate chat as alice" in output
-    assert output.count("waiting for approval of deploy by the local user") == 3
+    for what in ("deploy api 1.2.3 to production", "deploy web 2.0.0 to production", "deploy db 5 to production"):
+        assert f"waiting for approval of {what} by the local user" in output  # the agent's own description
     assert "result of deploy: recorded deploy of api 1.2.3 to production in the local ledger" in output
     assert "approved by alice (edited version 2.0.0->2.0.1)" in output
     assert "result of deploy: recorded deploy of web 2.0.1 to production" in output
@@ -244,7 +246,7 @@ async def test_chat_approves_edits_and_rejects_at_the_prompt(tmp_path: Path) -> 
     assert "Traceback" not in output
     store = SqlStore.from_url(url)
     try:
-        entries = await store.ledger_list()
+        entries = await deploy_ledger(store)
     finally:
         await store.close()
     assert sorted((e.service, e.version, e.approved_by) for e in entries) == [

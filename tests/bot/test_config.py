@@ -85,7 +85,6 @@ def test_booleans_and_numbers_are_parsed() -> None:
     ({"OPSGATE_MODEL_RETRIES": "many"}, "OPSGATE_MODEL_RETRIES"),
     ({"OPSGATE_FOUR_EYES": "perhaps"}, "OPSGATE_FOUR_EYES"),
     ({"OPSGATE_LEASE_SECONDS": "1"}, "OPSGATE_LEASE_SECONDS"),
-    ({"OPSGATE_DEPLOY_WEBHOOK_URL": "http://relay/hook"}, "OPSGATE_WEBHOOK_SECRET"),
     ({"IMAP_HOST": "imap.example.com"}, "IMAP_USERNAME"),
     ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
     ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "*"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),

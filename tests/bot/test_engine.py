@@ -19,6 +19,7 @@ from bot.runtime import Loops
 from bot.wiring import build_runtime
 from storage import upgrade
 from tests.bot.conftest import OpsgateFactory
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.model_server import (
     RecordedRequest,
     ScriptedModelServer,
@@ -158,7 +159,7 @@ async def test_explicit_command_without_a_model_runs_the_action(opsgate: Opsgate
     assert result.ok and "recorded deploy of api 1.2.3 to staging" in result.result
     reply = thread.events[-1]
     assert isinstance(reply, Done) and reply.message == result.result  # the result is the reply
-    ledger = await og.runtime.store.ledger_list("api")
+    ledger = await deploy_ledger(og.runtime.store, "api")
     assert [(e.version, e.environment) for e in ledger] == [("1.2.3", "staging")]
 
 

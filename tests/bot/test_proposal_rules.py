@@ -21,6 +21,7 @@ from bot.thread import Thread
 from channels.slack.slack_blocks import approval_card
 from tests.bot.conftest import InProcess, OpsgateFactory
 from tests.bot.test_engine import PROMPT, model_env, user_content
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.model_server import ScriptedModelServer, tool_call
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -105,7 +106,7 @@ async def test_a_repeated_deploy_after_success_is_not_run_again(
     thread = await og.wait(thread_id, "done")
     results = [e for e in thread.events if isinstance(e, ActionResult)]
     assert len(results) == 1
-    assert len(await og.runtime.store.ledger_list("search")) == 1
+    assert len(await deploy_ledger(og.runtime.store, "search")) == 1
     [stop] = blocked(thread, "repeat")
     assert "already succeeded in this request" in stop.reason and results[0].action_id in stop.reason
     done = thread.events[-1]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.deploy import AGENT as DEPLOY
+from agents.incident import AGENT as INCIDENT
 from bot.actions import ActionSchema
 from bot.agent import Agent, Registry
 from bot.errors import ModelRefused
@@ -64,3 +65,27 @@ async def test_a_command_names_its_agent_without_a_model_call() -> None:
     router = Router("incidents")
     selected = await choose_agent(asked("!deploy service=api version=1 environment=staging"), REGISTRY, router)
     assert selected.agent == "deploy" and router.calls == 0
+
+
+async def test_a_lent_command_goes_to_the_agent_that_owns_it() -> None:
+    """!rollback is offered by the deploy and the incident agent; without a thread agent it goes to deploy, its
+    owner, and no model is asked."""
+    router = Router("incident")
+    selected = await choose_agent(asked("!rollback service=api environment=staging"),
+                                  Registry([INCIDENT, DEPLOY], default="incident"), router)
+    assert (selected.agent, selected.reason, router.calls) == ("deploy", "command !rollback", 0)
+
+
+async def test_the_router_is_offered_only_the_registered_agents() -> None:
+    """The routing tool's choices are exactly the registered agents' names, each with its description."""
+    seen: list[Sequence[ActionSchema]] = []
+
+    class Recording(Router):
+        async def complete(self, messages: list[dict[str, str]], tools: Sequence[ActionSchema]) -> ModelReply:
+            seen.append(tools)
+            return await super().complete(messages, tools)
+
+    await choose_agent(asked("why is api slow?"), REGISTRY, Recording("incidents"))
+    [[tool]] = seen
+    assert tool.parameters["properties"]["agent"]["enum"] == ["deploy", "incidents"]
+    assert "triages incidents" in tool.description

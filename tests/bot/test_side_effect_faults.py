@@ -1,6 +1,6 @@
 """A side effect that happened is reported as happened: a webhook 2xx followed by a failing ledger write.
 
-Real `opsgate serve` processes on SQLite and PostgreSQL; the ledger write fails for real because the deployments
+Real `opsgate serve` processes on SQLite and PostgreSQL; the ledger write fails for real because the records
 table has been renamed away after migration (every INSERT into it is a database error, not a duplicate key).
 """
 
@@ -19,16 +19,16 @@ from tests.support.processes import OpsgateProcess
 from tests.support.webhook_receiver import WebhookReceiver
 
 STAGING = "!deploy service=api version=1.4.2 environment=staging"
-SQL_WORDS = ("INSERT", "deployments", "sqlalchemy", "sqlite3", "asyncpg", "Traceback", "[SQL")
+SQL_WORDS = ("INSERT", "records", "sqlalchemy", "sqlite3", "asyncpg", "Traceback", "[SQL")
 
 
 async def break_the_ledger(url: str) -> None:
-    """Migrate, then move the deployments table away so that writing the ledger fails."""
+    """Migrate, then move the records table away so that writing the ledger fails."""
     await upgrade(url)
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("ALTER TABLE deployments RENAME TO deployments_gone"))
+            await conn.execute(text("ALTER TABLE records RENAME TO records_gone"))
     finally:
         await engine.dispose()
 
@@ -62,7 +62,7 @@ async def test_a_webhook_success_then_a_ledger_failure_reads_as_deployed(
     [error] = [r for r in records if r.get("event") == "tool_error"]
     assert f"error id {error['error_id']}" in result["result"]
     assert error["idempotency_key"] == webhook.calls[0].json["idempotency_key"]
-    assert "deployments" in json.dumps(error)  # the details are in the log, where an operator looks
+    assert "records" in json.dumps(error)  # the details are in the log, where an operator looks
 
 
 async def test_an_internal_failure_before_any_side_effect_is_a_failure_with_an_error_id(

@@ -17,7 +17,7 @@ from tests.support.databases import postgres_database
 from tests.support.processes import OpsgateProcess
 from tests.support.servers import free_port
 
-TABLES = {"threads", "events", "refs", "outbox", "state", "deployments", "quarantine", "timers", "alembic_version"}
+TABLES = {"threads", "events", "refs", "outbox", "state", "records", "quarantine", "timers", "alembic_version"}
 
 
 async def table_names(url: str) -> set[str]:

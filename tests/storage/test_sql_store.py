@@ -24,7 +24,7 @@ from bot.events import (
     Via,
     new_id,
 )
-from bot.store import LedgerEntry, OutboxItem, Ref
+from bot.store import OutboxItem, Ref
 from bot.thread import Thread, ThreadStatus
 from storage import SqlStore
 from tests.storage.conftest import StoreFactory
@@ -211,30 +211,6 @@ async def test_state_get_and_set_json_values(store: SqlStore) -> None:
     assert await store.get_state("other") == "text"
     await store.set_state("flag", False)
     assert await store.get_state("flag") is False
-
-
-def entry(key: str, service: str = "api", version: str = "1.0.0", minutes_ago: int = 0, **fields: str) -> LedgerEntry:
-    return LedgerEntry(idempotency_key=key, action="deploy", service=service, environment="production",
-                       version=version, at=datetime.now(UTC) - timedelta(minutes=minutes_ago), **fields)
-
-
-async def test_ledger_is_idempotent_on_the_key(store: SqlStore) -> None:
-    """A known idempotency key is not recorded again and the first entry stays as it was."""
-    assert await store.ledger_add(entry("t1:a1", version="1.0.0", approved_by="alice"))
-    assert not await store.ledger_add(entry("t1:a1", version="9.9.9"))
-    entries = await store.ledger_list()
-    assert [(e.idempotency_key, e.version, e.approved_by) for e in entries] == [("t1:a1", "1.0.0", "alice")]
-
-
-async def test_ledger_lists_newest_first_by_service(store: SqlStore) -> None:
-    """ledger_list orders by time, filters by service and honours the limit."""
-    await store.ledger_add(entry("k1", version="1.0.0", minutes_ago=30))
-    await store.ledger_add(entry("k2", service="billing", version="7", minutes_ago=20))
-    await store.ledger_add(entry("k3", version="1.1.0", minutes_ago=10))
-    assert [e.idempotency_key for e in await store.ledger_list()] == ["k3", "k2", "k1"]
-    assert [e.version for e in await store.ledger_list("api")] == ["1.1.0", "1.0.0"]
-    assert [e.version for e in await store.ledger_list("api", limit=1)] == ["1.1.0"]
-    assert await store.ledger_list("unknown") == []
 
 
 # --- audit ----------------------------------------------------------------------------------------------

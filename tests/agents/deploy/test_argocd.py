@@ -11,12 +11,14 @@ import pytest
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.argocd import KEY_ANNOTATION, KEY_INFO
 from agents.deploy.executor import deploy, rollback
-from bot.agent import ToolContext
+from agents.deploy.settings import DeploySettings
+from bot.agent import ToolContext, ToolSettings
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult
 from storage import SqlStore, upgrade
 from tests.agents.deploy.threads import crashed_thread, running, settled
+from tests.support.deploy_ledger import deploy_ledger, deploy_records
 from tests.support.fake_argocd import FakeArgoCD, application
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
@@ -34,7 +36,9 @@ def argo_context(argo: FakeArgoCD, ledger: SqlStore, http: httpx.AsyncClient, *,
     })
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by="alice@example.com", settings=settings, ledger=ledger, http=http, resumed=resumed)
+                       approved_by="alice@example.com",
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
+                       resumed=resumed)
 
 
 def helm_apps() -> dict[str, dict[str, Any]]:
@@ -59,7 +63,7 @@ async def test_sets_the_helm_parameter_syncs_once_and_waits_until_healthy(
     assert source["helm"]["parameters"][-1] == {"name": "image.tag", "value": "1.4.2"}
     assert "Healthy" in reply and "revision ab12cd34ef56" in reply
     assert f"{argo.url}/applications/api-production" in reply
-    assert [(e.idempotency_key, e.version) for e in await ledger.ledger_list()] == [(KEY, "1.4.2")]
+    assert [(e.idempotency_key, e.version) for e in await deploy_ledger(ledger)] == [(KEY, "1.4.2")]
 
 
 async def test_sets_the_kustomize_image_of_the_service(ledger: SqlStore, http: httpx.AsyncClient) -> None:
@@ -87,7 +91,7 @@ async def test_a_sync_that_does_not_end_healthy_fails_with_the_reason(
             await deploy(PROD, argo_context(argo, ledger, http, OPSGATE_DEPLOY_TIMEOUT="0.3"
                                             if "healthy_after" in knobs else "5"))
     assert len(argo.syncs) == 1
-    assert await ledger.ledger_list() == []
+    assert await deploy_ledger(ledger) == []
 
 
 async def test_a_busy_application_is_synced_once_the_running_operation_ends(
@@ -172,7 +176,7 @@ async def test_after_a_crash_the_worker_waits_for_the_sync_it_started(sqlite_dat
                "OPSGATE_DEPLOY_POLL_INTERVAL": "0.02", "OPSGATE_DEPLOY_START_TIMEOUT": "0.5"}
         async with running(sqlite_database_url, **env) as runtime:
             resumed = await settled(runtime, thread.id)
-            entries = await runtime.store.ledger_list()
+            entries = await deploy_ledger(runtime.store)
     [result] = [e for e in resumed.events if isinstance(e, ActionResult)]
     assert result.ok and "Healthy" in result.result
     assert argo.patches == [] and argo.syncs == []

@@ -11,14 +11,16 @@ import pytest
 
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.executor import deploy, list_deployments, rollback, sign
-from bot.agent import ToolContext
+from agents.deploy.ledger import LedgerEntry
+from agents.deploy.settings import DeploySettings
+from bot.agent import ToolContext, ToolSettings
 from bot.config import Settings, load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult, Via
-from bot.store import LedgerEntry
 from storage import SqlStore, upgrade
 from tests.agents.deploy.threads import crashed_thread, running, settled
 from tests.conftest import WEBHOOK_SECRET
+from tests.support.deploy_ledger import add_to_ledger, deploy_ledger, deploy_records
 from tests.support.model_server import ScriptedModelServer, tool_call
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -33,7 +35,8 @@ def context(settings: Settings, ledger: SqlStore, http: httpx.AsyncClient, key: 
             approved_by: str | None = "alice@example.com") -> ToolContext:
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by=approved_by, settings=settings, ledger=ledger, http=http)
+                       approved_by=approved_by,
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http)
 
 
 # --- the webhook ------------------------------------------------------------------------------------------
@@ -56,7 +59,7 @@ async def test_webhook_gets_the_documented_body_signed_with_hmac(
     assert call.headers["idempotency-key"] == "t1:a1"
     assert call.headers["content-type"] == "application/json"
     assert "sent to the webhook" in reply and '"ok":true' in reply.replace(" ", "")
-    assert [(e.idempotency_key, e.version) for e in await ledger.ledger_list()] == [("t1:a1", "1.4.2")]
+    assert [(e.idempotency_key, e.version) for e in await deploy_ledger(ledger)] == [("t1:a1", "1.4.2")]
 
 
 async def test_server_errors_are_retried_until_one_call_is_accepted(
@@ -82,7 +85,7 @@ async def test_client_errors_fail_at_once_without_retry(
         with pytest.raises(ExecutionFailed, match=f"HTTP {status}"):
             await deploy(PROD, context(webhook_settings(receiver.url), ledger, http))
     assert len(receiver.calls) == 1
-    assert await ledger.ledger_list() == []
+    assert await deploy_ledger(ledger) == []
 
 
 async def test_a_wrong_secret_is_refused_by_the_receiver(
@@ -104,7 +107,7 @@ async def test_without_a_webhook_the_deploy_goes_to_the_ledger_and_says_so(
     reply = await deploy(PROD, context(load_settings({}), ledger, http))
     assert "No external system was called" in reply and "OPSGATE_DEPLOY_WEBHOOK_URL" in reply
     assert "api 1.4.2 to production" in reply
-    [recorded] = await ledger.ledger_list()
+    [recorded] = await deploy_ledger(ledger)
     assert recorded.model_dump(exclude={"at"}) == {
         "idempotency_key": "t1:a1", "action": "deploy", "service": "api", "environment": "production",
         "version": "1.4.2", "thread_id": "t1", "action_id": "a1", "approved_by": "alice@example.com",
@@ -117,12 +120,12 @@ async def test_the_same_key_is_recorded_once(ledger: SqlStore, http: httpx.Async
     await deploy(PROD, ctx)
     again = await deploy(PROD, ctx)
     assert "already recorded; not repeated" in again
-    assert len(await ledger.ledger_list()) == 1
+    assert len(await deploy_ledger(ledger)) == 1
 
 
 async def record(ledger: SqlStore, key: str, version: str, minutes_ago: int, environment: str = "production",
                  service: str = "api", action: str = "deploy") -> None:
-    await ledger.ledger_add(LedgerEntry(
+    await add_to_ledger(ledger, LedgerEntry(
         idempotency_key=key, action=action, service=service, environment=environment, version=version,
         at=datetime.now(UTC) - timedelta(minutes=minutes_ago)))
 
@@ -138,7 +141,7 @@ async def test_rollback_picks_the_previous_version_of_that_service_and_environme
     reply = await rollback(Rollback(service="api", environment="production"),
                            context(load_settings({}), ledger, http, key="t2:rb"))
     assert "to 1.0.0" in reply and "No external system was called" in reply
-    newest = (await ledger.ledger_list("api"))[0]
+    newest = (await deploy_ledger(ledger, "api"))[0]
     assert (newest.action, newest.version, newest.environment, newest.idempotency_key) == (
         "rollback", "1.0.0", "production", "t2:rb")
 
@@ -148,7 +151,7 @@ async def test_rollback_without_an_earlier_version_fails(ledger: SqlStore, http:
     await record(ledger, "k1", "1.0.0", 10)
     with pytest.raises(ExecutionFailed, match="no earlier deploy of api to production"):
         await rollback(Rollback(service="api", environment="production"), context(load_settings({}), ledger, http))
-    assert len(await ledger.ledger_list()) == 1
+    assert len(await deploy_ledger(ledger)) == 1
 
 
 async def test_a_second_rollback_goes_one_version_further_back(ledger: SqlStore, http: httpx.AsyncClient) -> None:
@@ -172,7 +175,7 @@ async def test_rollback_through_the_webhook_sends_service_and_environment(
     [call] = webhook.calls
     assert call.json["action"] == "rollback"
     assert call.json["arguments"] == {"service": "api", "environment": "production"}
-    assert (await ledger.ledger_list("api"))[0].version == "1.0.0"
+    assert (await deploy_ledger(ledger, "api"))[0].version == "1.0.0"
 
 
 async def test_list_deployments_reads_the_ledger_newest_first(ledger: SqlStore, http: httpx.AsyncClient) -> None:
@@ -219,14 +222,14 @@ async def test_replayed_execution_after_a_crash_adds_no_second_ledger_entry(sqli
     thread, intent = crashed_thread()
     try:
         await store.create_thread(thread, "running")
-        await store.ledger_add(LedgerEntry(idempotency_key=intent.idempotency_key, action="deploy", service="api",
+        await add_to_ledger(store, LedgerEntry(idempotency_key=intent.idempotency_key, action="deploy", service="api",
                                            environment="production", version="1.4.2", thread_id=thread.id,
                                            action_id=intent.action_id, approved_by="alice@example.com"))
     finally:
         await store.close()
     async with running(sqlite_database_url) as runtime:
         resumed = await settled(runtime, thread.id)
-        entries = await runtime.store.ledger_list()
+        entries = await deploy_ledger(runtime.store)
     [result] = [e for e in resumed.events if isinstance(e, ActionResult)]
     assert result.ok and "already recorded; not repeated" in result.result
     assert [e.type for e in resumed.events].count("execution_started") == 1

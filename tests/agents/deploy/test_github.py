@@ -7,12 +7,14 @@ import pytest
 
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.executor import deploy, rollback
-from bot.agent import ToolContext
+from agents.deploy.settings import DeploySettings
+from bot.agent import ToolContext, ToolSettings
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult
 from storage import SqlStore, upgrade
 from tests.agents.deploy.threads import crashed_thread, running, settled
+from tests.support.deploy_ledger import deploy_ledger, deploy_records
 from tests.support.fake_github import FakeGitHub
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
@@ -29,7 +31,9 @@ def github_context(github: FakeGitHub, ledger: SqlStore, http: httpx.AsyncClient
     })
     thread_id, _, action_id = key.partition(":")
     return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by="alice@example.com", settings=settings, ledger=ledger, http=http, resumed=resumed)
+                       approved_by="alice@example.com",
+                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
+                       resumed=resumed)
 
 
 def inputs(key: str = KEY, **changes: str) -> dict[str, str]:
@@ -49,7 +53,7 @@ async def test_dispatches_once_with_the_inputs_and_follows_the_run_to_success(
     assert run.status == "completed" and run.polls >= 2
     assert f"{github.url}/{github.repo}/actions/runs/{run.id}" in reply
     assert reply.startswith("deployed api 1.4.2 to production.") and "succeeded" in reply
-    assert [(e.idempotency_key, e.version) for e in await ledger.ledger_list()] == [(KEY, "1.4.2")]
+    assert [(e.idempotency_key, e.version) for e in await deploy_ledger(ledger)] == [(KEY, "1.4.2")]
 
 
 @pytest.mark.parametrize("conclusion", ["failure", "cancelled", "timed_out"])
@@ -60,7 +64,7 @@ async def test_a_run_that_does_not_succeed_fails_with_its_conclusion_and_url(
     with FakeGitHub(conclusion=conclusion) as github:
         with pytest.raises(ExecutionFailed, match=f"actions/runs/9000 finished: {conclusion}"):
             await deploy(PROD, github_context(github, ledger, http))
-    assert await ledger.ledger_list() == []
+    assert await deploy_ledger(ledger) == []
 
 
 async def test_a_server_without_run_details_is_followed_by_the_run_name(
@@ -81,7 +85,7 @@ async def test_a_run_that_never_appears_fails_after_the_start_timeout(
         with pytest.raises(ExecutionFailed, match="the run never started .*run-name"):
             await deploy(PROD, github_context(github, ledger, http))
     assert len(github.dispatches) == 1
-    assert await ledger.ledger_list() == []
+    assert await deploy_ledger(ledger) == []
 
 
 async def test_a_run_no_runner_picks_up_is_cancelled(ledger: SqlStore, http: httpx.AsyncClient) -> None:
@@ -170,7 +174,7 @@ async def test_rollback_dispatches_the_previous_version_from_the_ledger(
                                github_context(github, ledger, http, key="t3:rb"))
     assert github.dispatches[-1]["inputs"] == inputs(key="t3:rb", action="rollback", version="1.0.0")
     assert reply.startswith("rolled back api in production to 1.0.0.")
-    assert (await ledger.ledger_list("api"))[0].version == "1.0.0"
+    assert (await deploy_ledger(ledger, "api"))[0].version == "1.0.0"
 
 
 def github_env(github: FakeGitHub) -> dict[str, str]:

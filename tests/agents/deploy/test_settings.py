@@ -25,7 +25,7 @@ ARGO = {"OPSGATE_DEPLOY_BACKEND": "argocd", "OPSGATE_DEPLOY_ARGOCD_URL": "https:
 def test_the_backend_is_chosen_by_configuration(env: dict[str, str], backend: str) -> None:
     """auto: the webhook when its URL is set, else the ledger; otherwise OPSGATE_DEPLOY_BACKEND."""
     settings = load_settings(env)
-    assert deploy_settings(settings).chosen(settings) == backend
+    assert deploy_settings(settings).chosen() == backend
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -73,3 +73,9 @@ def test_start_warns_only_when_deploys_reach_no_outside_system(env: dict[str, st
     settings = load_settings(env)
     notes = startup_warnings(settings, build_registry(settings))
     assert any("local ledger only" in note for note in notes) is warned
+
+
+def test_a_webhook_without_the_signing_secret_is_refused() -> None:
+    """OPSGATE_DEPLOY_WEBHOOK_URL without OPSGATE_WEBHOOK_SECRET stops the start, naming the secret."""
+    with pytest.raises(ConfigError, match="OPSGATE_WEBHOOK_SECRET"):
+        deploy_settings(load_settings({"OPSGATE_DEPLOY_WEBHOOK_URL": "http://relay/hook"}))

@@ -21,7 +21,14 @@ from bot.events import (
 from bot.thread import Thread
 from channels.email.addresses import Address, parse_message_id
 from channels.email.compose import compose
-from channels.email.outbound import MailConfig, approval_text, describe_action, mails_for, reply_subject
+from channels.email.outbound import (
+    MailConfig,
+    approval_text,
+    describe_action,
+    describe_request,
+    mails_for,
+    reply_subject,
+)
 
 OWN = Address("opsgate", None, "example.com")
 
@@ -46,7 +53,7 @@ def _email_thread(*events: Event) -> Thread:
 def _request(approvers: list[str], four_eyes: bool = False, requester: str = "alice@example.com") -> ApprovalRequested:
     return ApprovalRequested(action_id="a1", name="deploy", arguments={**ARGS, "reason": "hotfix"},
                              reason="hotfix for the login timeout", approvers=approvers, requester=requester,
-                             four_eyes=four_eyes)
+                             four_eyes=four_eyes, summary="deploy api 1.4.2 to production")
 
 
 def test_approval_request_goes_to_each_email_approver_with_the_expected_subject() -> None:
@@ -110,7 +117,7 @@ def test_result_of_an_approved_action_is_mailed_to_the_requester() -> None:
     started = ExecutionStarted(action_id="a1", name="deploy", arguments=ARGS, idempotency_key="k",
                                approved_by="bob@example.com")
     result = ActionResult(action_id="a1", name="deploy", result="deployed api 1.4.2 to production")
-    thread = _email_thread(started, result)
+    thread = _email_thread(_request(["bob@example.com"]), started, result)
     [reply] = mails_for(thread, [result], CONFIG)
     assert "deploy api 1.4.2 to production (approved by bob@example.com): done." in reply.text
     assert "deployed api 1.4.2 to production" in reply.text
@@ -170,9 +177,11 @@ def test_compose_sets_headers_for_threading_and_loop_protection() -> None:
 
 
 def test_wording_helpers() -> None:
-    """Action summaries read naturally; "Re:" is not stacked."""
-    assert describe_action("deploy", ARGS) == "deploy api 1.4.2 to production"
-    assert describe_action("rollback", {"service": "api", "environment": "staging"}) == "rollback api in staging"
+    """The agent's own description wins; without one, the name and values; "Re:" is not stacked."""
+    assert describe_action("deploy", ARGS, "deploy api 1.4.2 to production") == "deploy api 1.4.2 to production"
+    assert describe_action("rollback", {"service": "api", "environment": "staging"}) == "rollback api staging"
+    edited = describe_request(_request([]), {**ARGS, "version": "1.4.3"})
+    assert edited == "deploy api 1.4.3 production"  # an edit is not what the agent described
     assert reply_subject("RE: x") == "RE: x" and reply_subject("") == "Re: your request"
 
 
