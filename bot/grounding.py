@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.actions import Action, Grounded, GroundSource, grounded_fields
-from bot.events import ActionResult, ApprovalDecided, HumanInputReceived, UserMessage
+from bot.events import ActionResult, ApprovalDecided, ContextFetched, HumanInputReceived, UserMessage
 from bot.thread import Thread
 
 # A token is a run of characters that can appear inside an identifier or a version; everything else separates.
@@ -65,9 +65,11 @@ class Evidence:
 
     @classmethod
     def from_thread(cls, thread: Thread, context: Sequence[str] = ()) -> Evidence:
-        """People's messages and answers, approvers' comments, tool results; plus the agent's facts."""
+        """People's messages and answers, approvers' comments, tool results; plus the agent's facts and what it
+        fetched before its first model call (an alert's labels, recent deploys)."""
         said: list[str] = []
         results: list[str] = []
+        fetched: list[str] = []
         for event in thread.events:
             if isinstance(event, UserMessage | HumanInputReceived):
                 said.append(event.text)
@@ -75,7 +77,9 @@ class Evidence:
                 said.append(event.comment)
             elif isinstance(event, ActionResult) and event.ok:
                 results.append(event.result)
-        return cls.from_texts(said, results, context)
+            elif isinstance(event, ContextFetched) and event.ok:
+                fetched.append(event.text)
+        return cls.from_texts(said, results, [*context, *fetched])
 
     def offers(self, source: GroundSource) -> frozenset[str]:
         """The tokens one source offers."""

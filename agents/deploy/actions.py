@@ -26,6 +26,12 @@ ENVIRONMENT = Grounded(
     aliases={"production": ("prod", "prd", "live"), "staging": ("stage", "stg")},
     ask="Which environment should {service} go to?",
 )
+# A rollback always asks an approver, who sees the environment; an incident's pre-fetched context (the alert's
+# labels from the authenticated Alertmanager hook) may name it too.
+ROLLBACK_ENVIRONMENT = Grounded(
+    sources=frozenset({"said", "context"}), aliases=ENVIRONMENT.aliases,
+    ask="Which environment should {service} be rolled back in?",
+)
 
 
 def _production(action: Deploy | Rollback) -> bool:
@@ -71,7 +77,7 @@ class Rollback(Action):
     owner: ClassVar[str | None] = "deploy"  # the incident agent proposes it too; it works on the deploy ledger
     approval: ClassVar[Approval] = Approval.always(group="deployers", four_eyes=_production)
     service: Annotated[str, SERVICE] = Field(pattern=_NAME, description="Service name exactly as the person wrote it.")
-    environment: Annotated[Environment, ENVIRONMENT] = Field(
+    environment: Annotated[Environment, ROLLBACK_ENVIRONMENT] = Field(
         description="staging or production, as the person said it (prod = production).")
 
     def describe(self) -> str:
