@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import structlog
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.alertmanager import NOTIFICATION, SOURCE, Notification
 from bot.config import Settings
 from bot.errors import DuplicateRef, NotWaiting, UnknownAgent
-from bot.events import UserMessage, Via
+from bot.events import UserMessage, Via, new_id
 from bot.people import identity_of
 from bot.service import Service
 from bot.store import Record, Ref
@@ -80,8 +81,13 @@ class Triggers:
             return Via(channel="slack", conversation=self.settings.trigger_slack_channel)
         return Via(channel="hook", conversation=source)
 
-    async def deliver(self, *, agent: str, source: str, text: str, delivery: str, group: str | None) -> Accepted:
-        """Start the group's thread, or append to it; a delivery seen before changes nothing."""
+    async def deliver(
+        self, *, agent: str, source: str, text: str, delivery: str, group: str | None,
+        prepare: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Accepted:
+        """Start the group's thread, or append to it; a delivery seen before changes nothing. ``prepare`` runs with
+        the thread's id before its message is stored: the worker may take the thread up at once, and what the
+        agent reads first (an alert's details) must already be there."""
         self.service.registry.get(agent)  # UnknownAgent before anything is stored
         dedup = Ref(channel=DEDUP_REF, key=f"{source}:{delivery}")
         group_ref = Ref(channel=GROUP_REF, key=f"{source}:{group}") if group else None
@@ -92,11 +98,16 @@ class Triggers:
             known = await self.service.store.get_ref(group_ref.channel, group_ref.key) if group_ref else None
             try:
                 if known is not None and known.thread_id:
+                    if prepare is not None:
+                        await prepare(known.thread_id)
                     await self._continue(known.thread_id, text, source, dedup)
                     return Accepted(thread_id=known.thread_id, outcome="continued")
+                thread_id = new_id()
+                if prepare is not None:
+                    await prepare(thread_id)
                 thread = await self.service.start_thread(
                     text, user=source, via=self.via(source), agent=agent,
-                    refs=[r for r in (group_ref, dedup) if r is not None])
+                    refs=[r for r in (group_ref, dedup) if r is not None], thread_id=thread_id)
                 log.info("trigger_started", source=source, agent=agent, thread_id=thread.id)
                 return Accepted(thread_id=thread.id, outcome="started")
             except DuplicateRef:
@@ -171,16 +182,18 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
             notification = Notification.model_validate_json(body)
         except ValidationError as exc:
             return _problem(422, f"not an Alertmanager version 4 notification: {_first_problem(exc)}")
+
+        async def keep(thread_id: str) -> None:  # the agents read the alerts' labels and annotations from here
+            await service.store.add_record(Record(  # keyed by thread too: a lost race for a new group leaves no gap
+                owner=SOURCE, kind=NOTIFICATION, key=f"{thread_id}:{notification.fingerprint}", tag=thread_id,
+                body=notification.model_dump(mode="json")))
+
         try:
             accepted = await triggers.deliver(
                 agent=alert_agent(service, settings), source=SOURCE, text=notification.text(),
-                delivery=notification.fingerprint, group=notification.group_id)
+                delivery=notification.fingerprint, group=notification.group_id, prepare=keep)
         except UnknownAgent as exc:
             return _problem(404, f"{exc} (OPSGATE_ALERT_AGENT)")
-        if accepted.outcome != "duplicate":  # the agents read the alerts' labels and annotations from here
-            await service.store.add_record(Record(
-                owner=SOURCE, kind=NOTIFICATION, key=notification.fingerprint, tag=accepted.thread_id,
-                body=notification.model_dump(mode="json")))
         return JSONResponse(accepted.model_dump(), status_code=202)
 
     @app.post("/hooks/{agent}", tags=["hooks"], status_code=202, response_model=Accepted, responses=_REFUSALS,
