@@ -62,8 +62,8 @@ async def test_chat_edit_prompts_show_the_allowed_values_and_errors_in_words(tmp
                                  stdin=session.encode(), timeout=60)
     assert code == 0, output
     assert "environment [production] (one of staging, production):" in output
-    assert "version [2.0.0] (Version or git sha, e.g. 1.4.2; only letters, digits and . _ + -, starting with a " \
-           "letter or digit, at most 64 characters):" in output
+    assert "version [2.0.0] (Exact version or git sha the person gave, e.g. 1.4.2. Never 'latest'; only letters, " \
+           "digits and . _ + -, starting with a letter or digit, at most 64 characters):" in output
     assert "! version: 'not ok!' is not allowed: use only letters, digits and . _ + -" in output
     assert "^[" not in output  # no regular expression reaches the person
     assert "rejected by alice: no" in output
