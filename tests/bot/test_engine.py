@@ -316,7 +316,9 @@ async def test_a_refused_click_during_the_model_call_does_not_cost_a_second_call
     og = await opsgate(**model_env(model_server))
     model_server.script(slow(1.0, tool_call("done_for_now", message="nothing to deploy")))
     thread_id = await og.start("is anything broken?")
-    while not model_server.requests:  # the worker is now waiting for the slow answer
+    for _ in range(500):  # until the worker waits for the slow answer
+        if model_server.requests:
+            break
         await asyncio.sleep(0.02)
     await og.runtime.service.record_refusal(thread_id, None, "mallory@example.com", "not an approver",
                                             Via(channel="api"))
