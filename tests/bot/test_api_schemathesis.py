@@ -34,7 +34,7 @@ async def test_no_request_generated_from_the_schema_gets_a_5xx(database_url: str
         process = await asyncio.create_subprocess_exec(
             str(st), "run", f"{server.url}/openapi.json", "--header", f"Authorization: Bearer {TOKEN}",
             "--checks", CHECKS, "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-            "--workers", "2", "--request-timeout", "30", "--no-color",
+            "--workers", "1", "--request-timeout", "30", "--no-color",
             cwd=tmp_workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(process.communicate(), 300)
