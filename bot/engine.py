@@ -68,12 +68,13 @@ class Engine:
         ``known`` is the thread as stored when the caller leased it, if it has it (then it is not read again).
         """
         thread: Thread | None = known
+        answered: list[Event] | None = None  # a model answer whose append lost to an annotation: still valid
         for _ in range(self.settings.max_steps * 4 + 8):
             if thread is None:  # first round, or someone else appended: read the stored thread
                 thread = await self.store.load_thread(thread_id)
                 if thread is None:
                     return None, False
-            work = thread.next_work()
+            work, seen = thread.next_work(), thread.seq
             if isinstance(work, Wait):
                 return thread, False
             try:
@@ -89,15 +90,24 @@ class Engine:
                 else:
                     assert isinstance(work, CallModel)
                     agent = self._agent(thread)
-                    if agent.prefetch is not None and not thread.fetched_for(agent.name):
+                    if answered is not None:
+                        events = answered
+                    elif agent.prefetch is not None and not thread.fetched_for(agent.name):
                         events = [await self._prefetch(thread, agent)]  # then the model call, with it in context
                     else:
                         events = await self._call_model(thread)
+                answered = None
                 thread = await self.journal.append(thread, events, owned=True)  # ours won: no need to reload
                 if thread.status != "running":
                     return thread, True  # waiting now: our lease was dropped with this append, so stop here
             except Conflict:
-                thread = None  # a person appended meanwhile; reload and decide again
+                thread = await self.store.load_thread(thread_id)  # someone appended meanwhile
+                if thread is None:
+                    return None, False
+                if isinstance(work, CallModel) and thread.only_annotations_after(seen):
+                    # Only a refused click or a note landed: the model's answer still stands; append it on top
+                    # instead of asking (and paying for) the model again.
+                    answered = events
         return thread, False
 
     def _agent(self, thread: Thread) -> Agent:

@@ -135,6 +135,11 @@ class Thread(BaseModel):
         """How many events are stored; the next append must expect exactly this."""
         return len(self.events)
 
+    def only_annotations_after(self, seq: int) -> bool:
+        """Whether every event after the first ``seq`` is an annotation (a refused click, a routing note): nothing
+        that changes what happens next."""
+        return all(e.type in _ANNOTATIONS for e in self.events[seq:])
+
     def with_events(self, new: list[Event]) -> Thread:
         agent = self.agent
         for event in new:

@@ -18,12 +18,12 @@ from storage.pg_writer import PgWriter
 from storage.rows import (
     append_statement,
     event_params,
+    insert_statement,
     make_thread,
     outbox_params,
     outbox_row,
     ref_data,
     ref_params,
-    thread_params,
     timer_params,
 )
 
@@ -95,11 +95,7 @@ class PgHot:
         lease: Lease | None, timers: Sequence[NewTimer] = (),
     ) -> bool:
         now = time.time()
-        params = thread_params(thread, status, now)
-        leased = lease is not None and status == "running"
-        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
-        if lease is not None and leased:
-            params = (*params, lease.owner, now + lease.seconds)
+        sql, params, leased = insert_statement(_SQL, thread, status, lease, now)
 
         async def op(conn: asyncpg.Connection) -> None:
             await _insert_refs(conn, refs, thread.id)

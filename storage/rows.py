@@ -81,6 +81,17 @@ def event_params(thread_id: str, new: Sequence[Event], first_seq: int) -> list[t
             for i, e in enumerate(new)]
 
 
+def insert_statement(
+    statements: Mapping[str, str], thread: Thread, status: ThreadStatus, lease: Lease | None, now: float,
+) -> tuple[str, tuple[Any, ...], bool]:
+    """The INSERT of a new thread (leased to us when it starts running and our worker runs) with its parameters,
+    and whether it leases; the creating twin of ``append_statement``."""
+    params = thread_params(thread, status, now)
+    if lease is None or status != "running":
+        return statements["INSERT_THREAD"], params, False
+    return statements["INSERT_THREAD_LEASED"], (*params, lease.owner, now + lease.seconds), True
+
+
 def append_statement(
     statements: Mapping[str, str], thread_id: str, new_events: int, expected_seq: int, status: ThreadStatus,
     agent: str | None, lease: Lease | None, now: float, outcome: str | None = None,

@@ -16,12 +16,12 @@ from storage import hot_sql as q
 from storage.rows import (
     append_statement,
     event_params,
+    insert_statement,
     make_thread,
     outbox_params,
     outbox_row,
     ref_data,
     ref_params,
-    thread_params,
     timer_params,
 )
 from storage.sqlite_threads import SqliteReaders, SqliteWriter
@@ -88,11 +88,7 @@ class SqliteHot:
         lease: Lease | None, timers: Sequence[NewTimer] = (),
     ) -> bool:
         now = time.time()
-        params = thread_params(thread, status, now)
-        leased = lease is not None and status == "running"
-        sql = _SQL["INSERT_THREAD_LEASED" if leased else "INSERT_THREAD"]
-        if lease is not None and leased:
-            params = (*params, lease.owner, now + lease.seconds)
+        sql, params, leased = insert_statement(_SQL, thread, status, lease, now)
 
         def op(conn: sqlite3.Connection) -> None:
             _insert_refs(conn, refs, thread.id)

@@ -307,3 +307,22 @@ async def test_a_model_that_refuses_the_request_is_reported_on_the_thread(opsgat
             await og.stop()  # close the model client before the server stops
     errors = [e for e in thread.events if isinstance(e, ErrorEvent)]
     assert errors and "401" in errors[-1].message
+
+
+async def test_a_refused_click_during_the_model_call_does_not_cost_a_second_call(
+    opsgate: OpsgateFactory, model_server: ScriptedModelServer
+) -> None:
+    """A refusal recorded while the model thinks makes the worker's append lose, but changes nothing the model
+    saw: the same answer is appended on top, the model is asked once, and the thread finishes."""
+    og = await opsgate(**model_env(model_server))
+    model_server.script(slow(1.0, tool_call("done_for_now", message="nothing to deploy")))
+    thread_id = await og.start("is anything broken?")
+    for _ in range(500):  # until the worker waits for the slow answer
+        if model_server.requests:
+            break
+        await asyncio.sleep(0.02)
+    await og.runtime.service.record_refusal(thread_id, None, "mallory@example.com", "not an approver",
+                                            Via(channel="api"))
+    thread = await og.wait(thread_id, "done")
+    assert len(model_server.requests) == 1
+    assert [e.type for e in thread.events][-3:] == ["decision_refused", "action_proposed", "done"]

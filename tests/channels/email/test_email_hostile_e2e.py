@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -34,7 +35,10 @@ def _raw(sender: str, subject: str, body: bytes, encoding: str = "8bit") -> byte
 def _hostile_mails() -> list[bytes]:
     blank_lines = _raw("blank@example.org", "blank lines", b"deploy api\r\n" + b"\r\n" * 20_000 + b"thanks\r\n")
     long_line = _raw("line@example.org", "one long line", b"deploy " + b"x" * 1_000_000 + b"\r\n")
-    payload = base64.encodebytes(b"deploy api to staging\n" + os.urandom(2_900_000)).replace(b"\n", b"\r\n")
+    # Seeded: random bytes decode to ~40,000 typed characters or far fewer, depending on where a stray line looks
+    # like a quote header; the test is about the work, so it is the same every run.
+    noise = random.Random(2).randbytes(2_900_000)
+    payload = base64.encodebytes(b"deploy api to staging\n" + noise).replace(b"\n", b"\r\n")
     big_base64 = _raw("base64@example.org", "base64 body", payload, "base64")
     return [blank_lines, long_line, big_base64]
 
@@ -122,7 +126,8 @@ async def test_healthz_keeps_answering_while_hostile_mail_is_processed(
     """20,000 blank lines, a 1 MB line and a 4 MB base64 body (the first froze the server for a minute): each
     becomes a thread, and /healthz answers every poll meanwhile in under 100 ms."""
     model_server.responder = lambda _: tool_call("done_for_now", message="noted")
-    _, times = await _hostile_run(start_server, mailbox)
+    # The base64 body keeps ~40,000 typed characters: allowed here, so that it becomes a thread like the others.
+    _, times = await _hostile_run(start_server, mailbox, OPSGATE_MAX_MESSAGE_CHARS="100000")
     assert max(times) < HEALTHZ_BOUND, f"slowest /healthz {max(times) * 1000:.0f} ms of {len(times)}"
 
 
