@@ -177,9 +177,11 @@ class TimerLoop:
         error_id = new_error_id()
         log.error("timer_given_up", timer_id=timer.id, kind=timer.kind, thread_id=timer.thread_id, reason=reason,
                   error_id=error_id)
-        await self.store.timer_failed(timer.id, reason)
+        # Quarantined first (idempotent by key): a timer marked failed is always in the quarantine, even after a
+        # crash between the two writes (then it is simply given up again).
         await self.store.quarantine(QuarantineItem(
             channel="timers", key=f"timer:{timer.id}", reason="timer could not fire",
             detail=f"error id {error_id}: {reason}\nthread: {timer.thread_id}\nkind: {timer.kind}",
             attempts=timer.attempts + 1,
         ))
+        await self.store.timer_failed(timer.id, reason)
