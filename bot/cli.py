@@ -129,7 +129,7 @@ def chat(agent: str | None, user: str | None) -> None:
     from channels.terminal import run_chat
 
     settings = _settings(log_level="warning")
-    configure_logging("warning")
+    configure_logging("warning", cache=False)
     _run(run_chat(settings, agent=agent, user=user))
 
 
@@ -290,7 +290,7 @@ def eval_cases(agent_name: str | None, pattern: str | None, repeat: int, min_pas
     from bot.evals.command import run_eval
 
     settings = _settings(log_level="warning")
-    configure_logging("warning")
+    configure_logging("warning", cache=False)
     if not settings.model_configured:
         raise click.ClickException("no model configured: set OPENAI_BASE_URL (and OPSGATE_MODEL) or OPENAI_API_KEY")
     reports = _run(run_eval(settings, agent_name, pattern, repeat))

@@ -10,8 +10,12 @@ import structlog
 from bot.telemetry import add_trace_ids
 
 
-def configure_logging(level: str = "info") -> None:
-    """JSON to stdout for our logs and for the standard library's (uvicorn, alembic)."""
+def configure_logging(level: str = "info", *, cache: bool = True) -> None:
+    """JSON to stdout for our logs and for the standard library's (uvicorn, alembic).
+
+    ``cache`` binds each logger once, on first use (cheaper per line); one-shot commands pass False, so a process
+    that runs them in-process (tests) keeps loggers that follow a later configuration.
+    """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -23,7 +27,7 @@ def configure_logging(level: str = "info") -> None:
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

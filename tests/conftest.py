@@ -6,12 +6,26 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.support.databases import postgres_database, sqlite_url
 from tests.support.model_server import ScriptedModelServer
 from tests.support.webhook_receiver import WebhookReceiver
 
 WEBHOOK_SECRET = "whsecret"
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """Each test ends on the logging configuration it started with: a command run in-process (``opsgate eval``)
+    sets a warning-level filter, which would otherwise hide info lines from later tests' ``capture_logs``."""
+    config = structlog.get_config()
+    processors = config["processors"]
+    saved = list(processors)
+    others = {k: v for k, v in config.items() if k != "processors"}
+    yield
+    processors[:] = saved  # the same list object: loggers bound earlier keep seeing it
+    structlog.configure(processors=processors, **others)
 
 
 @pytest.fixture

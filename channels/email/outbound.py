@@ -245,7 +245,7 @@ def _lifecycle_mails(
         head += f" It expires at {event.expires_at:%Y-%m-%d %H:%M} UTC; then it is rejected."
     return [OutgoingMail(
         kind="approval", to=approver, thread_id=thread.id, approval_id=event.approval_id,
-        subject=f"[opsgate] {label}: Approval needed: {describe_action(request.name, request.arguments)}",
+        subject=f"[opsgate] {label}: Approval needed: {describe_request(request)}",
         text=f"{head}\n\n{approval_text(thread, request)}",
         message_id=make_message_id(thread.id, "approval", config.address.domain),
     ) for approver in recipients]

@@ -49,7 +49,8 @@ async def test_the_edit_form_says_what_each_field_accepts(inbox: Inbox, local: C
     thread_id = await local.start(PRODUCTION_DEPLOY)
     await inbox.wait_status(thread_id, "waiting_for_approval")
     text = text_of((await local.get(f"/t/{thread_id}")).text)
-    assert "Version or git sha, e.g. 1.4.2; only letters, digits and . _ + -" in text
+    assert ("Exact version or git sha the person gave, e.g. 1.4.2. Never 'latest'; only letters, digits and . _ + -"
+            in text)
 
 
 async def test_an_executed_command_shows_its_result_once(inbox: Inbox, local: Client) -> None:
