@@ -7,13 +7,17 @@ the damage of input we did not foresee: if it dies (out of memory, a crash in a 
 rebuilt and the mail counts as failed, so the watcher's poison handling takes over.
 
 The worker is started with ``forkserver`` (never ``fork``: the server has threads, and forking them is unsafe).
+It exits by itself when the server is gone, even after a SIGKILL that left no chance to shut the pool down: its
+task queue's pipe never reaches EOF (the worker holds both ends), so a watchdog thread notices instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -21,6 +25,31 @@ from channels.email.inbound import InboundMail, Oversize, parse_mail
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+
+
+_WATCH_SECONDS = 1.0
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exit_with(server_pid: int) -> None:
+    """In the worker: exit as soon as the server process is gone (or this worker was handed to another parent)."""
+    parent = os.getppid()  # the fork server, which itself exits when the server does
+
+    def watch() -> None:
+        while os.getppid() == parent and _is_alive(server_pid):
+            time.sleep(_WATCH_SECONDS)
+        os._exit(0)  # nothing to clean up: a parse in flight belonged to the dead server
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 class ParserCrashed(Exception):
@@ -34,7 +63,8 @@ def _executor() -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver")
             # The fork server imports the parser once (fast worker starts), and not the main script.
             context.set_forkserver_preload(["channels.email.inbound"])
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            _pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_exit_with,
+                                        initargs=(os.getpid(),))
         return _pool
 
 

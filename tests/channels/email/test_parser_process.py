@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -32,3 +35,39 @@ async def test_a_killed_worker_fails_one_mail_and_is_replaced() -> None:
         await parse_in_worker(RAW)
     assert (await parse_in_worker(RAW)).text == "deploy api"
     assert parser_process._pool is not pool
+
+
+_SERVER = """
+import asyncio, os
+from channels.email import parser_process
+RAW = b"Subject: hi\\r\\n\\r\\ndeploy api\\r\\n"
+async def main():
+    await parser_process.parse_in_worker(RAW)
+    print(*parser_process._pool._processes, flush=True)
+    await asyncio.sleep(600)
+asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_the_worker_exits_when_the_server_is_killed() -> None:
+    """A SIGKILLed server leaves no parser process behind (it used to live on, orphaned, forever)."""
+    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        workers = [int(pid) for pid in server.stdout.readline().split()]
+        assert workers and all(_running(pid) for pid in workers)
+    finally:
+        server.kill()
+        server.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"parser processes {workers} outlived the server"
+        time.sleep(0.1)
