@@ -126,41 +126,6 @@ TIMER_FAILED = (
 # The next timer to come due (an index range); past-due ones held by a lease or a retry delay are found by the poll.
 NEXT_TIMER = "SELECT min(due_at) FROM timers WHERE status = 'pending' AND due_at > $1"
 
-# --- timers (bot/timers.py) --------------------------------------------------------------------------------
-INSERT_TIMER = (
-    "INSERT INTO timers (id, thread_id, kind, key, due_at, payload, status, attempts, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)"
-)
-# Firing is this UPDATE in the transaction that appends the timer's events: only one transaction can move a
-# timer out of 'pending' (a second one waits for the first's row lock, then matches nothing), so it fires once.
-FIRE_TIMER = (
-    "UPDATE timers SET status = $2, fired_at = $3, lease_owner = NULL, lease_until = NULL"
-    " WHERE id = $1 AND status = 'pending'"
-)
-CANCEL_TIMERS = (
-    "UPDATE timers SET status = 'cancelled', fired_at = $3, lease_owner = NULL, lease_until = NULL"
-    " WHERE thread_id = $1 AND key = $2 AND status = 'pending'"
-)
-_DUE_TIMERS = (
-    "SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)"
-    " ORDER BY due_at LIMIT $2"
-)
-PROBE_TIMERS = _DUE_TIMERS
-# Claimed timers are hidden for the lease while their handler runs; a crashed firer's lease simply runs out.
-CLAIM_TIMERS = (
-    "UPDATE timers SET lease_owner = $3, lease_until = $4, attempts = attempts + 1 WHERE id IN ("
-    + _DUE_TIMERS + LOCKED + ") RETURNING id, thread_id, kind, key, due_at, payload, attempts"
-)
-TIMER_RETRY = (
-    "UPDATE timers SET lease_owner = NULL, lease_until = $2, last_error = $3 WHERE id = $1 AND status = 'pending'"
-)
-TIMER_FAILED = (
-    "UPDATE timers SET status = 'failed', fired_at = $2, lease_owner = NULL, lease_until = NULL, last_error = $3"
-    " WHERE id = $1 AND status = 'pending'"
-)
-# The next timer to come due (an index range); past-due ones held by a lease or a retry delay are found by the poll.
-NEXT_TIMER = "SELECT min(due_at) FROM timers WHERE status = 'pending' AND due_at > $1"
-
 ALL = {
     name: value for name, value in dict(globals()).items()
     if name.isupper() and isinstance(value, str) and not name.startswith("_") and name not in ("ALL", "LOCKED")

@@ -7,13 +7,6 @@ GitHub and Argo CD backends look for the key on the run or sync they started (se
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import json
-
-import httpx
-
 from agents.deploy import ledger
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.argocd import sync_version
@@ -22,47 +15,22 @@ from agents.deploy.ledger import LedgerEntry
 from agents.deploy.settings import deploy_settings
 from bot.agent import ToolContext
 from bot.errors import ExecutionFailed
-
-_ATTEMPTS = 4
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The X-Opsgate-Signature header value: sha256=<hex HMAC-SHA256 of the raw body>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+from bot.webhooks import post_signed
 
 
 async def call_webhook(action: Deploy | Rollback, ctx: ToolContext) -> str:
-    """POST the signed request; retry connection errors and 5xx, fail on 4xx."""
+    """POST the signed request (bot/webhooks.py: connection errors and 5xx retried, a 4xx fails)."""
     url = str(deploy_settings(ctx.settings).webhook_url or "")
-    secret = ctx.settings.webhook_secret or ""
     assert url
-    body = json.dumps({
+    payload = {
         "action": action.name,
         "arguments": action.model_dump(mode="json"),
         "thread_id": ctx.thread_id,
         "action_id": ctx.action_id,
         "approved_by": ctx.approved_by,
         "idempotency_key": ctx.idempotency_key,
-    }, separators=(",", ":")).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Opsgate-Signature": sign(body, secret),
-        "Idempotency-Key": ctx.idempotency_key,
     }
-    error = ""
-    for attempt in range(_ATTEMPTS):
-        try:
-            response = await ctx.http.post(url, content=body, headers=headers, timeout=30)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code < 300:
-                return response.text.strip()[:500] or f"HTTP {response.status_code}"
-            if response.status_code < 500:
-                raise ExecutionFailed(f"webhook refused the request: HTTP {response.status_code} {response.text[:200]}")
-            error = f"HTTP {response.status_code}"
-        await asyncio.sleep(0.5 * 2 ** attempt)
-    raise ExecutionFailed(f"webhook unreachable after {_ATTEMPTS} attempts ({error})")
+    return await post_signed(ctx.http, url, ctx.settings.webhook_secret or "", payload, ctx.idempotency_key)
 
 
 async def deploy(action: Deploy, ctx: ToolContext) -> str:

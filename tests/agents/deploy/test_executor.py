@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
-from agents.deploy.executor import deploy, list_deployments, rollback, sign
+from agents.deploy.executor import deploy, list_deployments, rollback
 from agents.deploy.ledger import LedgerEntry
 from agents.deploy.settings import DeploySettings
 from bot.agent import ToolContext, ToolSettings
 from bot.config import Settings, load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult, Via
+from bot.webhooks import signature
 from storage import SqlStore, upgrade
 from tests.agents.deploy.threads import crashed_thread, running, settled
 from tests.conftest import WEBHOOK_SECRET
@@ -54,7 +55,7 @@ async def test_webhook_gets_the_documented_body_signed_with_hmac(
         "arguments": {"service": "api", "version": "1.4.2", "environment": "production"},
         "thread_id": "t1", "action_id": "a1", "approved_by": "alice@example.com", "idempotency_key": "t1:a1",
     }
-    assert call.headers["x-opsgate-signature"] == sign(body=call.body, secret=WEBHOOK_SECRET)
+    assert call.headers["x-opsgate-signature"] == signature(call.body, WEBHOOK_SECRET)
     assert call.headers["x-opsgate-signature"].startswith("sha256=") and call.signature_valid
     assert call.headers["idempotency-key"] == "t1:a1"
     assert call.headers["content-type"] == "application/json"
