@@ -211,3 +211,30 @@ async def test_question_then_answer_continues_the_thread(
     thread = await api.wait(thread_id, "done")
     assert any(e["type"] == "human_input_received" for e in thread["events"])
     assert webhook.calls[0].json["arguments"]["version"] == "2.0.0"
+
+
+async def test_the_requester_withdraws_a_pending_request_over_the_api(
+    api: ApiClient, model_server: ScriptedModelServer, webhook: WebhookReceiver
+) -> None:
+    """POST /threads/{id}/cancel: only the requester may withdraw; the thread ends `cancelled`, nothing runs, and
+    the approver's later click is refused (the request is closed)."""
+    model_server.script(deploy_call())
+    thread_id = await api.start("deploy api 1.4.2 to production", user=REQUESTER)
+    waiting = await api.wait(thread_id, "waiting_for_approval")
+
+    refused = await api.http.post(f"/threads/{thread_id}/cancel", json={"user": APPROVER})
+    assert refused.status_code == 403, refused.text
+    assert (await api.thread(thread_id))["status"] == "waiting_for_approval"
+
+    response = await api.http.post(f"/threads/{thread_id}/cancel", json={"user": REQUESTER, "reason": "wrong version"})
+    assert response.status_code == 202, response.text
+    assert (response.json()["status"], response.json()["outcome"]) == ("done", "cancelled")
+    thread = await api.thread(thread_id)
+    assert (thread["status"], thread["outcome"], thread["pending"]) == ("done", "cancelled", None)
+    [decided] = [e for e in thread["events"] if e["type"] == "approval_decided"]
+    assert (decided["approved"], decided["closed_by"], decided["by"]) == (False, "withdrawal", REQUESTER)
+
+    late = await api.approve(waiting, APPROVER)
+    assert late.status_code == 409, late.text
+    assert webhook.calls == []
+    assert (await api.http.post(f"/threads/{thread_id}/cancel", json={"user": REQUESTER})).status_code == 409
