@@ -139,7 +139,13 @@ def messages_for(
             reply(":question: ", event.message)
         elif isinstance(event, Done):
             label = OUTCOME_LABELS.get(thread.outcome or "") if event is new[-1] else None
-            reply(f"{label}: " if label else "", event.message)
+            reply("", event.message)
+            body = out[-1].text
+            if label and len(body) <= limits.SECTION_TEXT:  # the outcome under the final message; text unchanged
+                out[-1] = out[-1].model_copy(update={"blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Outcome: {label}"}]},
+                ]})
         elif isinstance(event, ActionResult):
             name = fit_escaped(event.name.replace("`", "'"), 100)
             if event.ok:

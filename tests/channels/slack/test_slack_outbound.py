@@ -73,12 +73,14 @@ def test_questions_results_errors_and_done_are_posted_in_the_thread() -> None:
     ]
     posts = messages_for(thread_of(*events), events)
     assert [p.thread_ts for p in posts] == ["1732270000.000100"] * 5
+    final = posts[-1]
+    assert isinstance(final, SlackPost) and "Outcome: :x: *Failed*" in str(final.blocks)  # how the request ended
     assert [p.text for p in posts] == [
         ":question: Which version?",
         ":white_check_mark: `deploy`: deployed api 1.4.2",
         ":x: `rollback` failed: webhook refused",
         ":warning: stopped after 20 steps",
-        ":x: *Failed*: api &lt;1.4.2&gt; is live",  # the final message says how the request ended
+        "api &lt;1.4.2&gt; is live",
     ]
 
 
