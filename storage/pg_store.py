@@ -121,15 +121,16 @@ class PgHot:
 
         async def op(conn: asyncpg.Connection) -> bool:
             held: Any = None
-            try:
-                await _fire_timer(conn, timers, now)
-                if leasing:
-                    row = await conn.fetchrow(sql, *params)
-                    changed, held = (0, None) if row is None else (1, (row[0], row[1]))
-                else:
-                    changed = _rowcount(await conn.execute(sql, *params))
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                raise Conflict(f"thread {thread_id} is being changed concurrently") from None
+            # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append):
+            # one lock order, so a decision and an expiry of the same request queue instead of deadlocking.
+            await _fire_timer(conn, timers, now)
+            if timers:
+                await _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
+            if leasing:
+                row = await conn.fetchrow(sql, *params)
+                changed, held = (0, None) if row is None else (1, (row[0], row[1]))
+            else:
+                changed = _rowcount(await conn.execute(sql, *params))
             if changed != 1:
                 seq = await conn.fetchval(_SQL["THREAD_SEQ"], thread_id)
                 if seq is None:
@@ -137,11 +138,17 @@ class PgHot:
                 raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
             await _insert_refs(conn, refs, thread_id)
             await _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
-            if timers:
-                await _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
             return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
-        return await self.writer.run(op)
+        async def guarded(conn: asyncpg.Connection) -> bool:
+            try:
+                return await op(conn)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                # Grouped writes of other threads can still meet in the other order across one transaction:
+                # PostgreSQL undoes this one (its savepoint); the caller reloads and tries again, as after a Conflict.
+                raise Conflict(f"thread {thread_id} is being changed concurrently") from None
+
+        return await self.writer.run(guarded)
 
     # --- leases ---------------------------------------------------------------------------------------------
 
