@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     hook_token: str | None = Field(None, alias="OPSGATE_HOOK_TOKEN")  # Bearer token of POST /hooks/...
     hook_max_bytes: int = Field(256 * 1024, alias="OPSGATE_HOOK_MAX_BYTES", ge=1024, le=10 * 1024 * 1024)
     trigger_slack_channel: str | None = Field(None, alias="OPSGATE_TRIGGER_SLACK_CHANNEL")  # where they live
+    trigger_email_raw: str | None = Field(None, alias="OPSGATE_TRIGGER_EMAIL")  # who follows them by mail
     alert_agent: str | None = Field(None, alias="OPSGATE_ALERT_AGENT")  # default: the agent that handles alerts
     schedules_raw: str | None = Field(None, alias="OPSGATE_SCHEDULES")  # JSON list, see bot/schedules.py
 
@@ -160,6 +161,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a Slack channel id such as C0123ABCD (not a #name)")
         return value.strip() if value else value
 
+    @field_validator("trigger_email_raw")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        bad = [part for part in _split(value) if part.count("@") != 1 or any(c.isspace() or c in "<>,;" for c in part)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} is not an email address (a comma-separated list of addresses)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:
@@ -193,6 +202,11 @@ class Settings(BaseSettings):
     def approvers(self) -> list[str]:
         """Identities allowed to approve any action without a group of its own."""
         return _split(self.approvers_raw)
+
+    @cached_property
+    def trigger_email(self) -> list[str]:
+        """Addresses that follow threads started by hooks and schedules by mail (and may answer in them)."""
+        return list(dict.fromkeys(part.lower() for part in _split(self.trigger_email_raw)))
 
     @cached_property
     def approver_groups(self) -> dict[str, list[str]]:

@@ -30,6 +30,7 @@ from bot.events import UserMessage, Via, new_id
 from bot.people import identity_of
 from bot.service import Service
 from bot.store import Record, Ref
+from bot.thread import Thread
 
 log = structlog.get_logger("opsgate.triggers")
 
@@ -58,6 +59,16 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": Detail, "description": "the body is larger than OPSGATE_HOOK_MAX_BYTES"},
     422: {"model": Detail, "description": "the body is not what this hook takes"},
 }
+
+
+TRIGGER_PREFIXES = ("hook:", "schedule:")
+
+
+def started_by_trigger(thread: Thread) -> bool:
+    """Whether a hook, a schedule or an Alertmanager notification started ``thread`` (its requester is the
+    trigger's source name, never a person's identity)."""
+    requester = thread.requester or ""
+    return requester == SOURCE or requester.startswith(TRIGGER_PREFIXES)
 
 
 class GenericHook(BaseModel):

@@ -23,6 +23,7 @@ from bot.store import OutboxItem, OutboxRow, Ref
 from bot.thread import Thread
 from channels.email.addresses import Address, make_message_id, normalize, ref_key
 from channels.email.compose import compose
+from channels.email.followers import follower_mails
 from channels.email.imap_session import ImapConfig
 from channels.email.imap_watcher import ImapWatcher
 from channels.email.intake import APPROVAL_REF_CHANNEL, REF_CHANNEL, Intake
@@ -62,8 +63,9 @@ class EmailChannel(Channel):
         """Mails caused by the new events (nothing when SMTP is not configured)."""
         if self.smtp is None:
             return []
+        mails = [*mails_for(thread, new, self.config), *follower_mails(thread, new, self.config)]
         return [OutboxItem(channel=self.name, thread_id=thread.id, payload=mail.model_dump(mode="json"))
-                for mail in mails_for(thread, new, self.config)]
+                for mail in mails]
 
     def direct_message(self, identity: str, subject: str, text: str) -> OutboxItem | None:
         """A notice mail to an email address (sign-in links), when SMTP is configured."""

@@ -90,6 +90,13 @@ def make_message_id(thread_id: str, kind: MailKind, domain: str) -> str:
     return f"<opsgate.{thread_id}.{_KIND_CODE[kind]}.{secrets.token_hex(8)}@{domain}>"
 
 
+def thread_root_id(thread_id: str, domain: str) -> str:
+    """The Message-ID of the first mail about a thread that did not start by mail (the same in every process, so
+    every later mail can reference it without looking it up)."""
+    digest = hashlib.sha256(f"root:{thread_id}".encode()).hexdigest()[:16]
+    return f"<opsgate.{thread_id}.{_KIND_CODE['reply']}.{digest}@{domain}>"
+
+
 @dataclass(frozen=True)
 class OurMessageId:
     """What one of our Message-IDs says: the thread and the kind of mail."""

@@ -144,7 +144,7 @@ def _who_claims_what(thread: Thread, request: ApprovalRequested) -> list[str]:
     return lines
 
 
-def _requester_lines(thread: Thread, event: Event) -> list[str]:
+def requester_lines(thread: Thread, event: Event) -> list[str]:
     """What the requester should read about one event (empty when nothing)."""
     if isinstance(event, ApprovalRequested):
         who = ", ".join(event.approvers) or "an approver"
@@ -191,7 +191,7 @@ def _requester_reply(thread: Thread, new: Sequence[Event], config: MailConfig) -
     origin = thread.origin
     if origin is None or origin.channel != "email" or not thread.requester:
         return None
-    paragraphs = [lines for event in new if (lines := _requester_lines(thread, event))]
+    paragraphs = [lines for event in new if (lines := requester_lines(thread, event))]
     if not paragraphs:
         return None
     if thread.outcome is not None:

@@ -94,12 +94,20 @@ def test_booleans_and_numbers_are_parsed() -> None:
     ({"OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID": "mx..example.com"}, "OPSGATE_EMAIL_TRUSTED_AUTHSERV_ID"),
     ({"OPSGATE_PEOPLE": "alice=a@example.com; bob=a@example.com"}, "OPSGATE_PEOPLE"),
     ({"OPSGATE_PEOPLE": "alice"}, "OPSGATE_PEOPLE"),
+    ({"OPSGATE_TRIGGER_EMAIL": "oncall"}, "OPSGATE_TRIGGER_EMAIL"),
+    ({"OPSGATE_TRIGGER_EMAIL": "a@example.com; b@example.com"}, "OPSGATE_TRIGGER_EMAIL"),
 ])
 def test_bad_configuration_names_the_variable(env: dict[str, str], variable: str) -> None:
     """Every configuration mistake raises ConfigError whose message names the variable."""
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert variable in str(info.value)
+
+
+def test_trigger_followers_are_a_list_of_addresses() -> None:
+    """OPSGATE_TRIGGER_EMAIL: comma-separated, lower-cased, each once."""
+    settings = load_settings({"OPSGATE_TRIGGER_EMAIL": "Oncall@Example.com, ops@example.com,oncall@example.com"})
+    assert settings.trigger_email == ["oncall@example.com", "ops@example.com"]
 
 
 def test_trusted_authserv_ids_accept_host_names_and_provider_wildcards() -> None:

@@ -30,6 +30,7 @@ from bot.events import (
 )
 from bot.runtime import Runtime
 from bot.thread import Thread
+from bot.triggers import Triggers
 from bot.wiring import build_registry
 from channels.email import EmailChannel
 from channels.email.inbound import Oversize, parse_mail
@@ -43,6 +44,7 @@ from tests.support.databases import sqlite_url
 from tests.support.mail_servers import SmtpRecorder, smtp_env
 
 ALICE, BOB, CAROL, MALLORY = "alice@example.com", "bob@example.com", "carol@corp.example.org", "mallory@example.com"
+WATCHER = "watch@example.com"
 DEPLOY = "!deploy service=api version=1.4.2 environment=production"
 
 
@@ -415,3 +417,32 @@ async def test_a_reminder_mail_carries_its_own_token_and_its_reply_decides(
         result = await room.receive(gmail_reply(mail, BOB, "APPROVE"))
         assert result.outcome == "decided"
         assert [d.by for d in _decisions(await room.thread(thread.id))] == [BOB]
+
+
+async def test_a_triggered_thread_is_followed_and_answered_by_mail(tmp_path: Path, smtp_server: SmtpRecorder) -> None:
+    """OPSGATE_TRIGGER_EMAIL: a hook's thread is mailed to its followers (the opening message, then the agent's
+    words, threaded under one root), and a follower's reply continues the thread; a person's mailed thread is
+    not sent to them."""
+    settings = _settings(tmp_path, smtp_server, OPSGATE_TRIGGER_EMAIL="Watch@example.com")
+    async for room in _mailroom(settings, smtp_server):
+        triggers = Triggers(settings, room.runtime.service)
+        accepted = await triggers.deliver(agent="deploy", source="hook:deploy", text="disk almost full on db-1",
+                                          delivery="d-1", group=None)
+        assert accepted.thread_id is not None
+        [opening] = [m for m in await room.flush() if m.to == WATCHER]
+        assert opening.subject == "[opsgate] disk almost full on db-1" and opening.in_reply_to is None
+        assert "hook:deploy wrote:" in opening.text and "> disk almost full on db-1" in opening.text
+        await room.runtime.engine.advance(accepted.thread_id)  # no model: the agent says how to go on
+        [update] = [m for m in await room.flush() if m.to == WATCHER]
+        assert update.in_reply_to == opening.message_id and update.subject.startswith("Re: [opsgate] disk")
+
+        sent = room.smtp.to(WATCHER)
+        assert [str(m.message["Message-ID"]).strip() for m in sent] == [opening.message_id, update.message_id]
+        result = await room.receive(gmail_reply(sent[-1].message, WATCHER, "freed 20 GB, all good now"))
+        assert (result.outcome, result.thread_id) == ("continued", accepted.thread_id)
+        thread = await room.thread(accepted.thread_id)
+        said = [(e.user, e.text) for e in thread.events if isinstance(e, UserMessage)]
+        assert said[-1] == (WATCHER, "freed 20 GB, all good now")
+
+        await room.waiting_deploy()  # a person's mailed thread: its mails go to the person and approvers only
+        assert len(room.smtp.to(WATCHER)) == 2  # nothing more: not their own reply, not the person's thread
