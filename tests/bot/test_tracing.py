@@ -23,13 +23,13 @@ from bot.events import Via
 from bot.outbox import OutboxDispatcher
 from bot.runtime import Loops, Runtime
 from bot.store import OutboxItem, OutboxRow
-from bot.thread import Thread
 from bot.wiring import build_runtime, prepare_database
 from tests.support.api_client import TOKEN, ApiClient
 from tests.support.model_replies import http_error, tool_call
 from tests.support.model_server import ScriptedModelServer
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import OpsgateProcess
+from tests.support.threads import settled
 
 STAGING = {"service": "api", "version": "1.4.2", "environment": "staging"}
 
@@ -56,14 +56,6 @@ async def runtime_with_model(url: str, model: ScriptedModelServer, **env: str) -
     finally:
         await loops.stop()
         await runtime.aclose()
-
-
-async def settled(runtime: Runtime, thread_id: str, *statuses: str) -> Thread:
-    deadline = time.monotonic() + 15
-    while (thread := await runtime.service.get_thread(thread_id)).status not in statuses:
-        assert time.monotonic() < deadline, [e.type for e in thread.events]
-        await asyncio.sleep(0.02)
-    return thread
 
 
 def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:

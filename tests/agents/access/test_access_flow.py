@@ -16,12 +16,12 @@ from agents.access.actions import GrantAccess
 from bot.config import load_settings
 from bot.errors import ConfigError, NotAuthorized
 from bot.events import ActionResult, Via
-from bot.runtime import Loops, Runtime
-from bot.thread import Thread
+from bot.runtime import Loops
 from bot.wiring import build_registry, build_runtime
 from storage import upgrade
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.model_server import ScriptedModelServer, tool_call
+from tests.support.threads import settled
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROLES = json.dumps({"prod-db": {"group": "dba", "max": "1h"}})
@@ -32,16 +32,6 @@ def env(database_url: str, webhook: WebhookReceiver, model: ScriptedModelServer)
             "OPENAI_BASE_URL": model.base_url, "OPSGATE_ACCESS_ROLES": ROLES,
             "OPSGATE_ACCESS_WEBHOOK_URL": webhook.url, "OPSGATE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "OPSGATE_APPROVERS_DBA": "alice@example.com,carol@example.com"}
-
-
-async def settled(runtime: Runtime, thread_id: str, *statuses: str, timeout: float = 15.0) -> Thread:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        thread = await runtime.service.get_thread(thread_id)
-        if thread.status in statuses:
-            return thread
-        assert time.monotonic() < deadline, f"{thread.status}: {[e.type for e in thread.events]}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_grant_is_approved_by_an_owner_granted_and_revoked_on_time_across_a_restart(

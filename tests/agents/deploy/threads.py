@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,14 +37,6 @@ async def running(url: str, **env: str) -> AsyncIterator[Runtime]:
     finally:
         await loops.stop()
         await runtime.aclose()
-
-
-async def settled(runtime: Runtime, thread_id: str, timeout: float = 10.0) -> Thread:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while (thread := await runtime.service.get_thread(thread_id)).status == "running":
-        assert time.monotonic() < deadline, [e.type for e in thread.events]
-        await asyncio.sleep(0.02)
-    return thread
 
 
 def crashed_thread() -> tuple[Thread, ExecutionStarted]:

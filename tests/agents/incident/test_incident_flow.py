@@ -20,14 +20,13 @@ from starlette.routing import Route
 from agents.deploy.ledger import LedgerEntry
 from bot.config import load_settings
 from bot.events import Via
-from bot.runtime import Runtime
-from bot.thread import Thread
 from bot.wiring import prepare_database
 from storage import upgrade
 from tests.support.app_server import serving
 from tests.support.deploy_ledger import add_to_ledger, deploy_ledger
 from tests.support.model_server import ScriptedModelServer, tool_call
 from tests.support.servers import BackgroundServer
+from tests.support.threads import settled
 
 TOKEN = "hook-token-123"
 GROUP_KEY = '{}/{severity="critical"}:{alertname="HighErrorRate", service="api"}'
@@ -77,16 +76,6 @@ def prometheus() -> Iterator[FakePrometheus]:
     fake.server.start()
     yield fake
     fake.server.stop()
-
-
-async def settled(runtime: Runtime, thread_id: str, *statuses: str, timeout: float = 15.0) -> Thread:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        thread = await runtime.service.get_thread(thread_id)
-        if thread.status in statuses:
-            return thread
-        assert time.monotonic() < deadline, f"{thread.status}: {[e.type for e in thread.events]}"
-        await asyncio.sleep(0.05)
 
 
 async def test_an_alert_becomes_one_incident_thread_with_context_and_one_approved_rollback(
