@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from storage.group_commit import settle
+
 T = TypeVar("T")
 PgOp = Callable[[asyncpg.Connection], Awaitable[Any]]
 
@@ -86,7 +88,7 @@ class PgWriter:
             try:
                 await self._transaction(pool, batch)
             except asyncio.CancelledError:
-                _answer([(future, False, ConnectionError("the write was interrupted before its commit"))
+                settle([(future, False, ConnectionError("the write was interrupted before its commit"))
                          for _, future in batch])
                 raise
         if first:
@@ -112,14 +114,4 @@ class PgWriter:
         else:
             self.transactions += 1
             self.operations += len(batch)
-        _answer(outcomes)
-
-
-def _answer(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():  # the caller was cancelled; the write stands (or failed) all the same
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        settle(outcomes)

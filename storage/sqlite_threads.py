@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from storage.group_commit import settle
+
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
@@ -40,17 +42,6 @@ class _Job:
     op: Op
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """Runs on the event loop: answer every caller of one committed (or failed) transaction."""
-    for future, ok, value in outcomes:
-        if future.done():  # the caller was cancelled; the write stands (or failed) all the same
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 class SqliteWriter:
@@ -150,7 +141,7 @@ class SqliteWriter:
             by_loop.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, settled in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, settled)
+                loop.call_soon_threadsafe(settle, settled)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
 
