@@ -123,7 +123,7 @@ class ArgumentChange(StorableModel):
     new: Any = None
 
 
-GuardRule = Literal["grounding", "repeat", "leak", "authority"]
+GuardRule = Literal["grounding", "repeat", "leak", "authority", "ambiguous"]
 
 
 class ProposalBlocked(_Event):
@@ -131,7 +131,9 @@ class ProposalBlocked(_Event):
 
     grounding: a field's value was never given (the question that follows names it); repeat: the same
     side-effecting action already ran, was approved or is pending in this request; leak: text for people
-    repeated the agent's instructions (replaced); authority: a claim of authority was dropped from the reason.
+    repeated the agent's instructions (replaced); authority: a claim of authority was dropped from the reason;
+    ambiguous: the request named several options of a field and the proposed one needs less scrutiny than another
+    (the question that follows names them).
     """
 
     type: Literal["proposal_blocked"] = "proposal_blocked"
