@@ -54,6 +54,7 @@ class ModelStep:
     action: Action | None  # the action the events carry: the forced one when the second look was used
     calls: list[ModelCall] = field(default_factory=list)
     second_look: SecondLook | None = None  # None: no second call was made
+    forced: str | None = None  # what the second call proposed (one line), used or not
 
 
 def _call(reply: ModelReply, agent: Agent, options: ModelOptions) -> ModelCall:
@@ -149,9 +150,9 @@ async def _second_look(
             )
             log.info("needless_question_replaced", agent=agent.name, thread_id=thread.id,
                      question=question.message, action=outcome, latency_ms=second.latency_ms)
-            return ModelStep([proposal, blocked, *events], parsed, forced.action, [first, second], "used")
+            return ModelStep([proposal, blocked, *events], parsed, forced.action, [first, second], "used", outcome)
     log.info("question_kept", agent=agent.name, thread_id=thread.id, question=question.message, forced=outcome,
              latency_ms=second.latency_ms)
     kept = proposal.model_copy(update={"second_look": second})
     return ModelStep(decide(question, parsed.reason, kept, thread, agent, settings), parsed, question,
-                     [first, second], "kept")
+                     [first, second], "kept", outcome)

@@ -88,6 +88,7 @@ class CaseRun(BaseModel):
     repeat_reaching: bool = False
     model_calls: int = 1  # two when the model's question got a second look (rule 1)
     second_look: SecondLook | None = None  # used: its question was needless and the forced action followed
+    second_look_got: str | None = None  # what the model proposed when it could not ask
 
 
 def build_thread(case: Case, agent: str | None) -> Thread:
@@ -220,7 +221,7 @@ async def run_case(case: Case, agent: Agent, registry: Registry, model: ChatMode
     base = base.model_copy(update={
         "latency_ms": sum(c.latency_ms for c in step.calls), "prompt_tokens": sum(c.prompt_tokens for c in step.calls),
         "completion_tokens": sum(c.completion_tokens for c in step.calls), "model_calls": len(step.calls),
-        "second_look": step.second_look,
+        "second_look": step.second_look, "second_look_got": step.forced,
     })
     parsed = step.parsed
     if isinstance(parsed, Invalid):

@@ -88,6 +88,8 @@ def test_every_case_passes_with_its_ideal_answer(
     # Each question got its second look (only the agent's actions offered), and stood: the guess was ungrounded.
     looked = [r for r in report["runs"] if r["second_look"]]
     assert {r["second_look"] for r in looked} == {"kept"} and all(r["model_calls"] == 2 for r in looked)
+    assert {r["second_look_got"] for r in looked} == {
+        "deploy service=unnamed-service version=0.0.0 environment=staging"}
     assert len(looked) == sum(len(script_for(c)) - 1 for c in cases) > 0
     assert report["totals"]["second_looks"] == len(looked) and report["totals"]["second_looks_used"] == 0
     forced = [r for r in model_server.requests if r.tool_names == ["list_deployments", "deploy", "rollback"]]
