@@ -67,6 +67,9 @@ class Agent:
     # (bot/timers.py); registered with the runtime when it is built.
     timers: Mapping[str, TimerHandler] = field(default_factory=dict)
     schedulers: tuple[Scheduler, ...] = ()
+    # A question the model asks on the first step after a person's message gets a second look: one more call
+    # offered only this agent's actions (bot/model_step.py). False: the model's questions go out as asked.
+    second_look: bool = True
 
     @cached_property
     def prompt(self) -> str:
@@ -102,6 +105,11 @@ class Agent:
     def schemas(self) -> tuple[ActionSchema, ...]:
         """The tools offered to the model, built once (pydantic schema generation is not cheap)."""
         return tuple(action_schema(a) for a in self.actions)
+
+    @cached_property
+    def action_schemas(self) -> tuple[ActionSchema, ...]:
+        """The agent's own actions without the question and reply intents: the tools of a second look."""
+        return self.schemas[: len(self.tools)]
 
 
 class Registry:

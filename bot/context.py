@@ -47,6 +47,9 @@ def _fields(arguments: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {_value(v)}" for k, v in arguments.items())
 
 
+# Rules that stop a proposal (it never happened; the model is told why). The others clean text, or (a needless
+# question) replace the model's question by its own action, which follows: nothing for the model to read.
+_NOT_DONE = ("grounding", "repeat", "ambiguous")
 _CLOSED_VERDICT = {"expiry": "expired", "withdrawal": "withdrawn"}  # a rejection the model must read as such
 
 
@@ -76,7 +79,7 @@ def render_event(event: Event) -> str | None:
         return _block(f"{event.name}_result", text, ok=None if event.ok else "false")
     if isinstance(event, ErrorEvent):
         return _block("error", event.message, kind=event.kind)
-    if isinstance(event, ProposalBlocked) and event.rule in ("grounding", "repeat"):
+    if isinstance(event, ProposalBlocked) and event.rule in _NOT_DONE:
         return _block("not_done", event.reason, rule=event.rule)
     if isinstance(event, Done):
         return _block("reply", event.message)
@@ -111,7 +114,7 @@ def render_thread(thread: Thread) -> str:
     last_reply = max((i for i, e in enumerate(thread.events) if isinstance(e, Done)), default=-1)
     proposals = {e.action_id: e for e in thread.events if isinstance(e, ActionProposed)}
     stopped = {e.action_id for e in thread.events
-               if isinstance(e, ProposalBlocked) and e.rule in ("grounding", "repeat")}
+               if isinstance(e, ProposalBlocked) and e.rule in _NOT_DONE}
     earlier: list[str] = []
     current: list[str] = []
     for index, event in enumerate(thread.events):

@@ -17,7 +17,6 @@ from bot.agent import Agent, AgentContext, AgentRecords, Registry, Tool, ToolCon
 from bot.approvals import describe_validation
 from bot.commands import Proposal, interpret, no_model_reply
 from bot.config import Settings
-from bot.context import build_messages
 from bot.errors import Conflict, ExecutionFailed, ModelRefused, new_error_id
 from bot.events import (
     ActionProposed,
@@ -27,17 +26,15 @@ from bot.events import (
     ErrorEvent,
     Event,
     ExecutionStarted,
-    HumanInputRequested,
-    ModelCall,
 )
 from bot.journal import Journal
 from bot.llm import ChatModel
-from bot.parsing import Invalid, parse_reply
+from bot.model_step import model_step
 from bot.policy import gate
-from bot.proposals import attribute, decide
+from bot.proposals import attribute
 from bot.routing import choose_agent
 from bot.store import Store
-from bot.thread import MAX_CONSECUTIVE_ERRORS, CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
+from bot.thread import CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
 
 log = structlog.get_logger("opsgate.engine")
 
@@ -162,34 +159,11 @@ class Engine:
             )]
         if self.model is None:
             return [Done(message=no_model_reply(self.registry))]
-        agent = self._agent(thread)
-        options = agent.model_options(self.settings)
         try:
-            reply = await self.model.complete(build_messages(agent.prompt, thread, agent.facts), agent.schemas,
-                                              options)
+            step = await model_step(thread, self._agent(thread), self.model, self.settings)
         except ModelRefused as exc:  # a configuration problem a person must see, not an outage to wait out
             return [ErrorEvent(kind="model", message=f"{exc}; fix the model settings and send a new message")]
-        call = ModelCall(
-            model=reply.model, prompt_hash=agent.prompt_hash, prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens, latency_ms=reply.latency_ms,
-            temperature=options.temperature, timeout_s=options.timeout,
-        )
-        if reply.extra_tool_calls:
-            log.warning("extra_tool_calls_ignored", thread_id=thread.id, ignored=reply.extra_tool_calls)
-        parsed = parse_reply(reply, agent)
-        if isinstance(parsed, Invalid):
-            events: list[Event] = [ErrorEvent(kind="invalid_output", message=parsed.message, call=call)]
-            if thread.consecutive_errors + 1 >= MAX_CONSECUTIVE_ERRORS:
-                events.append(HumanInputRequested(
-                    message=f"I could not produce a valid next step {MAX_CONSECUTIVE_ERRORS} times in a row "
-                            f"(last problem: {parsed.message}). Could you rephrase or give more detail?",
-                ))
-            return events
-        proposal = ActionProposed(
-            name=parsed.action.name, arguments=parsed.action.model_dump(mode="json"),
-            reason=parsed.reason, call=call,
-        )
-        return decide(parsed.action, parsed.reason, proposal, thread, agent, self.settings)
+        return step.events
 
     async def _execute(self, thread: Thread, work: Execute) -> Thread | None:
         """Record the intent (idempotency key) before the side effect, then run the tool once, then the result."""

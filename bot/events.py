@@ -81,6 +81,9 @@ class ActionProposed(_Event):
     reason: str | None = None
     source: Literal["model", "command"] = "model"
     call: ModelCall | None = None
+    # A question the model asked on the first step after a person's message is checked by a second call offered
+    # only the agent's actions (bot/model_step.py); when the question stands, that call's cost is kept here.
+    second_look: ModelCall | None = None
 
 
 class Quote(StorableModel):
@@ -123,7 +126,7 @@ class ArgumentChange(StorableModel):
     new: Any = None
 
 
-GuardRule = Literal["grounding", "repeat", "leak", "authority"]
+GuardRule = Literal["grounding", "repeat", "leak", "authority", "needless_question", "ambiguous"]
 
 
 class ProposalBlocked(_Event):
@@ -131,7 +134,10 @@ class ProposalBlocked(_Event):
 
     grounding: a field's value was never given (the question that follows names it); repeat: the same
     side-effecting action already ran, was approved or is pending in this request; leak: text for people
-    repeated the agent's instructions (replaced); authority: a claim of authority was dropped from the reason.
+    repeated the agent's instructions (replaced); authority: a claim of authority was dropped from the reason;
+    needless_question: the model asked (``value``: its question) although, asked again without that option, it
+    proposed an action every rule let through (which follows); ambiguous: the request named several options of a
+    field and the proposed one needs less scrutiny than another (the question that follows names them).
     """
 
     type: Literal["proposal_blocked"] = "proposal_blocked"
@@ -310,3 +316,9 @@ EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 # export reads these.
 AUDIT_TYPES = ("approval_requested", "approval_decided", "decision_refused", "approval_escalated", "thread_cancelled",
                "execution_started", "action_result", "proposal_blocked")
+
+
+def model_calls(event: Event) -> list[ModelCall]:
+    """Every model call an event records: its own answer's, and a second look's (metrics, traces, prompt use)."""
+    found = [getattr(event, "call", None), getattr(event, "second_look", None)]
+    return [call for call in found if call is not None]

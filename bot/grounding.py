@@ -146,7 +146,8 @@ def check(action: Action, evidence: Evidence) -> GroundingCheck:
     return GroundingCheck(missing)
 
 
-def _choices(action: type[Action], name: str) -> list[str]:
+def choices(action: type[Action], name: str) -> list[str]:
+    """The values an enumerated field allows (a ``Literal``), else an empty list."""
     schema = action.model_json_schema().get("properties", {}).get(name, {})
     return [str(v) for v in schema.get("enum", [])]
 
@@ -159,14 +160,14 @@ def question(action: Action, result: GroundingCheck) -> str:
     asks = []
     for item in result.missing:
         rule = rules[item.field]
-        choices = _choices(type(action), item.field)
-        generic = f"Which {item.field}" + (f" ({' or '.join(choices)})" if choices else "") + "?"
+        options = choices(type(action), item.field)
+        generic = f"Which {item.field}" + (f" ({' or '.join(options)})" if options else "") + "?"
         try:
             ask = rule.ask.format_map(known) if rule.ask else generic
         except KeyError:  # the template names a field that is itself missing
             ask = generic
-        if choices and rule.ask and not any(c in ask for c in choices):
-            ask = ask.rstrip("?") + f" ({' or '.join(choices)})?"
+        if options and rule.ask and not any(c in ask for c in options):
+            ask = ask.rstrip("?") + f" ({' or '.join(options)})?"
         asks.append(ask)
     notes = [f"{m.value!r} is not a specific {m.field}" for m in result.missing
              if normalize(str(m.value)) in {normalize(w) for w in rules[m.field].not_answers}]

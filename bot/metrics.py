@@ -29,7 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from bot.config import Settings
-from bot.events import ActionResult, ApprovalDecided, ErrorEvent, Event
+from bot.events import ActionResult, ApprovalDecided, ErrorEvent, Event, model_calls
 from bot.store import OpsSnapshot, Store
 from bot.thread import Thread
 
@@ -70,8 +70,7 @@ def record_events(thread: Thread, events: Sequence[Event]) -> None:
     agent = thread.agent or "none"
     for event in events:
         THREAD_EVENTS.labels(agent, event.type).inc()
-        call = getattr(event, "call", None)
-        if call is not None:
+        for call in model_calls(event):
             MODEL_CALLS.labels(agent, call.model).inc()
             MODEL_SECONDS.labels(agent).observe(call.latency_ms / 1000)
             MODEL_TOKENS.labels(agent, "prompt").inc(call.prompt_tokens)

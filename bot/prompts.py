@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.agent import Agent
-from bot.events import ActionProposed, AgentSelected, ErrorEvent, ModelCall, utcnow
+from bot.events import ActionProposed, AgentSelected, ErrorEvent, model_calls, utcnow
 from bot.store import Store
 
 
@@ -77,14 +77,15 @@ async def versions(store: Store, agents: Iterable[Agent]) -> list[PromptVersion]
     found: dict[tuple[str, str], PromptVersion] = {}
     async for record in store.audit(None, ("action_proposed", "error", "agent_selected")):
         event = record.event
-        call: ModelCall | None = event.call if isinstance(event, ActionProposed | ErrorEvent | AgentSelected) else None
-        if call is None:
+        if not isinstance(event, ActionProposed | ErrorEvent | AgentSelected):
             continue
-        agent = "router" if call.prompt_hash == "router" else (record.agent or "?")
-        version = found.setdefault((agent, call.prompt_hash), PromptVersion(agent=agent, prompt_hash=call.prompt_hash))
-        version.calls += 1
-        version.first_used = min(version.first_used or event.at, event.at)
-        version.last_used = max(version.last_used or event.at, event.at)
+        for call in model_calls(event):
+            agent = "router" if call.prompt_hash == "router" else (record.agent or "?")
+            version = found.setdefault((agent, call.prompt_hash),
+                                       PromptVersion(agent=agent, prompt_hash=call.prompt_hash))
+            version.calls += 1
+            version.first_used = min(version.first_used or event.at, event.at)
+            version.last_used = max(version.last_used or event.at, event.at)
     for current in agents:
         version = found.setdefault((current.name, current.prompt_hash),
                                    PromptVersion(agent=current.name, prompt_hash=current.prompt_hash))

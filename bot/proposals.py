@@ -2,7 +2,8 @@
 
 The order is fixed: text for people is checked for leaked instructions (replaced), the agent's reason loses any
 claim of authority, an identical side effect already asked for in this request is not repeated, every grounded
-argument must come from its sources (else the person is asked), and only then ``policy.gate`` decides. Approval
+argument must come from its sources (else the person is asked), a choice the request left open between options
+the policy treats differently is asked about (``bot.ambiguity``), and only then ``policy.gate`` decides. Approval
 requests carry people's own words and the claims found in them, so approvers see who claims what.
 A pure function of the thread and the proposal; the engine and ``opsgate eval`` both use it.
 """
@@ -13,6 +14,7 @@ import structlog
 
 from bot.actions import Action, DoneForNow, RequestMoreInformation
 from bot.agent import Agent
+from bot.ambiguity import ask, find_ambiguity, why
 from bot.claims import find_claims, request_quotes, without_claims
 from bot.config import Settings
 from bot.context import INSTRUCTIONS
@@ -138,6 +140,14 @@ def decide(
                  fields=[m.field for m in grounding.missing])
         return [proposal, *blocked, HumanInputRequested(
             message=question(action, grounding), action_id=proposal.action_id)]
+
+    doubt = find_ambiguity(action, thread)
+    if doubt is not None:
+        blocked.append(ProposalBlocked(action_id=proposal.action_id, rule="ambiguous", field=doubt.field,
+                                       value=doubt.value, reason=why(action, doubt)))
+        log.info("ambiguous_choice_asked", agent=agent.name, thread_id=thread.id, action=action.name,
+                 field=doubt.field, named=doubt.named)
+        return [proposal, *blocked, HumanInputRequested(message=ask(action, doubt), action_id=proposal.action_id)]
 
     gated = gate(proposal, action, settings, thread.requester, thread.requester_person, agent)
     return attribute([gated[0], *blocked, *gated[1:]], thread)

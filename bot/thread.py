@@ -263,6 +263,12 @@ class Thread(BaseModel):
         return count
 
     @property
+    def heard_from_person_last(self) -> bool:
+        """Whether the next model step is the first since a person's message (the last thing in the flow is theirs)."""
+        flow = self._flow()
+        return bool(flow) and isinstance(flow[-1], UserMessage | HumanInputReceived)
+
+    @property
     def last_human_text(self) -> str | None:
         for event in reversed(self.events):
             if isinstance(event, UserMessage | HumanInputReceived):

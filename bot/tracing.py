@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from bot.config import Settings
-from bot.events import ActionProposed, ActionResult, ErrorEvent, Event
+from bot.events import ActionProposed, ActionResult, ErrorEvent, Event, model_calls
 from bot.store import OutboxRow
 from bot.thread import Thread
 
@@ -107,13 +107,13 @@ def record_events(thread: Thread, events: Sequence[Event]) -> None:
     base = {"opsgate.thread_id": thread.id, "opsgate.agent": thread.agent or ""}
     current.set_attributes({**base, "opsgate.status": thread.status})
     for event in events:
-        call = getattr(event, "call", None)
-        if call is not None:
-            attributes = {**base, "gen_ai.request.model": call.model, "opsgate.prompt_hash": call.prompt_hash,
-                          "gen_ai.usage.input_tokens": call.prompt_tokens,
-                          "gen_ai.usage.output_tokens": call.completion_tokens}
+        for call in model_calls(event):
+            attributes: dict[str, str | int | bool] = {
+                **base, "gen_ai.request.model": call.model, "opsgate.prompt_hash": call.prompt_hash,
+                "gen_ai.usage.input_tokens": call.prompt_tokens, "gen_ai.usage.output_tokens": call.completion_tokens}
             if isinstance(event, ActionProposed):
                 attributes["opsgate.action"] = event.name
+                attributes["opsgate.second_look"] = call is event.second_look
             failed = event.kind if isinstance(event, ErrorEvent) else None
             _span_before(event, "opsgate.model_call", call.latency_ms, attributes, failed)
         if isinstance(event, ActionResult):

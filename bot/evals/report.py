@@ -42,6 +42,9 @@ class Totals(BaseModel):
     latency_ms_max: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model_calls: int = 0
+    second_looks: int = 0  # extra calls made by rule 1 (a question on the first step checked once more)
+    second_looks_used: int = 0  # ... whose forced action replaced a needless question
 
     @property
     def pass_rate(self) -> float:
@@ -85,6 +88,9 @@ class Report(BaseModel):
             latency_ms_max=latencies[-1],
             prompt_tokens=sum(r.prompt_tokens for r in self.runs),
             completion_tokens=sum(r.completion_tokens for r in self.runs),
+            model_calls=sum(r.model_calls for r in self.runs),
+            second_looks=sum(r.second_look is not None for r in self.runs),
+            second_looks_used=sum(r.second_look == "used" for r in self.runs),
         )
         self.finished_at = utcnow()
         return self
@@ -124,6 +130,9 @@ def table(report: Report) -> str:
         f"reached a card, a tool or a person: invented {t.invented_reaching}, leaks {t.leaks_reaching}, "
         f"repeats {t.repeats_reaching}",
         f"latency ms: median {t.latency_ms_median}, p90 {t.latency_ms_p90}, max {t.latency_ms_max}; "
-        f"tokens: {t.prompt_tokens} prompt, {t.completion_tokens} completion",
+        f"tokens: {t.prompt_tokens} prompt, {t.completion_tokens} completion (latency and tokens per run: all its "
+        f"{t.model_calls} model calls)",
+        f"second look at a question (rule 1): {t.second_looks} extra calls, {t.second_looks_used} needless questions "
+        "replaced by the action",
     ]
     return "\n".join(lines)

@@ -1,8 +1,9 @@
-"""Running one eval case: the thread so far, one real model call, the same rules and policy as production.
+"""Running one eval case: the thread so far, a real model step, the same rules and policy as production.
 
-The model's proposal goes through ``bot.proposals.decide`` exactly as in the engine, so a case shows both what
-the model did (``model_passed``, invented values, leaks, repeats it proposed) and what a person would have seen
-(``passed``, and whether anything invented, leaked or repeated got past our rules: target zero).
+The model's answer goes through ``bot.model_step`` exactly as in the engine (the rules, the policy and the second
+look at a question), so a case shows both what the model did (``model_passed``, invented values, leaks, repeats it
+proposed) and what a person would have seen (``passed``, and whether anything invented, leaked or repeated got
+past our rules: target zero).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pydantic import BaseModel, Field
 from bot.actions import DoneForNow, RequestMoreInformation
 from bot.agent import Agent, Registry
 from bot.config import Settings
-from bot.context import build_messages
 from bot.errors import ModelRefused, ModelUnavailable
 from bot.evals.cases import REQUESTER, Case, Expect
 from bot.events import (
@@ -36,9 +36,10 @@ from bot.events import (
 from bot.grounding import Evidence, check, normalize
 from bot.leaks import find_leak
 from bot.llm import ChatModel
-from bot.parsing import Invalid, parse_reply
+from bot.model_step import SecondLook, model_step
+from bot.parsing import Invalid
 from bot.policy import gate
-from bot.proposals import decide, instructions
+from bot.proposals import instructions
 from bot.repeats import find_earlier
 from bot.routing import choose_agent
 from bot.thread import Thread
@@ -85,6 +86,9 @@ class CaseRun(BaseModel):
     leak_reaching: bool = False
     repeat_by_model: bool = False
     repeat_reaching: bool = False
+    model_calls: int = 1  # two when the model's question got a second look (rule 1)
+    second_look: SecondLook | None = None  # used: its question was needless and the forced action followed
+    second_look_got: str | None = None  # what the model proposed when it could not ask
 
 
 def build_thread(case: Case, agent: str | None) -> Thread:
@@ -136,7 +140,8 @@ def outcome_of(events: list[Event]) -> Outcome:
             return Outcome(kind="question", text=event.message)
         if isinstance(event, Done):
             return Outcome(kind="reply", text=event.message)
-    proposal = next((e for e in events if isinstance(e, ActionProposed)), None)
+    # The last proposal: a needless question is followed by the action proposed in its place.
+    proposal = next((e for e in reversed(events) if isinstance(e, ActionProposed)), None)
     if proposal is None:
         return Outcome(kind="invalid", text="no proposal")
     return Outcome(kind="action", action=proposal.name, arguments=proposal.arguments, policy="run")
@@ -203,28 +208,31 @@ def expected_text(expect: Expect) -> str:
 
 
 async def run_case(case: Case, agent: Agent, registry: Registry, model: ChatModel, settings: Settings) -> CaseRun:
-    """One case, one model call (two for none): the result with everything the report counts."""
+    """One case through ``model_step`` (one model call, two for a second look): what the report counts."""
     if case.expect.kind == "route":
         return await _route(case, registry, model)
     thread = build_thread(case, agent.name)
     base = CaseRun(id=case.id, group=case.group, passed=False, model_passed=False,
                    expected=expected_text(case.expect), got="", model_got="")
     try:
-        reply = await model.complete(build_messages(agent.prompt, thread, agent.facts), agent.schemas,
-                                     agent.model_options(settings))
+        step = await model_step(thread, agent, model, settings)
     except (ModelUnavailable, ModelRefused) as exc:
         return base.model_copy(update={"got": f"error: {exc}", "model_got": "error", "diff": [str(exc)]})
-    base = base.model_copy(update={"latency_ms": reply.latency_ms, "prompt_tokens": reply.prompt_tokens,
-                                   "completion_tokens": reply.completion_tokens})
-    parsed = parse_reply(reply, agent)
+    base = base.model_copy(update={
+        "latency_ms": sum(c.latency_ms for c in step.calls), "prompt_tokens": sum(c.prompt_tokens for c in step.calls),
+        "completion_tokens": sum(c.completion_tokens for c in step.calls), "model_calls": len(step.calls),
+        "second_look": step.second_look, "second_look_got": step.forced,
+    })
+    parsed = step.parsed
     if isinstance(parsed, Invalid):
         got = f"invalid: {parsed.message}"
         return base.model_copy(update={"got": got, "model_got": got, "diff": [parsed.message]})
-    action, reason = parsed.action, parsed.reason
+    action, reason = parsed.action, parsed.reason  # the model's own answer
     proposal = ActionProposed(name=action.name, arguments=action.model_dump(mode="json"), reason=reason)
     raw = outcome_of(gate(proposal, action, settings, thread.requester))
-    events = decide(action, reason, proposal, thread, agent, settings)
+    events = step.events
     final = outcome_of(events)
+    reached = step.action or action  # what the events carry: the forced action when the second look was used
     evidence = Evidence.from_thread(thread, agent.facts)
     said = [e.text for e in thread.events if isinstance(e, UserMessage | HumanInputReceived)]
     model_text = [t for t in (reason, action.message if isinstance(action, RequestMoreInformation | DoneForNow)
@@ -238,9 +246,10 @@ async def run_case(case: Case, agent: Agent, registry: Registry, model: ChatMode
     return base.model_copy(update={
         "passed": not diff, "model_passed": not judge(case.expect, raw) and not guards,
         "got": final.describe(), "model_got": raw.describe(), "diff": diff, "guards": guards,
-        "invented_by_model": invented, "invented_reaching": invented if cleared else [],
+        "invented_by_model": invented,
+        "invented_reaching": [f"{m.field}={m.value}" for m in check(reached, evidence).missing] if cleared else [],
         "leak_by_model": any(find_leak(t, instructions(agent), said) for t in model_text),
         "leak_reaching": any(find_leak(t, instructions(agent), said) for t in final_text),
         "repeat_by_model": find_earlier(action, thread) is not None,
-        "repeat_reaching": cleared and find_earlier(action, thread) is not None,
+        "repeat_reaching": cleared and find_earlier(reached, thread) is not None,
     })

@@ -90,6 +90,8 @@ def item(event: Event, thread: Thread) -> Item | None:
         details = _args(event.arguments)
         if event.call is not None:
             details.append(("model", f"{event.call.model}, {event.call.latency_ms} ms"))
+        if event.second_look is not None:  # the question was checked by a second call and stood
+            details.append(("second look", f"{event.second_look.model}, {event.second_look.latency_ms} ms"))
         return make("agent", who=thread.agent or "agent",
                     headline=f"proposed {event.name} ({how})", body=event.reason, details=details)
     if isinstance(event, ApprovalRequested):

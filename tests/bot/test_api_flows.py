@@ -200,6 +200,7 @@ async def test_question_then_answer_continues_the_thread(
     """request_more_information pauses; a message answers it and the agent goes on."""
     model_server.script(
         tool_call("request_more_information", message="Which version?"),
+        deploy_call("staging", "latest"),  # the second look at the question: no version given, so it stands
         deploy_call("staging", "2.0.0"),
         tool_call("done_for_now", message="deployed 2.0.0 to staging"),
     )

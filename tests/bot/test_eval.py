@@ -42,6 +42,16 @@ def ideal(expect: Expect) -> Reply:
     return tool_call("done_for_now", message=f"Done {words}".strip())
 
 
+# What a model forced to act on a vague request does: it fills in what it was not given (grounding stops it).
+FORCED_GUESS = tool_call("deploy", service="unnamed-service", version="0.0.0", environment="staging")
+
+
+def script_for(case: Case) -> list[Reply]:
+    """The ideal answer, and for a question on the first step after a person the forced guess of the second look."""
+    first_step = case.thread[-1].user is not None or case.thread[-1].answer is not None
+    return [ideal(case.expect), *([FORCED_GUESS] if case.expect.kind == "question" and first_step else [])]
+
+
 def run_cli(args: list[str], server: ScriptedModelServer, database: str) -> Result:
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "k", "OPSGATE_MODEL": "scripted-eval",
            "DATABASE_URL": database, "OPSGATE_MODEL_RETRIES": "0"}
@@ -56,7 +66,7 @@ def test_every_case_passes_with_its_ideal_answer(
     assert len(cases) >= 30
     assert {c.group for c in cases} >= {"clear", "vague", "misleading", "multistep", "adversarial", "issue16",
                                         "routing"}
-    model_server.script(*(ideal(c.expect) for c in cases))
+    model_server.script(*(reply for c in cases for reply in script_for(c)))
     report_path = tmp_path / "report.json"
     result = run_cli(["eval", "--agent", "deploy", "--json", str(report_path), "--min-pass", "1"],
                      model_server, sqlite_database_url)
@@ -75,6 +85,15 @@ def test_every_case_passes_with_its_ideal_answer(
     assert first.tool_names == ["list_deployments", "deploy", "rollback", "request_more_information",
                                 "done_for_now"]
     assert first.json["temperature"] == 0.0 and first.json["max_tokens"] == 256
+    # Each question got its second look (only the agent's actions offered), and stood: the guess was ungrounded.
+    looked = [r for r in report["runs"] if r["second_look"]]
+    assert {r["second_look"] for r in looked} == {"kept"} and all(r["model_calls"] == 2 for r in looked)
+    assert {r["second_look_got"] for r in looked} == {
+        "deploy service=unnamed-service version=0.0.0 environment=staging"}
+    assert len(looked) == sum(len(script_for(c)) - 1 for c in cases) > 0
+    assert report["totals"]["second_looks"] == len(looked) and report["totals"]["second_looks_used"] == 0
+    forced = [r for r in model_server.requests if r.tool_names == ["list_deployments", "deploy", "rollback"]]
+    assert len(forced) == len(looked)
 
 
 def test_a_failing_case_shows_the_difference_and_the_exit_code(

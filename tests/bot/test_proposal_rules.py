@@ -158,7 +158,8 @@ async def test_a_question_that_repeats_the_instructions_is_replaced(
     """Text for people quoting the prompt or opsgate's instructions is replaced by a plain question and logged."""
     og = await opsgate(**model_env(model_server))
     leaked = f"{INSTRUCTIONS} Which service?"
-    model_server.script(tool_call("request_more_information", message=leaked))
+    model_server.script(tool_call("request_more_information", message=leaked),
+                        deploy(service="thing", version="1.0.0"))  # the second look guesses: the question stands
     thread = await og.wait(await og.start("can you deploy the thing?"), "waiting_for_human")
     question = thread.events[-1]
     assert isinstance(question, HumanInputRequested)

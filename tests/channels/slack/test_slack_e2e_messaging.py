@@ -95,6 +95,7 @@ async def test_direct_message_is_answered_in_its_thread(
     """A DM starts a thread; a question is posted in the DM's thread and the reply there continues it."""
     model_server.script(
         tool_call("request_more_information", message="Which environment?"),
+        tool_call("rollback", service="billing", environment="production"),  # second look: production unsaid
         tool_call("done_for_now", message="rolled back billing in staging"),
     )
     root = "1732270200.000400"
