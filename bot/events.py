@@ -8,10 +8,10 @@ storable on both backends as the event is validated (``bot.text``: NUL and lone 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
 
 from bot.text import StorableModel
 
@@ -23,6 +23,16 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_ZERO = timedelta(0)
+
+
+def _in_utc(value: datetime) -> datetime:
+    """An event's time in UTC (a time without a zone is taken as UTC): the store keeps the instant only."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
 
 class Via(StorableModel):
@@ -49,7 +59,7 @@ class ModelCall(StorableModel):
 class _Event(StorableModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(default_factory=new_id)
-    at: datetime = Field(default_factory=utcnow)
+    at: Annotated[datetime, AfterValidator(_in_utc)] = Field(default_factory=utcnow)
 
 
 class UserMessage(_Event):
