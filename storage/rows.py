@@ -22,13 +22,26 @@ def ts(value: float) -> datetime:
 
 
 _COPIED = frozenset({"name", "arguments", "reason"})  # what an approval request repeats of its proposal
+_EMPTY_DEFAULTS: dict[type[Any], frozenset[str]] = {}
+
+
+def empty_defaults(model: type[Any]) -> frozenset[str]:
+    """The fields of an event type whose default is an empty list or dict: left out of its JSON when empty."""
+    names = _EMPTY_DEFAULTS.get(model)
+    if names is None:
+        names = _EMPTY_DEFAULTS[model] = frozenset(
+            name for name, field in model.model_fields.items() if field.default_factory in (list, dict))
+    return names
 
 
 def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = None) -> str:
     """The event's JSON without what the row holds anyway: its ``type`` and ``at`` (columns), and an approval
     request's copy of its proposal's name, arguments and reason when that proposal is written with it
-    (``proposals``)."""
+    (``proposals``). Like None, an empty list or dict whose default is that same empty value is left out (the
+    default gives it back); a default that is not empty is always written, so changing it never changes what
+    an old event says."""
     exclude = {"type", "at"}
+    exclude.update(name for name in empty_defaults(type(event)) if not getattr(event, name))
     if isinstance(event, ApprovalRequested) and proposals:
         proposal = proposals.get(event.action_id)
         if proposal is not None and (proposal.name, proposal.arguments, proposal.reason) == (

@@ -1,15 +1,27 @@
-"""Stored events are smaller than their JSON (no type, no time, no approval copy of its proposal) and load back
-identical; rows written before each of those was left out still load."""
+"""Stored events are smaller than their JSON (no type, no time, no approval copy of its proposal, no empty lists)
+and load back identical; rows written before each of those was left out still load."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from sqlalchemy import insert, select
 
-from bot.events import AUDIT_TYPES, ActionProposed, ApprovalRequested, Done, Event, UserMessage
+from bot.events import (
+    AUDIT_TYPES,
+    ActionProposed,
+    ApprovalDecided,
+    ApprovalRequested,
+    ArgumentChange,
+    Done,
+    Event,
+    Quote,
+    UserMessage,
+)
 from storage import SqlStore
+from storage.rows import empty_defaults
 from storage.schema import events, threads
 from tests.storage.test_sql_store import create
 
@@ -104,3 +116,42 @@ async def test_rows_written_with_their_type_and_time_in_the_json_still_load(stor
     assert [e.at for e in loaded.events] == [e.at for e in written]
     audited = [r.event async for r in store.audit(at - timedelta(seconds=1), AUDIT_TYPES)]
     assert audited == [request]
+
+
+# Left out of the stored JSON when empty, given back by their empty default on load. A field leaves this list only
+# with a migration: were its default to become non-empty, old rows stored without it would read as that default.
+LEFT_OUT_WHEN_EMPTY = {
+    "action_proposed": {"arguments"}, "approval_decided": {"changes"}, "approval_escalated": {"approvers"},
+    "approval_reminded": {"approvers"}, "approval_requested": {"approvers", "claims", "quotes"},
+}
+
+
+def test_only_fields_with_empty_defaults_are_left_out_when_empty() -> None:
+    """The fields left out when empty are exactly the pinned ones, each with an empty list or dict default."""
+    found = {}
+    for model in get_args(get_args(Event)[0]):
+        names = empty_defaults(model)
+        if names:
+            found[model.model_fields["type"].default] = set(names)
+            assert all(model.model_fields[n].get_default(call_default_factory=True) in ([], {}) for n in names)
+    assert found == LEFT_OUT_WHEN_EMPTY
+
+
+async def test_empty_lists_are_left_out_and_read_back_empty_while_full_ones_are_kept(store: SqlStore) -> None:
+    """An empty list or dict with an empty default is not stored and loads as that default; filled ones stay."""
+    thread = await create(store)
+    proposal = ActionProposed(name="restart")
+    request = request_for(proposal, approvers=[], quotes=[Quote(by="bob", text="restart it")])
+    decision = ApprovalDecided(approval_id=request.approval_id, action_id=proposal.action_id, approved=True,
+                               by="carol")
+    edited = ApprovalDecided(approval_id=request.approval_id, action_id=proposal.action_id, approved=True,
+                             by="carol", arguments={"force": True},
+                             changes=[ArgumentChange(field="force", old=None, new=True)])
+    await store.append(thread.id, [proposal, request, decision, edited], expected_seq=2, status="running",
+                       agent="deploy")
+    rows = await stored(store, thread.id)
+    assert "arguments" not in rows[2] and {"approvers", "claims"}.isdisjoint(rows[3])
+    assert rows[3]["quotes"] == [{"by": "bob", "text": "restart it"}] and "changes" not in rows[4]
+    assert rows[5]["changes"] == [{"field": "force", "new": True}]  # None inside a change is left out as before
+    loaded = await store.load_thread(thread.id)
+    assert loaded is not None and loaded.events[2:] == [proposal, request, decision, edited]
