@@ -54,8 +54,9 @@ def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = No
 def event_json(type_: str, at: float, data: str) -> str:
     """A stored event's full JSON: its type and time put back in front.
 
-    Rows written before 0006 carry their type already, rows written before ids got short their time too (right
-    after the id, in pydantic's field order): the time is only added when absent. Either way a repeated key
+    Rows written before 0006 carry their type already, and rows written before the time was left out (schema
+    0009 and earlier) their time too, right after the id in pydantic's field order: the time is only added when
+    absent. Either way a repeated key
     comes first and the row's own value wins (the last one counts), and both hold the same value. The column's
     float gives the time back to the microsecond (a double holds that exactly until the year 2242).
     """
