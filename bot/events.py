@@ -7,22 +7,41 @@ storable on both backends as the event is validated (``bot.text``: NUL and lone 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+import base64
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
 
 from bot.text import StorableModel
 
 
 def new_id() -> str:
-    """A fresh random id for threads, events, actions and approvals."""
-    return uuid.uuid4().hex
+    """A fresh random id for threads, events, actions, approvals and timers: 16 characters of lower-case base32
+    (``a-z``, ``2-7``), 80 random bits.
+
+    Lower case because ids travel in email Message-IDs and plus-addresses, Slack action and block ids and URLs;
+    80 bits because any two of a billion ids are then the same with a chance of about 1 in 2.4 million (the
+    birthday bound, n²/2⁸¹), and thread and timer ids are primary keys (a repeat is refused, not merged). Ids
+    made before were 32 hex characters (``uuid4().hex``): every reader takes both, an id is compared, never
+    parsed.
+    """
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_ZERO = timedelta(0)
+
+
+def _in_utc(value: datetime) -> datetime:
+    """An event's time in UTC (a time without a zone is taken as UTC): the store keeps the instant only."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
 
 class Via(StorableModel):
@@ -49,7 +68,7 @@ class ModelCall(StorableModel):
 class _Event(StorableModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(default_factory=new_id)
-    at: datetime = Field(default_factory=utcnow)
+    at: Annotated[datetime, AfterValidator(_in_utc)] = Field(default_factory=utcnow)
 
 
 class UserMessage(_Event):

@@ -23,7 +23,7 @@ INSERT_OUTBOX = (
     " VALUES ($1, $2, $3, 'pending', 0, $4, $4)"
 )
 LOAD_THREAD = (
-    "SELECT t.agent, t.created_at, t.updated_at, e.type, e.data FROM threads t"
+    "SELECT t.agent, t.created_at, t.updated_at, e.type, e.at, e.data FROM threads t"
     " LEFT OUTER JOIN events e ON e.thread_id = t.id WHERE t.id = $1 ORDER BY e.seq"
 )
 # Compare-and-set on the sequence. A thread that stops running drops its lease in the same statement, so a

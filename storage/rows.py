@@ -22,12 +22,26 @@ def ts(value: float) -> datetime:
 
 
 _COPIED = frozenset({"name", "arguments", "reason"})  # what an approval request repeats of its proposal
+_EMPTY_DEFAULTS: dict[type[Any], frozenset[str]] = {}
+
+
+def empty_defaults(model: type[Any]) -> frozenset[str]:
+    """The fields of an event type whose default is an empty list or dict: left out of its JSON when empty."""
+    names = _EMPTY_DEFAULTS.get(model)
+    if names is None:
+        names = _EMPTY_DEFAULTS[model] = frozenset(
+            name for name, field in model.model_fields.items() if field.default_factory in (list, dict))
+    return names
 
 
 def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = None) -> str:
-    """The event's JSON without what the row holds anyway: its ``type`` (a column), and an approval request's copy
-    of its proposal's name, arguments and reason when that proposal is written with it (``proposals``)."""
-    exclude = {"type"}
+    """The event's JSON without what the row holds anyway: its ``type`` and ``at`` (columns), and an approval
+    request's copy of its proposal's name, arguments and reason when that proposal is written with it
+    (``proposals``). Like None, an empty list or dict whose default is that same empty value is left out (the
+    default gives it back); a default that is not empty is always written, so changing it never changes what
+    an old event says."""
+    exclude = {"type", "at"}
+    exclude.update(name for name in empty_defaults(type(event)) if not getattr(event, name))
     if isinstance(event, ApprovalRequested) and proposals:
         proposal = proposals.get(event.action_id)
         if proposal is not None and (proposal.name, proposal.arguments, proposal.reason) == (
@@ -37,18 +51,35 @@ def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = No
     return EVENT_ADAPTER.dump_json(event, exclude_none=True, exclude=exclude).decode()
 
 
-def event_json(type_: str, data: str) -> str:
-    """A stored event's full JSON: its type put back in front (rows written before 0006 carry it already: a
-    repeated key, the same value)."""
-    return '{"type":"' + type_ + '",' + data[1:]
+def event_json(type_: str, at: float, data: str) -> str:
+    """A stored event's full JSON: its type and time put back in front.
+
+    Rows written before 0006 carry their type already, and rows written before the time was left out (schema
+    0009 and earlier) their time too, right after the id in pydantic's field order: the time is only added when
+    absent. Either way a repeated key
+    comes first and the row's own value wins (the last one counts), and both hold the same value. The column's
+    float gives the time back to the microsecond (a double holds that exactly until the year 2242).
+    """
+    head = '{"type":"' + type_ + '"'
+    if not _has_time(data):
+        head += ',"at":"' + ts(at).isoformat() + '"'
+    return head + ("," + data[1:] if data != "{}" else "}")
 
 
-def load_events(rows: Sequence[tuple[str, str]]) -> list[Event]:
-    """Validate stored (type, JSON) rows of one thread, in order, restoring what ``dump_event`` left out."""
+def _has_time(data: str) -> bool:
+    """Whether a stored event's JSON holds its own ``at`` (rows written before it was left out)."""
+    if not data.startswith('{"id":"'):
+        return False
+    end = data.find('"', 7)  # the id's closing quote: ids are plain words (an odd one only makes us add ours)
+    return data.startswith(',"at":', end + 1)
+
+
+def load_events(rows: Sequence[tuple[str, float, str]]) -> list[Event]:
+    """Validate stored (type, at, JSON) rows of one thread, in order, restoring what ``dump_event`` left out."""
     if not rows:
         return []
-    texts = [event_json(type_, data) for type_, data in rows]
-    for i, (type_, _) in enumerate(rows):
+    texts = [event_json(type_, at, data) for type_, at, data in rows]
+    for i, (type_, _, _) in enumerate(rows):
         if type_ == "approval_requested":
             texts[i] = _with_proposal(texts[i], texts[:i])
     return _EVENTS.validate_json("[" + ",".join(texts) + "]")
@@ -141,11 +172,11 @@ def outbox_row(
 
 
 def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
-    """A thread from LOAD_THREAD's rows (agent, created_at, updated_at, event type, event data), or None."""
+    """A thread from LOAD_THREAD's rows (agent, created_at, updated_at, event type, at and data), or None."""
     if not rows:
         return None
-    agent, created_at, updated_at, _, _ = rows[0]
-    events = load_events([(row[3], row[4]) for row in rows if row[4] is not None])
+    agent, created_at, updated_at, _, _, _ = rows[0]
+    events = load_events([(row[3], row[4], row[5]) for row in rows if row[5] is not None])
     return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))
 
 

@@ -179,7 +179,7 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
         if since is not None:
             conditions.append(events.c.at >= since.timestamp())
         query = (
-            select(events.c.thread_id, events.c.seq, events.c.type, events.c.data, threads.c.agent,
+            select(events.c.thread_id, events.c.seq, events.c.type, events.c.at, events.c.data, threads.c.agent,
                    threads.c.outcome)
             .join(threads, threads.c.id == events.c.thread_id)
             .where(and_(*conditions))
@@ -190,9 +190,10 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
             async for row in result:
                 if row.type == "approval_requested":  # stored without its proposal's copy: read it whole
                     thread = await self.load_thread(row.thread_id)
-                    event: Event = thread.events[row.seq - 1] if thread else load_events([(row.type, row.data)])[0]
+                    event: Event = (thread.events[row.seq - 1] if thread
+                                    else load_events([(row.type, row.at, row.data)])[0])
                 else:
-                    event = EVENT_ADAPTER.validate_json(event_json(row.type, row.data))
+                    event = EVENT_ADAPTER.validate_json(event_json(row.type, row.at, row.data))
                 yield AuditRecord(thread_id=row.thread_id, agent=row.agent, event=event, outcome=row.outcome)
 
     async def ops_snapshot(self) -> OpsSnapshot:

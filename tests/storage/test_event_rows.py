@@ -1,15 +1,28 @@
-"""Stored events are smaller than their JSON (no type, no approval copy of its proposal) and load back identical."""
+"""Stored events are smaller than their JSON (no type, no time, no approval copy of its proposal, no empty lists)
+and load back identical; rows written before each of those was left out still load."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from bot.events import AUDIT_TYPES, ActionProposed, ApprovalRequested
+from bot.events import (
+    AUDIT_TYPES,
+    ActionProposed,
+    ApprovalDecided,
+    ApprovalRequested,
+    ArgumentChange,
+    Done,
+    Event,
+    Quote,
+    UserMessage,
+)
 from storage import SqlStore
-from storage.schema import events
+from storage.rows import empty_defaults
+from storage.schema import events, threads
 from tests.storage.test_sql_store import create
 
 
@@ -57,3 +70,88 @@ async def test_a_request_that_differs_from_its_proposal_keeps_its_own_values(sto
     assert rows[3]["arguments"] == {"service": "web"} and rows[4]["name"] == "deploy"
     loaded = await store.load_thread(thread.id)
     assert loaded is not None and loaded.events[2:] == [proposal, differing, later]
+
+
+async def test_the_time_is_stored_in_its_column_only_and_reads_back_to_the_microsecond(store: SqlStore) -> None:
+    """No ``at`` in the JSON; loading and the audit export give it back exactly, from the float column."""
+    thread = await create(store)
+    odd = datetime(2031, 7, 9, 23, 59, 59, 999_999, tzinfo=UTC)
+    proposal = ActionProposed(name="deploy", arguments={"at": "5pm"}, at=odd)  # an argument named "at" stays
+    request = request_for(proposal, at=odd + timedelta(microseconds=1))
+    done = Done(message="ok", at=datetime(2031, 7, 10, tzinfo=UTC))  # no fraction at all
+    await store.append(thread.id, [proposal, request, done], expected_seq=2, status="done", agent="deploy")
+    rows = await stored(store, thread.id)
+    assert all("at" not in row for row in rows) and rows[2]["arguments"] == {"at": "5pm"}
+    loaded = await store.load_thread(thread.id)
+    assert loaded is not None and loaded.events == thread.events + [proposal, request, done]
+    assert [e.at for e in loaded.events[2:]] == [odd, odd + timedelta(microseconds=1), done.at]
+    audited = [r.event async for r in store.audit(odd - timedelta(seconds=1), AUDIT_TYPES)]
+    assert audited == [request] and audited[0].at == request.at
+
+
+async def test_rows_written_with_their_type_and_time_in_the_json_still_load(store: SqlStore) -> None:
+    """Rows from before 0006 (type and time in the JSON) and before short ids (time in the JSON): a repeated key
+    with the same value, read as before, in loads and in the audit export."""
+    old_id = "5f0c1e2d3b4a49788796a5b4c3d2e1f0"  # a 32-hex id, as every id was
+    at = datetime(2026, 11, 1, 8, 30, 15, 123_456, tzinfo=UTC)
+    message = UserMessage(id="0" * 32, text="deploy api", user="bob", at=at)
+    proposal = ActionProposed(id="1" * 32, action_id="2" * 32, name="deploy", arguments={"service": "api"}, at=at)
+    request = request_for(proposal, id="3" * 32, approval_id="4" * 32, at=at + timedelta(microseconds=7))
+    written: list[Event] = [message, proposal, request]
+    datas = [
+        message.model_dump_json(exclude_none=True),  # before 0006: everything, type included
+        proposal.model_dump_json(exclude_none=True, exclude={"type"}),  # 0006 to now: type left out
+        request.model_dump_json(exclude_none=True, exclude={"type", "name", "arguments", "reason"}),
+    ]
+    assert all(data.startswith('{"id":"') and '"at":"' in data for data in datas)
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(threads).values(
+            id=old_id, agent="deploy", status="waiting_for_approval", title="deploy api", seq=3,
+            created_at=at.timestamp(), updated_at=at.timestamp(), not_before=0, attempts=0))
+        await conn.execute(insert(events), [
+            {"thread_id": old_id, "seq": i + 1, "type": e.type, "at": e.at.timestamp(), "data": data}
+            for i, (e, data) in enumerate(zip(written, datas, strict=True))])
+    loaded = await store.load_thread(old_id)
+    assert loaded is not None and loaded.events == written and loaded.pending is not None
+    assert [e.at for e in loaded.events] == [e.at for e in written]
+    audited = [r.event async for r in store.audit(at - timedelta(seconds=1), AUDIT_TYPES)]
+    assert audited == [request]
+
+
+# Left out of the stored JSON when empty, given back by their empty default on load. A field leaves this list only
+# with a migration: were its default to become non-empty, old rows stored without it would read as that default.
+LEFT_OUT_WHEN_EMPTY = {
+    "action_proposed": {"arguments"}, "approval_decided": {"changes"}, "approval_escalated": {"approvers"},
+    "approval_reminded": {"approvers"}, "approval_requested": {"approvers", "claims", "quotes"},
+}
+
+
+def test_only_fields_with_empty_defaults_are_left_out_when_empty() -> None:
+    """The fields left out when empty are exactly the pinned ones, each with an empty list or dict default."""
+    found = {}
+    for model in get_args(get_args(Event)[0]):
+        names = empty_defaults(model)
+        if names:
+            found[model.model_fields["type"].default] = set(names)
+            assert all(model.model_fields[n].get_default(call_default_factory=True) in ([], {}) for n in names)
+    assert found == LEFT_OUT_WHEN_EMPTY
+
+
+async def test_empty_lists_are_left_out_and_read_back_empty_while_full_ones_are_kept(store: SqlStore) -> None:
+    """An empty list or dict with an empty default is not stored and loads as that default; filled ones stay."""
+    thread = await create(store)
+    proposal = ActionProposed(name="restart")
+    request = request_for(proposal, approvers=[], quotes=[Quote(by="bob", text="restart it")])
+    decision = ApprovalDecided(approval_id=request.approval_id, action_id=proposal.action_id, approved=True,
+                               by="carol")
+    edited = ApprovalDecided(approval_id=request.approval_id, action_id=proposal.action_id, approved=True,
+                             by="carol", arguments={"force": True},
+                             changes=[ArgumentChange(field="force", old=None, new=True)])
+    await store.append(thread.id, [proposal, request, decision, edited], expected_seq=2, status="running",
+                       agent="deploy")
+    rows = await stored(store, thread.id)
+    assert "arguments" not in rows[2] and {"approvers", "claims"}.isdisjoint(rows[3])
+    assert rows[3]["quotes"] == [{"by": "bob", "text": "restart it"}] and "changes" not in rows[4]
+    assert rows[5]["changes"] == [{"field": "force", "new": True}]  # None inside a change is left out as before
+    loaded = await store.load_thread(thread.id)
+    assert loaded is not None and loaded.events[2:] == [proposal, request, decision, edited]

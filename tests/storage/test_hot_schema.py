@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -106,16 +107,22 @@ _json = st.dictionaries(st.text(max_size=10).filter(lambda s: "\x00" not in s),
                         st.one_of(st.integers(-(2**53), 2**53), st.booleans(), st.none(), _text), max_size=4)
 
 
+# Event times to the microsecond, in any zone (stored as the instant: read back in UTC, equal).
+_at = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1),
+                   timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]))
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_text, user=st.one_of(st.none(), _text), key=_key, ref_data=st.one_of(st.none(), _json),
-       payload=_json)
+       payload=_json, at=st.tuples(_at, _at))
 async def test_values_written_by_the_hot_path_read_back_through_sqlalchemy(
     store: SqlStore, text: str, user: str | None, key: str, ref_data: dict[str, object] | None,
-    payload: dict[str, object],
+    payload: dict[str, object], at: tuple[datetime, datetime],
 ) -> None:
-    """Whatever a person types ends up in the columns the metadata declares, within their lengths, intact."""
+    """Whatever a person types ends up in the columns the metadata declares, within their lengths, intact; the
+    events read back equal to the ones written, their times (kept in the ``at`` column only) to the microsecond."""
     thread = Thread(id=new_id(), agent="deploy", events=[
-        UserMessage(text=text, user=user, via=Via(channel="slack")), AgentSelected(agent="deploy"),
+        UserMessage(text=text, user=user, via=Via(channel="slack"), at=at[0]), AgentSelected(agent="deploy", at=at[1]),
     ])
     key = (new_id()[:8] + key)[:255]  # the database is shared by every example
     ref = Ref(channel="slack", key=key, data=ref_data)
@@ -136,5 +143,8 @@ async def test_values_written_by_the_hot_path_read_back_through_sqlalchemy(
     fetched = await store.get_ref("slack", key)
     assert fetched is not None and fetched.data == ref_data
     assert box.status == "pending" and box.attempts == 0 and box.next_attempt_at == box.created_at
+    assert [r.at for r in event_rows] == [t.timestamp() for t in at]
     loaded = await store.load_thread(thread.id)
-    assert loaded is not None and loaded.events[0].model_dump() == thread.events[0].model_dump()
+    assert loaded is not None and loaded.events == thread.events
+    assert [e.at for e in loaded.events] == list(at) and all(e.at.utcoffset() == timedelta(0) for e in loaded.events)
+    assert loaded.events[0].model_dump() == thread.events[0].model_dump()

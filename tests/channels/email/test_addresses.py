@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bot.events import new_id
 from channels.email.addresses import Address, agent_for, is_ours, make_message_id, parse_message_id, ref_key
 
 OWN = Address("opsgate", None, "example.com")
@@ -26,11 +29,14 @@ def test_agent_from_plus_tag_or_alias() -> None:
     assert agent_for(["opsgate@example.com"], OWN, agents) is None
 
 
-def test_message_id_round_trip() -> None:
-    """Our Message-IDs give back their thread and kind; other domains' and other people's ids give None."""
-    mid = make_message_id("3f2a9c1e8b7d4e6fa1b2c3d4e5f60718", "approval", "example.com")
+@pytest.mark.parametrize("thread_id", ["3f2a9c1e8b7d4e6fa1b2c3d4e5f60718", new_id()], ids=["32-hex id", "short id"])
+def test_message_id_round_trip(thread_id: str) -> None:
+    """Our Message-IDs give back their thread and kind, for today's short thread ids and for the 32-hex ids of
+    threads made before (replies to their mails still find them); other domains' and other people's ids give
+    None."""
+    mid = make_message_id(thread_id, "approval", "example.com")
     ours = parse_message_id(mid, "example.com")
-    assert ours is not None and ours.thread_id == "3f2a9c1e8b7d4e6fa1b2c3d4e5f60718" and ours.kind == "approval"
+    assert ours is not None and ours.thread_id == thread_id and ours.kind == "approval"
     assert make_message_id("t1", "reply", "example.com") != make_message_id("t1", "reply", "example.com")
     assert parse_message_id(mid, "example.org") is None
     assert parse_message_id("<CAJx9QkWq1Zr7n0v2Fh3=Gk_m2p@mail.gmail.com>", "example.com") is None

@@ -42,6 +42,7 @@ from tests.channels.email.conftest import raw_message
 from tests.channels.email.replies import AUTHSERV, auth_results, gmail_reply, new_mail
 from tests.support.databases import sqlite_url
 from tests.support.mail_servers import SmtpRecorder, smtp_env
+from tests.support.old_rows import old_id, write_old_thread
 
 ALICE, BOB, CAROL, MALLORY = "alice@example.com", "bob@example.com", "carol@corp.example.org", "mallory@example.com"
 WATCHER = "watch@example.com"
@@ -336,6 +337,28 @@ async def test_approval_mail_older_than_the_token_lifetime_cannot_decide(room: M
     result = await room.receive(gmail_reply(room.approval_mail(BOB), BOB, "APPROVE"))
     assert (result.outcome, result.detail) == ("refused", "expired")
     assert _decisions(await room.thread(thread.id)) == []
+
+
+async def test_a_reply_to_the_approval_mail_of_a_thread_with_32_hex_ids_decides_it(room: Mailroom) -> None:
+    """A thread made before ids got short (32-hex thread, action and approval ids, whole-JSON rows): its approval
+    mail's Message-ID and token carry those ids, and Bob's reply to it finds the thread and approves."""
+    first = UserMessage(id=old_id(), text=DEPLOY, user=ALICE,
+                        via=Via(channel="email", conversation="<r@x>", message="<r@x>"))
+    proposal = ActionProposed(id=old_id(), action_id=old_id(), name="deploy", source="command",
+                              arguments={"service": "api", "version": "1.4.2", "environment": "production"})
+    request = ApprovalRequested(id=old_id(), approval_id=old_id(), action_id=proposal.action_id, name="deploy",
+                                arguments=proposal.arguments, approvers=[BOB], requester=ALICE)
+    thread = Thread(id=old_id(), events=[]).with_events(
+        [first, AgentSelected(id=old_id(), agent="deploy"), proposal, request])
+    await write_old_thread(room.runtime.settings.database_url, thread, "waiting_for_approval")
+    await room.runtime.store.add_outbox(room.channel.outbound(thread, thread.events))  # the mails sent back then
+    await room.flush()
+    mail = room.approval_mail(BOB)
+    assert str(mail["Message-ID"]).strip().startswith(f"<opsgate.{thread.id}.a.")
+    assert request.approval_id in str(mail["Reply-To"])
+    assert (await room.receive(gmail_reply(mail, BOB, "APPROVE"))).outcome == "decided"
+    [decision] = _decisions(await room.thread(thread.id))
+    assert decision.approved and decision.approval_id == request.approval_id and decision.by == BOB
 
 
 async def test_delivery_sorts_smtp_answers_into_retry_and_failure(room: Mailroom) -> None:

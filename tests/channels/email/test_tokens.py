@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from bot.events import new_id
 from channels.email.tokens import TOKEN_TTL, expired, make_token, new_secret, read_token
 
-APPROVAL = "3f2a9c1e8b7d4e6fa1b2c3d4e5f60718"
+APPROVAL = "3f2a9c1e8b7d4e6fa1b2c3d4e5f60718"  # an approval id as they were made before ids got short
 
 
-def test_token_round_trip() -> None:
-    """A token made for (approval, approver) verifies for that approver, whatever the case of the address."""
+@pytest.mark.parametrize("approval", [APPROVAL, new_id()], ids=["32-hex id", "short id"])
+def test_token_round_trip(approval: str) -> None:
+    """A token made for (approval, approver) verifies for that approver, whatever the case of the address; for
+    today's short ids and the 32-hex ids of approvals requested before."""
     secret = new_secret()
-    claim = read_token(make_token(secret, APPROVAL, "bob@example.com").upper())
-    assert claim is not None and claim.approval_id == APPROVAL
+    claim = read_token(make_token(secret, approval, "bob@example.com").upper())
+    assert claim is not None and claim.approval_id == approval
     assert claim.valid_for(secret, "Bob@Example.com")
 
 

@@ -75,7 +75,7 @@ async def test_first_run_deploy_approved_in_the_browser(browser: Browser, tmp_wo
         await page.get_by_role("link", name="New request").click()
         await page.get_by_label("Request").fill(PRODUCTION_DEPLOY)
         await page.get_by_role("button", name="Send").click()
-        await expect(page).to_have_url(re.compile(r"/t/[0-9a-f]+$"))
+        await expect(page).to_have_url(re.compile(r"/t/[0-9a-z]+$"))
         timings["thread_load_ms"] = await _load_ms(page)
         card = page.locator("#approval")
         await expect(card).to_contain_text("Approval needed: deploy", timeout=10_000)

@@ -40,7 +40,7 @@ async def _request(page: Page, text: str) -> None:
     await page.get_by_role("link", name="New request").click()
     await page.get_by_label("Request").fill(text)
     await page.get_by_role("button", name="Send").click()
-    await expect(page).to_have_url(re.compile(r"/t/[0-9a-f]+$"))
+    await expect(page).to_have_url(re.compile(r"/t/[0-9a-z]+$"))
     await expect(page.locator("#approval")).to_contain_text("Approval needed: deploy", timeout=10_000)
 
 
