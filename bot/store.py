@@ -122,7 +122,7 @@ class TimerRow(NewTimer):
 
 
 class TimerState(TimerRow):
-    """A timer as stored, for listings: its status and when it stopped being pending."""
+    """A timer as stored, for listings: its status (pending or failed) and when it was given up."""
 
     status: str
     fired_at: datetime | None = None
@@ -133,8 +133,8 @@ class TimerChanges(BaseModel):
     """What an append does to timers, in its transaction: schedule new ones, cancel by key, record a firing."""
 
     schedule: list[NewTimer] = Field(default_factory=list)
-    cancel: list[str] = Field(default_factory=list)  # keys whose pending timers on this thread stop
-    fired: str | None = None  # the timer this append fires: TimerGone (nothing written) unless it was pending
+    cancel: list[str] = Field(default_factory=list)  # keys whose pending timers on this thread are deleted
+    fired: str | None = None  # the timer this append fires (deletes): TimerGone (nothing written) unless pending
 
     def __bool__(self) -> bool:
         return bool(self.schedule or self.cancel or self.fired)
@@ -295,7 +295,7 @@ class Store(Records, Quarantine, Credentials, Protocol):
         ...
 
     async def timer_done(self, timer_id: str) -> bool:
-        """Close a pending timer whose firing caused no events (what it was for is over); False if not pending."""
+        """Delete a pending timer whose firing caused no events (what it was for is over); False if not pending."""
         ...
 
     async def timer_failed(self, timer_id: str, error: str) -> None:
@@ -311,7 +311,7 @@ class Store(Records, Quarantine, Credentials, Protocol):
         ...
 
     async def list_timers(self, thread_id: str) -> list[TimerState]:
-        """Every timer of a thread, by due time, whatever its status."""
+        """A thread's timers by due time: pending and failed ones (fired and cancelled ones are deleted)."""
         ...
 
     async def inbox_put(self, channel: str, key: str, body: str) -> bool:

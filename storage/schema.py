@@ -155,7 +155,8 @@ inbox = Table(
 )
 
 # Durable timers (migration 0007, bot/timers.py): due times of a thread's future events (an approval's reminder,
-# escalation, expiry). A timer fires once: the append of the events it causes marks it fired in that transaction.
+# escalation, expiry). A timer fires once: the append of the events it causes deletes it in that transaction;
+# a cancelled one is deleted too. Only failed timers stay (beside their quarantine entry).
 timers = Table(
     "timers",
     metadata,
@@ -165,12 +166,12 @@ timers = Table(
     Column("key", String(64), nullable=False, default=""),  # what it is about (an approval id), for cancelling
     Column("due_at", Float, nullable=False),
     Column("payload", Text, nullable=False),
-    Column("status", String(12), nullable=False, default="pending"),  # pending, fired, cancelled, failed
+    Column("status", String(12), nullable=False, default="pending"),  # pending or failed (fired/cancelled are deleted)
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128)),
     Column("lease_until", Float),
     Column("created_at", Float, nullable=False),
-    Column("fired_at", Float),
+    Column("fired_at", Float),  # when it was given up (failed)
     Column("last_error", Text),
     Index("ix_timers_due", "status", "due_at"),
     # Status last: cancelling a key is all equalities on this index, so stale statistics (a table that grew from a

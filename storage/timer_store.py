@@ -55,7 +55,7 @@ class TimerStore:
         return sorted((timer_row(*row) for row in rows), key=lambda t: (t.due_at, t.id))
 
     async def timer_done(self, timer_id: str) -> bool:
-        return await self._update("FIRE_TIMER", timer_id, "fired", time.time()) == 1
+        return await self._update("FIRE_TIMER", timer_id) == 1
 
     async def timer_failed(self, timer_id: str, error: str) -> None:
         await self._update("TIMER_FAILED", timer_id, time.time(), error[:2000])

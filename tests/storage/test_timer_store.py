@@ -39,7 +39,7 @@ async def test_a_timer_scheduled_with_a_thread_is_claimed_once_due(store: SqlSto
 
 
 async def test_firing_appends_the_events_and_a_second_firing_writes_nothing(store: SqlStore) -> None:
-    """The append that fires a timer marks it fired; firing it again raises TimerGone and appends nothing."""
+    """The append that fires a timer deletes it; firing it again raises TimerGone and appends nothing."""
     timer = _timer(-1)
     thread = await _thread(store, timer)
     fire = TimerChanges(fired=timer.id)
@@ -49,8 +49,7 @@ async def test_firing_appends_the_events_and_a_second_firing_writes_nothing(stor
                            timers=fire)
     loaded = await store.load_thread(thread.id)
     assert loaded is not None and [e.type for e in loaded.events] == ["user_message", "done"]
-    [state] = await store.list_timers(thread.id)
-    assert state.status == "fired" and state.fired_at is not None
+    assert await store.list_timers(thread.id) == []  # a fired timer leaves no row
     assert await store.claim_timers("w1", 10, 30) == []
 
 
@@ -66,7 +65,7 @@ async def test_a_conflicting_append_leaves_its_timer_pending(store: SqlStore) ->
 
 
 async def test_an_append_cancels_by_key_and_schedules_in_one_transaction(store: SqlStore) -> None:
-    """Cancelling a key stops that thread's pending timers with it (not others); new ones with the key stay."""
+    """Cancelling a key deletes that thread's pending timers with it (not others); new ones with the key stay."""
     first, second, other = _timer(-1), _timer(60), _timer(-1, key="other")
     thread = await _thread(store, first, second, other)
     unrelated = await _thread(store, _timer(-1))
@@ -74,8 +73,7 @@ async def test_an_append_cancels_by_key_and_schedules_in_one_transaction(store: 
     await store.append(thread.id, [Done(message="decided")], expected_seq=1, status="done", agent=None,
                        timers=TimerChanges(cancel=["a1"], schedule=[replacement]))
     states = {t.id: t.status for t in await store.list_timers(thread.id)}
-    assert states == {first.id: "cancelled", second.id: "cancelled", other.id: "pending",
-                      replacement.id: "pending"}
+    assert states == {other.id: "pending", replacement.id: "pending"}  # cancelled timers leave no row
     assert [t.status for t in await store.list_timers(unrelated.id)] == ["pending"]
     with pytest.raises(TimerGone):  # a cancelled timer never fires
         await store.append(thread.id, [Done(message="late")], expected_seq=2, status="done", agent=None,
@@ -83,7 +81,7 @@ async def test_an_append_cancels_by_key_and_schedules_in_one_transaction(store: 
 
 
 async def test_retry_hides_a_timer_until_its_delay_and_failed_ones_stay_closed(store: SqlStore) -> None:
-    """timer_retry delays the next claim and counts attempts; timer_failed and timer_done close a timer."""
+    """timer_retry delays the next claim and counts attempts; timer_failed keeps a closed row, timer_done none."""
     retried, failed, stale = _timer(-1, key="r"), _timer(-1, key="f"), _timer(-1, key="s")
     thread = await _thread(store, retried, failed, stale)
     assert len(await store.claim_timers("w1", 10, 30)) == 3
@@ -94,7 +92,7 @@ async def test_retry_hides_a_timer_until_its_delay_and_failed_ones_stay_closed(s
     [again] = await store.claim_timers("w2", 10, 30)
     assert (again.id, again.attempts) == (retried.id, 1)
     states = {t.id: (t.status, t.last_error) for t in await store.list_timers(thread.id)}
-    assert states[failed.id] == ("failed", "no handler") and states[stale.id][0] == "fired"
+    assert states == {failed.id: ("failed", "no handler"), retried.id: ("pending", "boom")}
 
 
 async def test_two_stores_claiming_at_once_never_share_a_timer(new_store: StoreFactory) -> None:
@@ -110,3 +108,15 @@ async def test_two_stores_claiming_at_once_never_share_a_timer(new_store: StoreF
             break
         ids += [t.id for claim in claims for t in claim]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_fired_and_cancelled_timers_leave_no_rows(store: SqlStore) -> None:
+    """After a firing, a stale close and a cancel, the timers table holds only the failed timer of the thread."""
+    fired, stale, cancelled, failed = _timer(-1, key="f"), _timer(-1, key="s"), _timer(60, key="c"), _timer(-1, key="x")
+    thread = await _thread(store, fired, stale, cancelled, failed)
+    await store.append(thread.id, [Done(message="fired")], expected_seq=1, status="done", agent=None,
+                       timers=TimerChanges(fired=fired.id, cancel=["c"]))
+    assert await store.timer_done(stale.id) is True
+    await store.timer_failed(failed.id, "no handler")
+    assert [(t.id, t.status) for t in await store.list_timers(thread.id)] == [(failed.id, "failed")]
+    assert await store.claim_timers("w1", 10, 30) == [] and await store.next_timer_due() is None
