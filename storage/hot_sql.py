@@ -93,8 +93,8 @@ GET_STATE = "SELECT value FROM state WHERE key = $1"
 SET_STATE = "INSERT INTO state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 # --- timers (bot/timers.py) --------------------------------------------------------------------------------
 INSERT_TIMER = (
-    "INSERT INTO timers (id, thread_id, kind, key, due_at, payload, status, attempts, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)"
+    "INSERT INTO timers (thread_id, kind, key, due_at, payload, status, attempts)"
+    " VALUES ($1, $2, $3, $4, $5, 'pending', 0)"
 )
 # Firing is this DELETE in the transaction that appends the timer's events: only one transaction can take a
 # timer out of 'pending' (a second one waits for the first's row lock, then matches nothing), so it fires once.

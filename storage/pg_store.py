@@ -64,12 +64,12 @@ async def _fire_timer(conn: asyncpg.Connection, timers: TimerChanges | None) -> 
 
 
 async def _change_timers(
-    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str]
 ) -> None:
     for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
         await conn.execute(_SQL["CANCEL_TIMERS"], thread_id, key)
     if schedule:
-        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
 async def _insert_tail(
@@ -101,7 +101,7 @@ class PgHot:
             await _insert_refs(conn, refs, thread.id)
             await conn.execute(sql, *params)
             await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
-            await _change_timers(conn, thread.id, timers, (), now)
+            await _change_timers(conn, thread.id, timers, ())
 
         await self.writer.run(op)
         return leased
@@ -125,7 +125,7 @@ class PgHot:
             # one lock order, so a decision and an expiry of the same request queue instead of deadlocking.
             await _fire_timer(conn, timers)
             if timers:
-                await _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
+                await _change_timers(conn, thread_id, timers.schedule, timers.cancel)
             if leasing:
                 row = await conn.fetchrow(sql, *params)
                 changed, held = (0, None) if row is None else (1, (row[0], row[1]))

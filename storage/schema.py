@@ -160,7 +160,8 @@ inbox = Table(
 timers = Table(
     "timers",
     metadata,
-    Column("id", String(32), primary_key=True),
+    # The database's own id (SQLite's rowid): no 32-character key and no index of its own (0010).
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("thread_id", String(32), nullable=False),
     Column("kind", String(32), nullable=False),  # the handler that fires it
     Column("key", String(64), nullable=False, default=""),  # what it is about (an approval id), for cancelling
@@ -170,7 +171,6 @@ timers = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128)),
     Column("lease_until", Float),
-    Column("created_at", Float, nullable=False),
     Column("fired_at", Float),  # when it was given up (failed)
     Column("last_error", Text),
     Index("ix_timers_due", "status", "due_at"),

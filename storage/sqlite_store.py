@@ -55,12 +55,12 @@ def _fire_timer(conn: sqlite3.Connection, timers: TimerChanges | None) -> None:
 
 
 def _change_timers(
-    conn: sqlite3.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+    conn: sqlite3.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str]
 ) -> None:
     for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
         conn.execute(_SQL["CANCEL_TIMERS"], (thread_id, key))
     if schedule:
-        conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+        conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
 def _insert_tail(
@@ -94,7 +94,7 @@ class SqliteHot:
             _insert_refs(conn, refs, thread.id)
             conn.execute(sql, params)
             _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
-            _change_timers(conn, thread.id, timers, (), now)
+            _change_timers(conn, thread.id, timers, ())
 
         await self.writer.run(op)
         return leased
@@ -130,7 +130,7 @@ class SqliteHot:
             _insert_refs(conn, refs, thread_id)
             _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
             if timers:
-                _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
+                _change_timers(conn, thread_id, timers.schedule, timers.cancel)
             return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
         return await self.writer.run(op)
