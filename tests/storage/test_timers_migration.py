@@ -1,4 +1,4 @@
-"""Migration 0010 gives timers integer ids and drops closed rows, keeping pending and failed ones, on both backends."""
+"""Timer migrations on both backends: 0010 (integer ids, closed rows dropped), 0011 (one approval timer a request)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,41 @@ async def test_pending_and_failed_timers_survive_with_integer_ids_and_closed_one
         assert await store.next_timer_due() == 2_000_000_000.0
     finally:
         await store.close()
+
+
+async def test_a_requests_approval_timers_become_one_due_at_the_earliest(database_url: str) -> None:
+    """0011: a request's pending expiry, reminder and escalation timers become one ``approval`` timer due at the
+    earliest; other kinds, other requests and failed timers are left as they were."""
+    await upgrade(database_url, "0010")
+    rows = [
+        ("t1", "approval_expiry", "r1", 3000.0, "{}", "pending"),
+        ("t1", "approval_reminder", "r1", 1000.0, '{"number": 2}', "pending"),
+        ("t1", "approval_escalation", "r1", 1500.0, "{}", "pending"),
+        ("t2", "approval_expiry", "r2", 2500.0, "{}", "pending"),
+        ("t2", "approval_reminder", "r2", 900.0, "{}", "failed"),
+        ("t2", "note", "n", 100.0, "{}", "pending"),
+    ]
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for thread_id, kind, key, due_at, payload, status in rows:
+                await conn.execute(text(
+                    "INSERT INTO timers (thread_id, kind, key, due_at, payload, status, attempts) VALUES"
+                    " (:thread, :kind, :key, :due, :payload, :status, 0)"),
+                    {"thread": thread_id, "kind": kind, "key": key, "due": due_at, "payload": payload,
+                     "status": status})
+    finally:
+        await engine.dispose()
+    await upgrade(database_url)
+    store = SqlStore.from_url(database_url)
+    try:
+        found = [(t.thread_id, t.kind, t.key, t.due_at.timestamp(), t.payload, t.status)
+                 for thread_id in ("t1", "t2") for t in await store.list_timers(thread_id)]
+    finally:
+        await store.close()
+    assert found == [
+        ("t1", "approval", "r1", 1000.0, {}, "pending"),
+        ("t2", "note", "n", 100.0, {}, "pending"),
+        ("t2", "approval_reminder", "r2", 900.0, {}, "failed"),
+        ("t2", "approval", "r2", 2500.0, {}, "pending"),
+    ]
