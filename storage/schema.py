@@ -178,4 +178,7 @@ timers = Table(
     # from a few hundred timers to 100,000 pending ones) cannot steer PostgreSQL to scan ix_timers_due (0008). The
     # key is checked on the row (0010): a thread has a pending timer or two, and the index is a third smaller.
     Index("ix_timers_thread", "thread_id", "status"),
+    # Never reuse an id (SQLite would, after deleting the highest): a firer whose lease ran out must not match the
+    # timer that replaced the one it claimed (0010).
+    sqlite_autoincrement=True,
 )

@@ -1,4 +1,5 @@
-"""Timers get the database's integer id (SQLite's rowid: no 32-character key, no primary-key index of its own) and
+"""Timers get the database's integer id (SQLite's rowid: no 32-character key, no primary-key index of its own;
+AUTOINCREMENT, so a deleted timer's id is never handed to its successor) and
 lose ``created_at`` (nothing read it); fired and cancelled rows are deleted, as the hot path now does. The
 per-thread index leaves out ``key`` (a thread holds a pending timer or two, not hundreds: the key is checked on
 the row), a third of its size.
@@ -51,7 +52,7 @@ def _rebuild(id_column: sa.Column[object], created_at: bool, by_thread: list[str
     op.drop_index("ix_timers_thread", "timers")
     op.drop_index("ix_timers_due", "timers")
     op.drop_table("timers")
-    new = op.create_table("timers", *_columns(id_column, created_at))
+    new = op.create_table("timers", *_columns(id_column, created_at), sqlite_autoincrement=not created_at)
     op.create_index("ix_timers_due", "timers", ["status", "due_at"])
     op.create_index("ix_timers_thread", "timers", by_thread)
     if rows:
