@@ -1,8 +1,8 @@
 """Durable timers: how many due timers one worker fires per second, and approve latency beside 100,000 pending.
 
 On a fresh SQLite file (or a throwaway PostgreSQL database with ``--database-url``): approve ``--approvals``
-waiting production deploys one at a time through ``Service.decide`` (each decision also cancels its request's
-expiry and reminder timers) with no other timer pending, then fill ``--pending`` timers due in a year (100 per
+waiting production deploys one at a time through ``Service.decide`` (each decision also deletes its request's
+timer) with no other timer pending, then fill ``--pending`` timers due in a year (100 per
 thread, through ``create_thread``) and approve as many again; then make ``--due`` timers due now (one per thread,
 a handler appending one event) and let one ``TimerLoop`` fire them all. The approve latency must not grow with
 the pending timers. Logging is at warning level. Run: ``python -m benchmarks.timers`` (``--quick`` for a smoke

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import AfterValidator, BaseModel, Field
 
 from bot.credentials import Credentials
-from bot.events import Event, new_id, utcnow
+from bot.events import Event, utcnow
 from bot.text import StorableModel, storable_key
 from bot.thread import Outcome, Thread, ThreadStatus
 
@@ -111,18 +111,18 @@ class NewTimer(StorableModel):
     due_at: datetime
     key: Annotated[str, _at_most(64)] = ""  # what it is about (an approval id): a later append may cancel by it
     payload: dict[str, Any] = Field(default_factory=dict)
-    id: str = Field(default_factory=new_id)
 
 
 class TimerRow(NewTimer):
-    """A claimed, due timer; ``attempts`` counts the earlier claims that did not fire it."""
+    """A claimed, due timer; ``id`` is the database's (a small integer), ``attempts`` the earlier failed claims."""
 
+    id: int
     thread_id: str
     attempts: int = 0
 
 
 class TimerState(TimerRow):
-    """A timer as stored, for listings: its status and when it stopped being pending."""
+    """A timer as stored, for listings: its status (pending or failed) and when it was given up."""
 
     status: str
     fired_at: datetime | None = None
@@ -133,8 +133,8 @@ class TimerChanges(BaseModel):
     """What an append does to timers, in its transaction: schedule new ones, cancel by key, record a firing."""
 
     schedule: list[NewTimer] = Field(default_factory=list)
-    cancel: list[str] = Field(default_factory=list)  # keys whose pending timers on this thread stop
-    fired: str | None = None  # the timer this append fires: TimerGone (nothing written) unless it was pending
+    cancel: list[str] = Field(default_factory=list)  # keys whose pending timers on this thread are deleted
+    fired: int | None = None  # the timer this append fires (deletes): TimerGone (nothing written) unless pending
 
     def __bool__(self) -> bool:
         return bool(self.schedule or self.cancel or self.fired)
@@ -294,15 +294,15 @@ class Store(Records, Quarantine, Credentials, Protocol):
         """Up to ``limit`` due timers, earliest first, hidden from other claimers for ``lease_seconds``."""
         ...
 
-    async def timer_done(self, timer_id: str) -> bool:
-        """Close a pending timer whose firing caused no events (what it was for is over); False if not pending."""
+    async def timer_done(self, timer_id: int) -> bool:
+        """Delete a pending timer whose firing caused no events (what it was for is over); False if not pending."""
         ...
 
-    async def timer_failed(self, timer_id: str, error: str) -> None:
+    async def timer_failed(self, timer_id: int, error: str) -> None:
         """Give up on a pending timer that can never fire (unknown kind, handler failing every time)."""
         ...
 
-    async def timer_retry(self, timer_id: str, delay: float, error: str) -> None:
+    async def timer_retry(self, timer_id: int, delay: float, error: str) -> None:
         """Fire this timer again after ``delay`` seconds (its handler failed)."""
         ...
 
@@ -311,7 +311,7 @@ class Store(Records, Quarantine, Credentials, Protocol):
         ...
 
     async def list_timers(self, thread_id: str) -> list[TimerState]:
-        """Every timer of a thread, by due time, whatever its status."""
+        """A thread's timers by due time: pending and failed ones (fired and cancelled ones are deleted)."""
         ...
 
     async def inbox_put(self, channel: str, key: str, body: str) -> bool:

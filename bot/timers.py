@@ -2,10 +2,11 @@
 
 A timer is scheduled in the same transaction as the events that cause it (``Journal.append(..., timers=...)`` or
 a ``Scheduler`` the journal asks on every commit), and fires by appending its handler's events to its thread in
-the transaction that marks it fired, so it fires exactly once however many processes run ``TimerLoop``: a
-second firing of the same timer writes nothing (TimerGone). A timer due while every process was down fires as
-soon as one starts. A handler that finds its timer stale (the approval was decided meanwhile) returns no events:
-the timer is closed and nothing is appended.
+the transaction that deletes its pending row, so it fires exactly once however many processes run
+``TimerLoop``: a second firing of the same timer writes nothing (TimerGone). Fired and cancelled timers leave no
+row (the thread's events say what they did); only failed ones stay, beside their quarantine entry. A timer due
+while every process was down fires as soon as one starts. A handler that finds its timer stale (the approval was
+decided meanwhile) returns no events: the timer is deleted and nothing is appended.
 
 One clock: due times are wall-clock UTC (epoch seconds), set from the scheduling process's clock and compared
 with the firing process's clock, the rule thread leases already follow; keep the hosts' clocks synchronised

@@ -93,19 +93,14 @@ GET_STATE = "SELECT value FROM state WHERE key = $1"
 SET_STATE = "INSERT INTO state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 # --- timers (bot/timers.py) --------------------------------------------------------------------------------
 INSERT_TIMER = (
-    "INSERT INTO timers (id, thread_id, kind, key, due_at, payload, status, attempts, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)"
+    "INSERT INTO timers (thread_id, kind, key, due_at, payload, status, attempts)"
+    " VALUES ($1, $2, $3, $4, $5, 'pending', 0)"
 )
-# Firing is this UPDATE in the transaction that appends the timer's events: only one transaction can move a
+# Firing is this DELETE in the transaction that appends the timer's events: only one transaction can take a
 # timer out of 'pending' (a second one waits for the first's row lock, then matches nothing), so it fires once.
-FIRE_TIMER = (
-    "UPDATE timers SET status = $2, fired_at = $3, lease_owner = NULL, lease_until = NULL"
-    " WHERE id = $1 AND status = 'pending'"
-)
-CANCEL_TIMERS = (
-    "UPDATE timers SET status = 'cancelled', fired_at = $3, lease_owner = NULL, lease_until = NULL"
-    " WHERE thread_id = $1 AND key = $2 AND status = 'pending'"
-)
+# A timer that fired or was cancelled leaves no row: the thread's events record what it did (failed ones stay).
+FIRE_TIMER = "DELETE FROM timers WHERE id = $1 AND status = 'pending'"
+CANCEL_TIMERS = "DELETE FROM timers WHERE thread_id = $1 AND key = $2 AND status = 'pending'"
 _DUE_TIMERS = (
     "SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)"
     " ORDER BY due_at LIMIT $2"

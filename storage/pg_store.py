@@ -52,24 +52,24 @@ async def _insert_outbox(
         await conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
 
 
-async def _fire_timer(conn: asyncpg.Connection, timers: TimerChanges | None, now: float) -> None:
+async def _fire_timer(conn: asyncpg.Connection, timers: TimerChanges | None) -> None:
     """First in the transaction: the timer this append fires must still be pending, else nothing is written.
 
-    A concurrent firing of the same timer holds its row lock: this UPDATE waits for that commit, then matches
-    nothing (PostgreSQL re-checks ``status`` on the new row version).
+    A concurrent firing (or cancelling) of the same timer holds its row lock: this DELETE waits for that commit,
+    then matches nothing (the row is gone; PostgreSQL re-checks the rows it waited for).
     """
     if timers is not None and timers.fired is not None:
-        if _rowcount(await conn.execute(_SQL["FIRE_TIMER"], timers.fired, "fired", now)) != 1:
+        if _rowcount(await conn.execute(_SQL["FIRE_TIMER"], timers.fired)) != 1:
             raise TimerGone(f"timer {timers.fired} is no longer pending")
 
 
 async def _change_timers(
-    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str]
 ) -> None:
     for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
-        await conn.execute(_SQL["CANCEL_TIMERS"], thread_id, key, now)
+        await conn.execute(_SQL["CANCEL_TIMERS"], thread_id, key)
     if schedule:
-        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
 async def _insert_tail(
@@ -101,7 +101,7 @@ class PgHot:
             await _insert_refs(conn, refs, thread.id)
             await conn.execute(sql, *params)
             await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
-            await _change_timers(conn, thread.id, timers, (), now)
+            await _change_timers(conn, thread.id, timers, ())
 
         await self.writer.run(op)
         return leased
@@ -123,9 +123,9 @@ class PgHot:
             held: Any = None
             # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append):
             # one lock order, so a decision and an expiry of the same request queue instead of deadlocking.
-            await _fire_timer(conn, timers, now)
+            await _fire_timer(conn, timers)
             if timers:
-                await _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
+                await _change_timers(conn, thread_id, timers.schedule, timers.cancel)
             if leasing:
                 row = await conn.fetchrow(sql, *params)
                 changed, held = (0, None) if row is None else (1, (row[0], row[1]))

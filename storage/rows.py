@@ -180,12 +180,12 @@ def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
     return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))
 
 
-def timer_params(items: Sequence[NewTimer], thread_id: str, now: float) -> list[tuple[Any, ...]]:
-    return [(t.id, thread_id, t.kind, t.key, t.due_at.timestamp(), json.dumps(t.payload), now) for t in items]
+def timer_params(items: Sequence[NewTimer], thread_id: str) -> list[tuple[Any, ...]]:
+    return [(thread_id, t.kind, t.key, t.due_at.timestamp(), json.dumps(t.payload)) for t in items]
 
 
 def timer_row(
-    timer_id: str, thread_id: str, kind: str, key: str, due_at: float, payload: str, attempts: int
+    timer_id: int, thread_id: str, kind: str, key: str, due_at: float, payload: str, attempts: int
 ) -> TimerRow:
     """A claimed timer; ``attempts`` comes back counted for this claim, the row reports the earlier ones."""
     return TimerRow(id=timer_id, thread_id=thread_id, kind=kind, key=key, due_at=ts(due_at),

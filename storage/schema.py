@@ -155,25 +155,30 @@ inbox = Table(
 )
 
 # Durable timers (migration 0007, bot/timers.py): due times of a thread's future events (an approval's reminder,
-# escalation, expiry). A timer fires once: the append of the events it causes marks it fired in that transaction.
+# escalation, expiry). A timer fires once: the append of the events it causes deletes it in that transaction;
+# a cancelled one is deleted too. Only failed timers stay (beside their quarantine entry).
 timers = Table(
     "timers",
     metadata,
-    Column("id", String(32), primary_key=True),
+    # The database's own id (SQLite's rowid): no 32-character key and no index of its own (0010).
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("thread_id", String(32), nullable=False),
     Column("kind", String(32), nullable=False),  # the handler that fires it
     Column("key", String(64), nullable=False, default=""),  # what it is about (an approval id), for cancelling
     Column("due_at", Float, nullable=False),
     Column("payload", Text, nullable=False),
-    Column("status", String(12), nullable=False, default="pending"),  # pending, fired, cancelled, failed
+    Column("status", String(12), nullable=False, default="pending"),  # pending or failed (fired/cancelled are deleted)
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128)),
     Column("lease_until", Float),
-    Column("created_at", Float, nullable=False),
-    Column("fired_at", Float),
+    Column("fired_at", Float),  # when it was given up (failed)
     Column("last_error", Text),
     Index("ix_timers_due", "status", "due_at"),
-    # Status last: cancelling a key is all equalities on this index, so stale statistics (a table that grew from a
-    # few hundred mostly closed timers to 100,000 pending ones) cannot steer PostgreSQL to scan ix_timers_due (0008).
-    Index("ix_timers_thread", "thread_id", "key", "status"),
+    # Cancelling a key matches every column of this index with an equality, so stale statistics (a table that grew
+    # from a few hundred timers to 100,000 pending ones) cannot steer PostgreSQL to scan ix_timers_due (0008). The
+    # key is checked on the row (0010): a thread has a pending timer or two, and the index is a third smaller.
+    Index("ix_timers_thread", "thread_id", "status"),
+    # Never reuse an id (SQLite would, after deleting the highest): a firer whose lease ran out must not match the
+    # timer that replaced the one it claimed (0010).
+    sqlite_autoincrement=True,
 )

@@ -47,20 +47,20 @@ def _insert_outbox(
         conn.executemany(_SQL["INSERT_OUTBOX"], outbox_params(items, thread_id, now))
 
 
-def _fire_timer(conn: sqlite3.Connection, timers: TimerChanges | None, now: float) -> None:
+def _fire_timer(conn: sqlite3.Connection, timers: TimerChanges | None) -> None:
     """First in the transaction: the timer this append fires must still be pending, else nothing is written."""
     if timers is not None and timers.fired is not None:
-        if conn.execute(_SQL["FIRE_TIMER"], (timers.fired, "fired", now)).rowcount != 1:
+        if conn.execute(_SQL["FIRE_TIMER"], (timers.fired,)).rowcount != 1:
             raise TimerGone(f"timer {timers.fired} is no longer pending")
 
 
 def _change_timers(
-    conn: sqlite3.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str], now: float
+    conn: sqlite3.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str]
 ) -> None:
     for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
-        conn.execute(_SQL["CANCEL_TIMERS"], (thread_id, key, now))
+        conn.execute(_SQL["CANCEL_TIMERS"], (thread_id, key))
     if schedule:
-        conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id, now))
+        conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
 def _insert_tail(
@@ -94,7 +94,7 @@ class SqliteHot:
             _insert_refs(conn, refs, thread.id)
             conn.execute(sql, params)
             _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
-            _change_timers(conn, thread.id, timers, (), now)
+            _change_timers(conn, thread.id, timers, ())
 
         await self.writer.run(op)
         return leased
@@ -115,7 +115,7 @@ class SqliteHot:
             _SQL, thread_id, len(events), expected_seq, status, agent, lease, now, outcome)
 
         def op(conn: sqlite3.Connection) -> bool:
-            _fire_timer(conn, timers, now)
+            _fire_timer(conn, timers)
             cursor = conn.execute(sql, params)
             if leasing:
                 row = cursor.fetchone()
@@ -130,7 +130,7 @@ class SqliteHot:
             _insert_refs(conn, refs, thread_id)
             _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
             if timers:
-                _change_timers(conn, thread_id, timers.schedule, timers.cancel, now)
+                _change_timers(conn, thread_id, timers.schedule, timers.cancel)
             return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
 
         return await self.writer.run(op)

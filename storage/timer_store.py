@@ -54,13 +54,13 @@ class TimerStore:
             rows = await hot.writer.run(lambda conn: conn.fetch(_PG["CLAIM_TIMERS"], *params))
         return sorted((timer_row(*row) for row in rows), key=lambda t: (t.due_at, t.id))
 
-    async def timer_done(self, timer_id: str) -> bool:
-        return await self._update("FIRE_TIMER", timer_id, "fired", time.time()) == 1
+    async def timer_done(self, timer_id: int) -> bool:
+        return await self._update("FIRE_TIMER", timer_id) == 1
 
-    async def timer_failed(self, timer_id: str, error: str) -> None:
+    async def timer_failed(self, timer_id: int, error: str) -> None:
         await self._update("TIMER_FAILED", timer_id, time.time(), error[:2000])
 
-    async def timer_retry(self, timer_id: str, delay: float, error: str) -> None:
+    async def timer_retry(self, timer_id: int, delay: float, error: str) -> None:
         await self._update("TIMER_RETRY", timer_id, time.time() + delay, error[:2000])
 
     async def next_timer_due(self) -> float | None:
