@@ -8,13 +8,13 @@ runnable when the worker is running (``lease``), else by id (``Store.claim_one``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from bot.store import Lease
 from bot.thread import Thread
+from bot.wakeups import wait_set
 
 # Beyond this the oldest are dropped and memory stays bounded: the poll finds them (a dropped thread its commit
 # leased to us waits for that lease to run out first).
@@ -53,6 +53,5 @@ class Runnable:
     async def wait(self, seconds: float) -> None:
         """Until something is offered or ``seconds`` passed."""
         if not self._threads:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), seconds)
+            await wait_set(self._ready, seconds)
         self._ready.clear()

@@ -9,7 +9,6 @@ payload the channel chokes on, a delivery that hangs) on its ``max_attempts``-th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
 import structlog
@@ -20,6 +19,7 @@ from bot.errors import DeliveryFailed, DeliveryRetry
 from bot.events import ErrorEvent
 from bot.journal import Journal
 from bot.store import OutboxRow, QuarantineItem, Store
+from bot.wakeups import wait_set
 
 log = structlog.get_logger("opsgate.outbox")
 
@@ -70,8 +70,7 @@ class OutboxDispatcher:
                 except Exception:  # recording the outcome failed (database down): the lease expires, it comes back
                     log.exception("outbox_record_failed", channel=channel.name, row=row.id)
             if len(rows) < _BATCH:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+                await wait_set(self.wakeup, self.poll_interval)
                 self.wakeup.clear()
 
     async def deliver(self, channel: Channel, row: OutboxRow) -> None:

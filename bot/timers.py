@@ -15,7 +15,6 @@ with the firing process's clock, the rule thread leases already follow; keep the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import random
@@ -32,6 +31,7 @@ from bot.events import Event
 from bot.journal import Journal
 from bot.store import NewTimer, QuarantineItem, Store, TimerChanges, TimerRow
 from bot.thread import Thread
+from bot.wakeups import wait_set
 
 log = structlog.get_logger("opsgate.timers")
 
@@ -118,8 +118,7 @@ class TimerLoop:
             if due is not None:
                 wait = min(wait, max(0.0, due - time.time()))
         if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), wait)
+            await wait_set(self.wakeup, wait)
         self.wakeup.clear()
 
     async def fire_due(self) -> int:

@@ -13,7 +13,6 @@ so interactions keep their 3-second budget for dialogs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ import structlog
 
 from bot.store import InboxItem, QuarantineItem, Store
 from bot.text import storable_key
+from bot.wakeups import wait_set
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -85,8 +85,7 @@ class EventInbox:
             if items:
                 await self.handle_all(items)
             if len(items) < _BATCH:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.ready.wait(), self.poll_interval)
+                await wait_set(self.ready, self.poll_interval)
                 self.ready.clear()
 
     async def handle_all(self, items: list[InboxItem]) -> None:
