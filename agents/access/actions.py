@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from agents.access.roles import parse_duration, role
-from bot.actions import Action, Approval
+from bot.actions import Action, Approval, Grounded
 
 _ROLE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _USER = r"^[^\s]{1,255}$"
+# The role decides what is granted and who approves it: a person must have named it (or a tool shown it). The user is
+# not grounded: people name colleagues by first name and the model maps them to identities; the role's owners see
+# exactly who would get the access before anything is granted (always approved, four-eyes).
+ROLE = Grounded(sources=frozenset({"said", "tool_result", "context"}), ask="Which role should {user} get?")
 
 
 def _owners(action: GrantAccess) -> str | None:
@@ -24,7 +28,7 @@ class GrantAccess(Action):
     owner: ClassVar[str | None] = "access"
     approval: ClassVar[Approval] = Approval.always(four_eyes=True, group_of=_owners)
     user: str = Field(pattern=_USER, description="Who gets the access (email or chat id).")
-    role: str = Field(pattern=_ROLE, description="The role, e.g. prod-db-read.")
+    role: Annotated[str, ROLE] = Field(pattern=_ROLE, description="The role exactly as the person named it.")
     duration: str = Field(description="How long: 30m, 2h, 1h30m; at most the role's maximum.")
 
     @field_validator("duration")

@@ -15,7 +15,7 @@ from agents.access import roles
 from agents.access.actions import GrantAccess
 from bot.config import load_settings
 from bot.errors import ConfigError, NotAuthorized
-from bot.events import ActionResult, Via
+from bot.events import ActionResult, ApprovalRequested, HumanInputRequested, ProposalBlocked, Via
 from bot.runtime import Loops
 from bot.wiring import build_registry, build_runtime
 from storage import upgrade
@@ -124,6 +124,32 @@ async def test_the_revoke_is_retried_until_the_receiver_confirms(
     assert results == [False, True]
     assert [c.json["action"] for c in webhook.accepted] == ["grant", "revoke"]
     assert [c.status for c in webhook.calls].count(500) == 4
+
+
+async def test_a_role_nobody_named_is_asked_about_not_sent_to_its_owners(
+    sqlite_database_url: str, webhook: WebhookReceiver, model_server: ScriptedModelServer
+) -> None:
+    """"give bob database access": the model picks the prod-db role itself; that role was never said, so the
+    requester is asked which role, and no approval request reaches the role's owners."""
+    await upgrade(sqlite_database_url)
+    settings = load_settings(env(sqlite_database_url, webhook, model_server))
+    model_server.script(tool_call("grant_access", user="bob@example.com", role="prod-db", duration="1h"))
+    runtime = build_runtime(settings, channels=[])
+    loops = Loops()
+    loops.start(runtime.loops())
+    try:
+        thread = await runtime.service.start_thread("give bob database access for an hour", user="dave@example.com",
+                                                    via=Via(channel="api"), agent="access")
+        asked = await settled(runtime, thread.id, "waiting_for_human")
+    finally:
+        await loops.stop()
+        await runtime.aclose()
+    assert asked.pending is None and not [e for e in asked.events if isinstance(e, ApprovalRequested)]
+    [blocked] = [e for e in asked.events if isinstance(e, ProposalBlocked)]
+    assert (blocked.rule, blocked.field, blocked.value) == ("grounding", "role", "prod-db")
+    [question] = [e for e in asked.events if isinstance(e, HumanInputRequested)]
+    assert question.message == "Which role should bob@example.com get?"
+    assert webhook.calls == []
 
 
 def test_a_grant_longer_than_its_role_allows_is_refused_before_any_approval() -> None:
