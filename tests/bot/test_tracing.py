@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from bot.config import load_settings
 from bot.errors import DeliveryRetry
 from bot.events import Via
 from bot.outbox import OutboxDispatcher
-from bot.runtime import Loops, Runtime
+from bot.runtime import Runtime
 from bot.store import OutboxItem, OutboxRow
 from bot.wiring import build_runtime, prepare_database
 from tests.support.api_client import TOKEN, ApiClient
@@ -29,7 +29,7 @@ from tests.support.model_replies import http_error, tool_call
 from tests.support.model_server import ScriptedModelServer
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import OpsgateProcess
-from tests.support.threads import settled
+from tests.support.threads import running, settled
 
 STAGING = {"service": "api", "version": "1.4.2", "environment": "staging"}
 
@@ -43,19 +43,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
     tracing.shutdown()
 
 
-@asynccontextmanager
-async def runtime_with_model(url: str, model: ScriptedModelServer, **env: str) -> AsyncIterator[Runtime]:
-    settings = load_settings({"DATABASE_URL": url, "OPENAI_BASE_URL": model.base_url, "OPSGATE_POLL_INTERVAL": "0.05",
-                              "OPSGATE_MODEL_RETRIES": "0", **env})
-    await prepare_database(settings)
-    runtime = build_runtime(settings, channels=[])
-    loops = Loops()
-    loops.start(runtime.loops())
-    try:
-        yield runtime
-    finally:
-        await loops.stop()
-        await runtime.aclose()
+def runtime_with_model(url: str, model: ScriptedModelServer, **env: str) -> AbstractAsyncContextManager[Runtime]:
+    return running(url, OPENAI_BASE_URL=model.base_url, OPSGATE_MODEL_RETRIES="0", **env)
 
 
 def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:

@@ -21,7 +21,7 @@ from bot.wiring import build_registry, build_runtime
 from storage import upgrade
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.model_server import ScriptedModelServer, tool_call
-from tests.support.threads import settled
+from tests.support.threads import running, settled
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROLES = json.dumps({"prod-db": {"group": "dba", "max": "1h"}})
@@ -96,15 +96,10 @@ async def test_the_revoke_is_retried_until_the_receiver_confirms(
 ) -> None:
     """The receiver fails every attempt of the first revoke (5xx): the revoke is an action again a little later,
     and the receiver's first confirmation ends it."""
-    await upgrade(sqlite_database_url)
-    settings = load_settings({**env(sqlite_database_url, webhook, model_server),
-                              "OPSGATE_ACCESS_RETRY_SECONDS": "1"})
     model_server.script(tool_call("grant_access", user="bob@example.com", role="prod-db", duration="1s"),
                         tool_call("done_for_now", message="ok"))
-    runtime = build_runtime(settings, channels=[])
-    loops = Loops()
-    loops.start(runtime.loops())
-    try:
+    async with running(sqlite_database_url, **env(sqlite_database_url, webhook, model_server),
+                       OPSGATE_ACCESS_RETRY_SECONDS="1") as runtime:
         thread = await runtime.service.start_thread("prod-db for bob, 1s", user="dave@example.com",
                                                     via=Via(channel="api"), agent="access")
         pending = (await settled(runtime, thread.id, "waiting_for_approval")).pending
@@ -117,9 +112,6 @@ async def test_the_revoke_is_retried_until_the_receiver_confirms(
         final = await settled(runtime, thread.id, "done")
         while len([e for e in final.events if isinstance(e, ActionResult) and e.name == "revoke_access"]) < 2:
             final = await settled(runtime, thread.id, "done")
-    finally:
-        await loops.stop()
-        await runtime.aclose()
     results = [e.ok for e in final.events if isinstance(e, ActionResult) and e.name == "revoke_access"]
     assert results == [False, True]
     assert [c.json["action"] for c in webhook.accepted] == ["grant", "revoke"]
@@ -131,19 +123,11 @@ async def test_a_role_nobody_named_is_asked_about_not_sent_to_its_owners(
 ) -> None:
     """"give bob database access": the model picks the prod-db role itself; that role was never said, so the
     requester is asked which role, and no approval request reaches the role's owners."""
-    await upgrade(sqlite_database_url)
-    settings = load_settings(env(sqlite_database_url, webhook, model_server))
     model_server.script(tool_call("grant_access", user="bob@example.com", role="prod-db", duration="1h"))
-    runtime = build_runtime(settings, channels=[])
-    loops = Loops()
-    loops.start(runtime.loops())
-    try:
+    async with running(sqlite_database_url, **env(sqlite_database_url, webhook, model_server)) as runtime:
         thread = await runtime.service.start_thread("give bob database access for an hour", user="dave@example.com",
                                                     via=Via(channel="api"), agent="access")
         asked = await settled(runtime, thread.id, "waiting_for_human")
-    finally:
-        await loops.stop()
-        await runtime.aclose()
     assert asked.pending is None and not [e for e in asked.events if isinstance(e, ApprovalRequested)]
     [blocked] = [e for e in asked.events if isinstance(e, ProposalBlocked)]
     assert (blocked.rule, blocked.field, blocked.value) == ("grounding", "role", "prod-db")

@@ -19,11 +19,11 @@ from bot.errors import ExecutionFailed
 from bot.events import ActionResult, Via
 from bot.webhooks import signature
 from storage import SqlStore, upgrade
-from tests.agents.deploy.threads import crashed_thread, running
+from tests.agents.deploy.threads import crashed_thread
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.deploy_ledger import add_to_ledger, deploy_ledger, deploy_records
 from tests.support.model_server import ScriptedModelServer, tool_call
-from tests.support.threads import settled
+from tests.support.threads import running, settled
 from tests.support.webhook_receiver import WebhookReceiver
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")

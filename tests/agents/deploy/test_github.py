@@ -13,10 +13,10 @@ from bot.config import load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult
 from storage import SqlStore, upgrade
-from tests.agents.deploy.threads import crashed_thread, running
+from tests.agents.deploy.threads import crashed_thread
 from tests.support.deploy_ledger import deploy_ledger, deploy_records
 from tests.support.fake_github import FakeGitHub
-from tests.support.threads import settled
+from tests.support.threads import running, settled
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
 KEY = "t1:a1"

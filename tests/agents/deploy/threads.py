@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from agents.deploy.actions import Deploy
-from bot.config import load_settings
 from bot.events import (
     ActionProposed,
     AgentSelected,
@@ -16,27 +12,9 @@ from bot.events import (
     UserMessage,
     new_id,
 )
-from bot.runtime import Loops, Runtime
 from bot.thread import Thread
-from bot.wiring import build_runtime, prepare_database
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
-
-
-@asynccontextmanager
-async def running(url: str, **env: str) -> AsyncIterator[Runtime]:
-    """The real runtime with its worker loop on ``url``."""
-    settings = load_settings({"DATABASE_URL": url, "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_MODEL_RETRIES": "1",
-                              **env})
-    await prepare_database(settings)
-    runtime = build_runtime(settings, channels=[])
-    loops = Loops()
-    loops.start(runtime.loops())
-    try:
-        yield runtime
-    finally:
-        await loops.stop()
-        await runtime.aclose()
 
 
 def crashed_thread() -> tuple[Thread, ExecutionStarted]:
