@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from functools import cached_property
 from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -323,6 +324,20 @@ def read_agent_settings(model: type[A], environ: Mapping[str, str]) -> A:
             reason = reason.removeprefix("Value error, ")
             problems.append(f"{name}: {reason}" if err["loc"] else reason)
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+
+
+T = TypeVar("T")
+
+
+def read_json_setting(variable: str, raw: str, adapter: TypeAdapter[T]) -> T:
+    """A JSON-valued variable validated by ``adapter``; ConfigError names the variable, where and what is wrong."""
+    try:
+        return adapter.validate_python(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        detail = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(str(p) for p in detail["loc"]) if detail else ""
+        why = detail["msg"].removeprefix("Value error, ") if detail else str(exc)
+        raise ConfigError(f"{variable}: {where + ': ' if where else ''}{why}") from None
 
 
 def _agent_environ(env: Mapping[str, str]) -> dict[str, str]:

@@ -10,14 +10,14 @@ still fires if one starts within the grace period (OPSGATE_SCHEDULE_GRACE second
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from bot.config import read_json_setting
 from bot.errors import ConfigError, DuplicateRef
 from bot.store import Ref
 from bot.triggers import Triggers
@@ -73,13 +73,7 @@ def parse_schedules(raw: str | None) -> list[Schedule]:
     """OPSGATE_SCHEDULES read and checked; ConfigError names the variable and the problem."""
     if not raw or not raw.strip():
         return []
-    try:
-        schedules = _SCHEDULES.validate_python(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        detail = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = ".".join(str(p) for p in detail["loc"]) if detail else ""
-        why = detail["msg"].removeprefix("Value error, ") if detail else str(exc)
-        raise ConfigError(f"OPSGATE_SCHEDULES: {where + ': ' if where else ''}{why}") from None
+    schedules = read_json_setting("OPSGATE_SCHEDULES", raw, _SCHEDULES)
     names = [s.name for s in schedules]
     if len(set(names)) != len(names):
         raise ConfigError("OPSGATE_SCHEDULES: schedule names must be unique")

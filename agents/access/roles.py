@@ -6,12 +6,12 @@ it before anything is proposed for approval: a grant longer than its role allows
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from bot.config import read_json_setting
 from bot.errors import ConfigError
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -55,13 +55,7 @@ def parse_roles(raw: str | None) -> dict[str, Role]:
     """OPSGATE_ACCESS_ROLES (JSON ``{"role": {"group": "...", "max": "2h"}}``); ConfigError says what is wrong."""
     if not raw:
         return {}
-    try:
-        roles = _ROLES.validate_python(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        detail = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = ".".join(str(p) for p in detail["loc"]) if detail else ""
-        why = detail["msg"].removeprefix("Value error, ") if detail else str(exc)
-        raise ConfigError(f"OPSGATE_ACCESS_ROLES: {where + ': ' if where else ''}{why}") from None
+    roles = read_json_setting("OPSGATE_ACCESS_ROLES", raw, _ROLES)
     bad = [name for name in roles if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name)]
     if bad:
         raise ConfigError(f"OPSGATE_ACCESS_ROLES: {bad[0]!r} is not a role name (letters, digits, . _ -)")
