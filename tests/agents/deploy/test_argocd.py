@@ -11,14 +11,13 @@ import pytest
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.argocd import KEY_ANNOTATION, KEY_INFO
 from agents.deploy.executor import deploy, rollback
-from agents.deploy.settings import DeploySettings
-from bot.agent import ToolContext, ToolSettings
+from bot.agent import ToolContext
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult
-from storage import SqlStore, upgrade
-from tests.agents.deploy.threads import crashed_thread
-from tests.support.deploy_ledger import deploy_ledger, deploy_records
+from storage import SqlStore
+from tests.agents.deploy.threads import stored_crashed_thread, tool_context
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.fake_argocd import FakeArgoCD, application
 from tests.support.threads import running, settled
 
@@ -35,11 +34,7 @@ def argo_context(argo: FakeArgoCD, ledger: SqlStore, http: httpx.AsyncClient, *,
         "OPSGATE_DEPLOY_POLL_INTERVAL": "0.02", "OPSGATE_DEPLOY_START_TIMEOUT": "0.5",
         "OPSGATE_DEPLOY_TIMEOUT": "5", **env,
     })
-    thread_id, _, action_id = key.partition(":")
-    return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by="alice@example.com",
-                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
-                       resumed=resumed)
+    return tool_context(settings, ledger, http, key=key, resumed=resumed)
 
 
 def helm_apps() -> dict[str, dict[str, Any]]:
@@ -163,13 +158,7 @@ async def test_rollback_without_a_recorded_earlier_version_changes_nothing(
 async def test_after_a_crash_the_worker_waits_for_the_sync_it_started(sqlite_database_url: str) -> None:
     """The intent was recorded and the sync carrying its key started, then the process died: the restarted worker
     patches and syncs nothing, waits for that operation and records the result once."""
-    await upgrade(sqlite_database_url)
-    store = SqlStore.from_url(sqlite_database_url)
-    thread, intent = crashed_thread()
-    try:
-        await store.create_thread(thread, "running")
-    finally:
-        await store.close()
+    thread, intent = await stored_crashed_thread(sqlite_database_url)
     with FakeArgoCD(helm_apps()) as argo:
         argo.operation_running("api-production", [{"name": KEY_INFO, "value": intent.idempotency_key}])
         env = {"OPSGATE_DEPLOY_BACKEND": "argocd", "OPSGATE_DEPLOY_ARGOCD_URL": argo.url,

@@ -12,16 +12,15 @@ import pytest
 from agents.deploy.actions import Deploy, ListDeployments, Rollback
 from agents.deploy.executor import deploy, list_deployments, rollback
 from agents.deploy.ledger import LedgerEntry
-from agents.deploy.settings import DeploySettings
-from bot.agent import ToolContext, ToolSettings
+from bot.agent import ToolContext
 from bot.config import Settings, load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult, Via
 from bot.webhooks import signature
 from storage import SqlStore, upgrade
-from tests.agents.deploy.threads import crashed_thread
+from tests.agents.deploy.threads import crashed_thread, stored_crashed_thread, tool_context
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.deploy_ledger import add_to_ledger, deploy_ledger, deploy_records
+from tests.support.deploy_ledger import add_to_ledger, deploy_ledger
 from tests.support.model_server import ScriptedModelServer, tool_call
 from tests.support.threads import running, settled
 from tests.support.webhook_receiver import WebhookReceiver
@@ -35,10 +34,7 @@ def webhook_settings(url: str, secret: str = WEBHOOK_SECRET) -> Settings:
 
 def context(settings: Settings, ledger: SqlStore, http: httpx.AsyncClient, key: str = "t1:a1",
             approved_by: str | None = "alice@example.com") -> ToolContext:
-    thread_id, _, action_id = key.partition(":")
-    return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by=approved_by,
-                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http)
+    return tool_context(settings, ledger, http, key=key, approved_by=approved_by)
 
 
 # --- the webhook ------------------------------------------------------------------------------------------
@@ -242,13 +238,7 @@ async def test_resumed_execution_calls_the_webhook_with_the_recorded_key(
     sqlite_database_url: str, webhook: WebhookReceiver
 ) -> None:
     """A crash after the intent: the restarted worker sends the same idempotency key and approver, once."""
-    await upgrade(sqlite_database_url)
-    store = SqlStore.from_url(sqlite_database_url)
-    thread, intent = crashed_thread()
-    try:
-        await store.create_thread(thread, "running")
-    finally:
-        await store.close()
+    thread, intent = await stored_crashed_thread(sqlite_database_url)
     async with running(sqlite_database_url, OPSGATE_DEPLOY_WEBHOOK_URL=webhook.url,
                        OPSGATE_WEBHOOK_SECRET=WEBHOOK_SECRET) as runtime:
         resumed = await settled(runtime, thread.id)

@@ -7,14 +7,13 @@ import pytest
 
 from agents.deploy.actions import Deploy, Rollback
 from agents.deploy.executor import deploy, rollback
-from agents.deploy.settings import DeploySettings
-from bot.agent import ToolContext, ToolSettings
+from bot.agent import ToolContext
 from bot.config import load_settings
 from bot.errors import ExecutionFailed
 from bot.events import ActionResult
-from storage import SqlStore, upgrade
-from tests.agents.deploy.threads import crashed_thread
-from tests.support.deploy_ledger import deploy_ledger, deploy_records
+from storage import SqlStore
+from tests.agents.deploy.threads import stored_crashed_thread, tool_context
+from tests.support.deploy_ledger import deploy_ledger
 from tests.support.fake_github import FakeGitHub
 from tests.support.threads import running, settled
 
@@ -30,11 +29,7 @@ def github_context(github: FakeGitHub, ledger: SqlStore, http: httpx.AsyncClient
         "OPSGATE_DEPLOY_POLL_INTERVAL": "0.02", "OPSGATE_DEPLOY_START_TIMEOUT": "0.5",
         "OPSGATE_DEPLOY_TIMEOUT": "5", **env,
     })
-    thread_id, _, action_id = key.partition(":")
-    return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
-                       approved_by="alice@example.com",
-                       settings=ToolSettings.of(settings, DeploySettings), records=deploy_records(ledger), http=http,
-                       resumed=resumed)
+    return tool_context(settings, ledger, http, key=key, resumed=resumed)
 
 
 def inputs(key: str = KEY, **changes: str) -> dict[str, str]:
@@ -190,13 +185,7 @@ async def test_after_a_crash_the_worker_never_dispatches_a_second_time(
 ) -> None:
     """The intent was recorded, then the process died. The restarted worker follows the run with the key if there
     is one; if there is none it refuses (it cannot know the dispatch did not happen). Never a second dispatch."""
-    await upgrade(sqlite_database_url)
-    store = SqlStore.from_url(sqlite_database_url)
-    thread, intent = crashed_thread()
-    try:
-        await store.create_thread(thread, "running")
-    finally:
-        await store.close()
+    thread, intent = await stored_crashed_thread(sqlite_database_url)
     with FakeGitHub() as github:
         if dispatched:
             github.add_run(inputs(key=intent.idempotency_key))

@@ -1,8 +1,13 @@
-"""Helpers for deploy tests that go through the real runtime: run it, wait for a thread, a crashed thread."""
+"""Helpers for deploy tests: a tool's context, and a thread whose deploy was started when the process died."""
 
 from __future__ import annotations
 
+import httpx
+
 from agents.deploy.actions import Deploy
+from agents.deploy.settings import DeploySettings
+from bot.agent import ToolContext, ToolSettings
+from bot.config import Settings
 from bot.events import (
     ActionProposed,
     AgentSelected,
@@ -13,6 +18,8 @@ from bot.events import (
     new_id,
 )
 from bot.thread import Thread
+from storage import SqlStore, upgrade
+from tests.support.deploy_ledger import deploy_records
 
 PROD = Deploy(service="api", version="1.4.2", environment="production")
 
@@ -30,3 +37,24 @@ def crashed_thread() -> tuple[Thread, ExecutionStarted]:
     events = [UserMessage(text="!deploy service=api version=1.4.2 environment=production", user="bob@example.com"),
               AgentSelected(agent="deploy"), proposal, request, decided, intent]
     return Thread(id=thread_id, agent="deploy", events=events), intent
+
+
+def tool_context(settings: Settings, ledger: SqlStore, http: httpx.AsyncClient, *, key: str = "t1:a1",
+                 approved_by: str | None = "alice@example.com", resumed: bool = False) -> ToolContext:
+    """What the engine hands the deploy tools for action ``key`` ("thread:action"), with the deploy settings."""
+    thread_id, _, action_id = key.partition(":")
+    return ToolContext(thread_id=thread_id, action_id=action_id, idempotency_key=key, requester="bob@example.com",
+                       approved_by=approved_by, settings=ToolSettings.of(settings, DeploySettings),
+                       records=deploy_records(ledger), http=http, resumed=resumed)
+
+
+async def stored_crashed_thread(url: str) -> tuple[Thread, ExecutionStarted]:
+    """crashed_thread() written to the (migrated) database at ``url``, as the dead process left it."""
+    await upgrade(url)
+    store = SqlStore.from_url(url)
+    thread, intent = crashed_thread()
+    try:
+        await store.create_thread(thread, "running")
+    finally:
+        await store.close()
+    return thread, intent
