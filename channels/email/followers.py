@@ -15,16 +15,14 @@ from bot.events import Event, UserMessage
 from bot.thread import Thread
 from bot.triggers import started_by_trigger
 from channels.email.addresses import make_message_id, thread_root_id
-from channels.email.outbound import MailConfig, OutgoingMail, reply_subject, requester_lines
+from channels.email.outbound import MailConfig, OutgoingMail, reply_subject, requester_lines, shortened
 
 _QUOTE_LIMIT = 4000  # an alert's text in a mail; the whole of it stays in the thread
 
 
 def _lines(thread: Thread, event: Event) -> list[str]:
     if isinstance(event, UserMessage):
-        text = event.text.strip()
-        if len(text) > _QUOTE_LIMIT:
-            text = text[: _QUOTE_LIMIT - 1] + "…"
+        text = shortened(event.text, _QUOTE_LIMIT)
         return [f"{event.user or 'someone'} wrote:", "", *(f"> {line}" for line in text.splitlines())]
     return requester_lines(thread, event)
 

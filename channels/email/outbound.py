@@ -100,9 +100,10 @@ def reply_subject(subject: str) -> str:
     return subject if subject.lower().startswith(("re:", "aw:", "sv:")) else f"Re: {subject}"
 
 
-def _quote(text: str) -> str:
+def shortened(text: str, limit: int = _QUOTE_LIMIT) -> str:
+    """``text`` stripped, and cut to ``limit`` characters with an ellipsis when longer (the thread keeps it whole)."""
     text = text.strip()
-    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _arguments_block(arguments: dict[str, Any]) -> str:
@@ -136,7 +137,7 @@ def _who_claims_what(thread: Thread, request: ApprovalRequested) -> list[str]:
     quotes = request.quotes or ([Quote(by=first.user, text=first.text)] if first is not None else [])
     lines: list[str] = []
     for quote in quotes:
-        lines += ["", f"{quote_heading(quote.by)}:", *(f"  | {line}" for line in _quote(quote.text).splitlines())]
+        lines += ["", f"{quote_heading(quote.by)}:", *(f"  | {line}" for line in shortened(quote.text).splitlines())]
     lines += ["", f"{SUMMARY_LABEL}: {request.reason or 'none given'}"]
     note = claims_note(request.claims)
     if note:
