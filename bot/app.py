@@ -18,7 +18,7 @@ from bot.body_limit import BodyLimit
 from bot.config import Settings
 from bot.errors import Signal, new_error_id
 from bot.health import Readiness, ReadinessProbe
-from bot.runtime import Loops, Runtime
+from bot.runtime import Loops, Runtime, freeze_startup_heap
 from bot.triggers import mount_hooks
 from bot.wiring import build_runtime, prepare_database
 
@@ -57,8 +57,12 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops: bool = True) -> FastAPI:
-    """The app; its lifespan prepares the database and runs the worker, outbox and channel loops."""
+def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops: bool = True,
+               freeze_heap: bool = False) -> FastAPI:
+    """The app; its lifespan prepares the database and runs the worker, outbox and channel loops.
+
+    ``freeze_heap`` (``opsgate serve``) exempts what start-up built from full garbage collections.
+    """
     runtime = runtime or build_runtime(settings)
     loops = Loops()
 
@@ -70,6 +74,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, run_loops:
             log.warning("startup_warning", message=warning)
         if run_loops:
             loops.start(runtime.loops())
+        if freeze_heap:
+            freeze_startup_heap()
         log.info("opsgate_started", version=__version__, schema=revision,
                  channels=[c.name for c in runtime.channels], agents=runtime.registry.names,
                  model=settings.model if settings.model_configured else None)

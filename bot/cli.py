@@ -57,7 +57,7 @@ def serve(host: str | None, port: int | None) -> None:
     configure_logging(settings.log_level)
     _run(prepare_database(settings))  # a missing schema is a one-line error here, not a lifespan traceback
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze_heap=True)
     except OpsgateError as exc:
         raise click.ClickException(str(exc)) from None
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
@@ -99,7 +99,7 @@ def email() -> None:
 async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, Loop]]) -> None:
     """Run the loops ``choose`` picks from a fresh runtime, until interrupted."""
     from bot import telemetry
-    from bot.runtime import Loops
+    from bot.runtime import Loops, freeze_startup_heap
     from bot.wiring import build_runtime, prepare_database
 
     await prepare_database(settings)
@@ -107,6 +107,7 @@ async def _run_loops(settings: Settings, choose: Callable[[Runtime], dict[str, L
     telemetry.start(settings)
     loops = Loops()
     loops.start(choose(runtime))
+    freeze_startup_heap()
     # SIGTERM (docker stop, Kubernetes) ends the loops the way Ctrl-C does: leases released, traces flushed.
     stopping, loop = asyncio.Event(), asyncio.get_running_loop()
     signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(stopping.set))
