@@ -33,6 +33,7 @@ from bot.events import (
     new_id,
     utcnow,
 )
+from bot.foreground import Foreground
 from bot.journal import Journal
 from bot.lifecycle import expired, expiry_event
 from bot.people import Actor, identity_of, same_person
@@ -45,8 +46,10 @@ MAX_OFFSET = 1_000_000_000
 class Service:
     """The application's use cases; holds no per-thread state (factor 12)."""
 
-    def __init__(self, settings: Settings, store: Store, registry: Registry, journal: Journal) -> None:
+    def __init__(self, settings: Settings, store: Store, registry: Registry, journal: Journal,
+                 foreground: Foreground | None = None) -> None:
         self.settings = settings
+        self.foreground = foreground or Foreground()  # acks first (bot/foreground.py)
         self.store = store
         self.registry = registry
         self.journal = journal

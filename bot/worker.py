@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ModelUnavailable, new_error_id
 from bot.events import ErrorEvent
+from bot.foreground import Foreground
 from bot.handoff import Runnable
 from bot.store import Lease, QuarantineItem, Store
 from bot.thread import Thread
@@ -38,11 +39,13 @@ def retry_delay(attempts: int) -> float:
 class Worker:
     """Runs up to ``OPSGATE_WORKER_CONCURRENCY`` threads at once; every task is held and awaited."""
 
-    def __init__(self, settings: Settings, store: Store, engine: Engine, runnable: Runnable) -> None:
+    def __init__(self, settings: Settings, store: Store, engine: Engine, runnable: Runnable,
+                 foreground: Foreground | None = None) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
         self.runnable = runnable
+        self.foreground = foreground or Foreground()
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{id(self):x}"  # fits threads.lease_owner
         self._tasks: set[asyncio.Task[None]] = set()
         self._poll_at = 0.0  # poll the database at once on start (work left by a crash or another process)
@@ -55,6 +58,7 @@ class Worker:
         try:
             while True:
                 await slots.acquire()
+                await self.foreground.turn()  # a step waits while acks are being answered
                 try:
                     claimed = await self._claim()
                 except Exception:

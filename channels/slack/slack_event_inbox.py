@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from bot.foreground import Foreground
 from bot.store import InboxItem, QuarantineItem, Store
 from bot.text import storable_key
 from bot.wakeups import wait_set
@@ -66,8 +67,10 @@ def conversation_of(body: dict[str, Any]) -> str:
 class EventInbox:
     """Records verified event callbacks before the ack and hands them to ``handle`` in the background."""
 
-    def __init__(self, store: Store, handle: Handler, poll_interval: float) -> None:
+    def __init__(self, store: Store, handle: Handler, poll_interval: float,
+                 foreground: Foreground | None = None) -> None:
         self.store = store
+        self.foreground = foreground or Foreground()
         self.handle = handle
         self.poll_interval = poll_interval
         self.ready = asyncio.Event()
@@ -104,6 +107,7 @@ class EventInbox:
         async def in_order(group: list[tuple[InboxItem, dict[str, Any]]]) -> None:
             async with gate:
                 for item, body in group:
+                    await self.foreground.turn()  # acks first: making threads waits while they are answered
                     await self._handle_one(item, body)
 
         await asyncio.gather(*(in_order(group) for group in groups.values()))
