@@ -17,8 +17,9 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from channels.slack.slack_event_inbox import EventInbox, event_id_of
-from channels.slack.verify import Rejected, verify
+from channels.slack.event_ack import EventAck
+from channels.slack.slack_event_inbox import EventInbox
+from channels.slack.verify import MAX_BODY_BYTES, Rejected, verify
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -61,8 +62,8 @@ def _retry_later() -> JSONResponse:
                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-async def handle(bolt: AsyncApp, secret: str, request: Request, inbox: EventInbox | None = None) -> Response:
-    """Verify, then record a message event in the inbox (the ack that never waits) or dispatch to bolt."""
+async def handle(bolt: AsyncApp, secret: str, request: Request) -> Response:
+    """Verify, then dispatch to bolt (message events were answered before the app by ``event_ack.py``)."""
     try:
         verified = await verify(request.headers, request.stream(), secret)
     except ClientDisconnect:
@@ -72,14 +73,6 @@ async def handle(bolt: AsyncApp, secret: str, request: Request, inbox: EventInbo
         log.info("slack_request_rejected", status=exc.status, reason=exc.reason,
                  client=request.client.host if request.client else None)
         return _refused(exc)
-    event_id = event_id_of(verified.body) if inbox is not None else None
-    if inbox is not None and event_id is not None:
-        try:
-            await inbox.record(event_id, verified.body)  # committed before the 200; a retry finds its row
-        except Exception:
-            log.exception("slack_event_not_recorded", event_id=event_id)
-            return _retry_later()  # Slack sends it again
-        return Response(status_code=200)
     outcome = Outcome()
     try:
         bolt_request = to_async_bolt_request(
@@ -96,13 +89,17 @@ async def handle(bolt: AsyncApp, secret: str, request: Request, inbox: EventInbo
     return to_starlette_response(response)
 
 
-def mount_events(app: FastAPI, bolt: AsyncApp, secret: str, inbox: EventInbox | None = None) -> None:
+def mount_events(app: FastAPI, bolt: AsyncApp, secret: str, inbox: EventInbox | None = None,
+                 limit: int = MAX_BODY_BYTES) -> None:
     """POST /slack/events: events, interactivity and the slash command on one URL, as the manifest says.
 
-    With ``inbox``, message and mention events take its fast path (verified, recorded, 200); the rest goes to bolt.
+    With ``inbox``, signed message and mention events are answered in front of the app (``event_ack.py``:
+    verified, recorded, 200); everything else reaches this route and bolt.
     """
 
     async def slack_events(request: Request) -> Response:
-        return await handle(bolt, secret, request, inbox)
+        return await handle(bolt, secret, request)
 
     app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)
+    if inbox is not None:  # added last: outermost, in front of the metrics, body limit and bearer layers
+        app.add_middleware(EventAck, path=EVENTS_PATH, secret=secret, inbox=inbox, limit=limit)

@@ -25,6 +25,7 @@ from channels.slack.slack_event_inbox import EventInbox
 from channels.slack.slack_notices import Notices
 from channels.slack.slack_outbound import outbound
 from channels.slack.users import SlackUsers
+from channels.slack.verify import MAX_BODY_BYTES
 
 log = structlog.get_logger("opsgate.slack")
 
@@ -61,7 +62,8 @@ class SlackChannel(Channel):
             async def handle(body: dict[str, Any]) -> None:
                 await handle_event(body, service, self.identity, self.notices, self.users.actor)
 
-            self._inbox = EventInbox(service.store, handle, self.settings.poll_interval)
+            self._inbox = EventInbox(service.store, handle, self.settings.poll_interval,
+                                     service.foreground)
         return self._inbox
 
     def outbound(self, thread: Thread, new: Sequence[Event]) -> list[OutboxItem]:
@@ -81,7 +83,8 @@ class SlackChannel(Channel):
     def mount(self, app: FastAPI, service: Service) -> None:
         """POST /slack/events, when requests can be verified (SLACK_SIGNING_SECRET)."""
         if self.settings.slack_signing_secret:
-            mount_events(app, self.bolt(service), self.settings.slack_signing_secret, self.inbox(service))
+            mount_events(app, self.bolt(service), self.settings.slack_signing_secret, self.inbox(service),
+                         limit=min(MAX_BODY_BYTES, self.settings.max_body_bytes))
         else:
             log.info("slack_http_disabled", reason="no SLACK_SIGNING_SECRET; Socket Mode only")
 
