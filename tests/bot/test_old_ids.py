@@ -3,6 +3,7 @@ event rows, still work: shown, approved and run through the HTTP API, on SQLite 
 
 from __future__ import annotations
 
+import os
 import re
 
 from bot.config import load_settings
@@ -24,6 +25,22 @@ def test_new_ids_are_16_lower_case_base32_characters_and_do_not_repeat() -> None
     assert all(_NEW_ID.fullmatch(i) for i in ids)
     assert len(set(ids)) == len(ids)
     assert len(set("".join(ids))) == 32  # the whole alphabet is used: the bits are all there
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    """Ids come from the OS 4 KiB at a time; a child forked with part of that buffer left starts afresh."""
+    new_id()  # the parent has bytes buffered
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, " ".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    parent = {new_id() for _ in range(50)}
+    assert len(child) == 50 and not child & parent
 
 
 def old_waiting_thread() -> Thread:
