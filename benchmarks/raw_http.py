@@ -5,7 +5,8 @@ lands in the figures: httpx spends about a millisecond of CPU per request, and 2
 queue for a few hundred milliseconds inside the client before the first byte leaves. This client writes
 prepared bytes on connections opened before the clock starts, and reads just enough of each answer (status
 line, ``Content-Length``) to know it is complete, so what it times is the server: from the request's last byte
-written to the answer's last byte read. Like wrk or h2load, it does not time connection set-up.
+written to the answer's last byte read. Like wrk or h2load, it does not time connection set-up, unless
+``fresh``: then every request opens its own connection inside the timed span (a sender that never reuses one).
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
 
-async def post_all(host: str, port: int, requests: Sequence[bytes], concurrency: int) -> list[Answer]:
-    """Send every request with ``concurrency`` connections (each one request at a time); answers in order."""
+async def post_all(host: str, port: int, requests: Sequence[bytes], concurrency: int,
+                   fresh: bool = False) -> list[Answer]:
+    """Send every request with ``concurrency`` connections (each one request at a time); answers in order.
+
+    ``fresh``: a new connection per request, its set-up timed with the request.
+    """
     loop = asyncio.get_running_loop()
+    if fresh:
+        return await _post_fresh(host, port, requests, concurrency)
     opened = await asyncio.gather(*(
         loop.create_connection(_Connection, host, port) for _ in range(min(concurrency, len(requests)))
     ))
@@ -93,3 +100,23 @@ async def post_all(host: str, port: int, requests: Sequence[bytes], concurrency:
             if connection.transport is not None:
                 connection.transport.close()
     return [a if a is not None else ("NotSent", 0.0) for a in answers]
+
+
+async def _post_fresh(host: str, port: int, requests: Sequence[bytes], concurrency: int) -> list[Answer]:
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(request: bytes) -> Answer:
+        async with gate:
+            began = time.perf_counter()
+            try:
+                transport, connection = await loop.create_connection(_Connection, host, port)
+            except OSError as exc:
+                return type(exc).__name__, time.perf_counter() - began
+            try:
+                status, _ = await connection.send(request)
+            finally:
+                transport.close()
+            return status, time.perf_counter() - began
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))
