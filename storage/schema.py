@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -22,7 +22,9 @@ threads = Table(
     Column("not_before", Float, nullable=False, default=0.0),
     Column("attempts", Integer, nullable=False, default=0),
     Column("outcome", String(12)),  # how the latest request ended, once it did (0008; bot/thread.py ``outcome``)
-    Index("ix_threads_runnable", "status", "not_before"),
+    # Only running threads are ever claimed: waiting and finished ones stay out of this index (0012).
+    Index("ix_threads_runnable", "updated_at", sqlite_where=text("status = 'running'"),
+          postgresql_where=text("status = 'running'")),
     Index("ix_threads_updated", "updated_at"),
     Index("ix_threads_status_updated", "status", "updated_at"),
 )

@@ -68,6 +68,42 @@ async def test_migrations_build_exactly_the_metadata(migrated_url: str) -> None:
     assert diff == []
 
 
+async def test_only_running_threads_are_in_the_runnable_index(migrated_url: str) -> None:
+    """``ix_threads_runnable`` holds running threads only (0012): a thread waiting for a person or finished costs no
+    entry there. PostgreSQL's claim lookup uses it; SQLite's planner (no statistics) searches by status in
+    ``ix_threads_status_updated``, equally in order: either way the claim is an index search, never a scan."""
+    now = datetime.now(UTC).timestamp()
+    store = SqlStore.from_url(migrated_url)
+    try:
+        for status in ("running", "waiting_for_approval", "waiting_for_approval", "done"):
+            thread = Thread(id=new_id(), events=[UserMessage(text="deploy api", user="U1")])
+            await store.create_thread(thread, status)
+    finally:
+        await store.close()
+    probe = hot_sql.PROBE_RUNNABLE
+    if is_sqlite(migrated_url):
+        conn = sqlite3.connect(sqlite_path(migrated_url))
+        try:
+            plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + hot_sql.sqlite(probe), [now]))
+            entries = conn.execute("SELECT count(*) FROM threads INDEXED BY ix_threads_runnable"
+                                   " WHERE status = 'running'").fetchone()[0]
+            partial = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ix_threads_runnable'").fetchone()[0]
+        finally:
+            conn.close()
+        assert plan.startswith("SEARCH threads USING INDEX ix_threads_"), plan
+        assert "TEMP B-TREE" not in plan  # already in updated_at order
+        assert entries == 1 and "WHERE status = 'running'" in partial
+        return
+    pg = await asyncpg.connect(asyncpg_dsn(migrated_url))
+    try:
+        await pg.execute("SET enable_seqscan = off")  # a four-row table would be scanned otherwise
+        plan = " ".join(r[0] for r in await pg.fetch("EXPLAIN " + hot_sql.postgres(probe), now))
+        definition = await pg.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_threads_runnable'")
+    finally:
+        await pg.close()
+    assert "ix_threads_runnable" in plan and "WHERE ((status)::text = 'running'::text)" in definition
+
+
 async def test_every_hot_statement_prepares_against_the_metadata_schema(metadata_url: str) -> None:
     """Each hand-written statement names only tables and columns the metadata has, on both backends."""
     statements = {**hot_sql.ALL, **inbox.SQL}
