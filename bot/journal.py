@@ -14,6 +14,7 @@ from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, 
 from bot.handoff import Runnable
 from bot.store import OutboxItem, QuarantineItem, Ref, Store, TimerChanges
 from bot.thread import Thread
+from bot.wakeups import Alarm
 
 log = structlog.get_logger("opsgate.thread")
 
@@ -30,7 +31,7 @@ class Journal:
         self.runnable = Runnable()  # threads our commits made runnable, for this process's worker
         self.outbox_ready = asyncio.Event()  # outbox rows were written
         self.schedulers: list[Scheduler] = []
-        self.timers_ready = asyncio.Event()  # timers were scheduled (the timer loop recomputes its sleep)
+        self.timers_ready = Alarm()  # rung with the earliest due time of the timers each commit scheduled
 
     def _timers(self, thread: Thread, new: Sequence[Event], explicit: TimerChanges | None) -> TimerChanges:
         changes = explicit or TimerChanges()
@@ -72,7 +73,7 @@ class Journal:
         changes = self._timers(thread, thread.events, timers)
         leased = await self.store.create_thread(
             thread, thread.status, refs=refs, outbox=outbox, lease=self.runnable.lease, timers=changes.schedule)
-        self._after(thread, thread.events, bool(outbox), leased=leased, timed=bool(changes.schedule))
+        self._after(thread, thread.events, bool(outbox), leased=leased, timed=_earliest(changes))
         await self._quarantine(failed)
         return thread
 
@@ -94,7 +95,7 @@ class Journal:
             refs=refs, outbox=outbox, lease=None if owned else self.runnable.lease, timers=changes or None,
             outcome=updated.outcome,
         )
-        self._after(updated, new, bool(outbox), owned=owned, leased=leased, timed=bool(changes.schedule))
+        self._after(updated, new, bool(outbox), owned=owned, leased=leased, timed=_earliest(changes))
         await self._quarantine(failed)
         return updated
 
@@ -141,7 +142,7 @@ class Journal:
 
     def _after(
         self, thread: Thread, new: Sequence[Event], queued: bool, *, owned: bool = False, leased: bool = False,
-        timed: bool = False,
+        timed: float | None = None,
     ) -> None:
         # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
         telemetry.committed(thread, new)
@@ -151,8 +152,13 @@ class Journal:
             self.runnable.offer(thread, leased=leased)
         if queued:
             self.outbox_ready.set()  # after the commit, so the dispatcher finds the rows it was woken for
-        if timed:
-            self.timers_ready.set()
+        if timed is not None:
+            self.timers_ready.ring(timed)  # only when due before the timer loop wakes anyway
+
+
+def _earliest(changes: TimerChanges) -> float | None:
+    """The earliest due time (epoch seconds) among the timers a commit scheduled; None if it scheduled none."""
+    return min((timer.due_at.timestamp() for timer in changes.schedule), default=None)
 
 
 def event_fields(event: Event) -> dict[str, object]:

@@ -31,7 +31,6 @@ from bot.events import Event
 from bot.journal import Journal
 from bot.store import NewTimer, QuarantineItem, Store, TimerChanges, TimerRow
 from bot.thread import Thread
-from bot.wakeups import wait_set
 
 log = structlog.get_logger("opsgate.timers")
 
@@ -118,8 +117,9 @@ class TimerLoop:
             if due is not None:
                 wait = min(wait, max(0.0, due - time.time()))
         if wait > 0:
-            await wait_set(self.wakeup, wait)
-        self.wakeup.clear()
+            await self.wakeup.sleep(wait)
+        else:
+            self.wakeup.event.clear()
 
     async def fire_due(self) -> int:
         """Claim the timers due now and fire each; how many were claimed."""

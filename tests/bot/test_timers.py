@@ -18,7 +18,7 @@ from bot.timers import Fired, TimerHandlers, schedule
 from bot.wiring import build_runtime, prepare_database
 from storage import upgrade
 
-Start = Callable[[], Awaitable[Runtime]]
+Start = Callable[..., Awaitable[Runtime]]
 
 
 async def note(thread: Thread, timer: TimerRow) -> Fired:
@@ -35,8 +35,8 @@ async def start(database_url: str) -> AsyncIterator[Start]:
     running: list[tuple[Runtime, Loops]] = []
     await upgrade(database_url)
 
-    async def make() -> Runtime:
-        settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_POLL_INTERVAL": "0.2"})
+    async def make(poll_interval: float = 0.2) -> Runtime:
+        settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_POLL_INTERVAL": str(poll_interval)})
         await prepare_database(settings)
         runtime = build_runtime(settings, channels=[])
         runtime.timer_handlers.register("note", note)
@@ -101,6 +101,32 @@ async def test_a_timer_fires_at_its_due_time_and_only_then(start: Start) -> None
     thread = await runtime.store.load_thread(thread_id)
     assert thread is not None and thread.events[-1].at.timestamp() >= began + 1.0
     assert await runtime.store.list_timers(thread_id) == []  # a fired timer leaves no row
+
+
+async def test_a_timer_due_before_the_loop_wakes_wakes_it_and_a_later_one_does_not(start: Start) -> None:
+    """The loop sleeps a whole poll interval (60 s here) unless a commit schedules a timer due before that: such
+    a timer fires on time; one due after it leaves the loop asleep (no database reads for it)."""
+    runtime = await start(poll_interval=60)
+    await asyncio.sleep(0.3)  # the loop has looked, found nothing, and sleeps for 60 s
+    reads = 0
+    looked = runtime.store.next_timer_due
+
+    async def counted() -> float | None:
+        nonlocal reads
+        reads += 1
+        return await looked()
+
+    runtime.store.next_timer_due = counted  # type: ignore[method-assign]
+    await _thread_with(runtime, schedule("note", timedelta(hours=2), key="later"))
+    await asyncio.sleep(0.3)
+    assert reads == 0  # an approval's expiry hours away does not wake it
+    thread_id = await _thread_with(runtime, schedule("note", timedelta(seconds=1), key="soon"))
+
+    async def fired() -> bool:
+        return await _notes(runtime, thread_id) == ["timer soon"]
+
+    await _until(fired, timeout=10)
+    assert reads >= 1
 
 
 async def test_two_workers_fire_each_timer_exactly_once(start: Start) -> None:
