@@ -24,15 +24,16 @@ APPROVAL = "approval"
 
 def approval_timers(thread: Thread, new: Sequence[Event]) -> TimerChanges | None:
     """Journal scheduler: a new request starts its timer (if it expires, reminds or escalates); a decision stops it."""
-    changes = TimerChanges()
+    scheduled, cancelled = [], []
     for event in new:
         if isinstance(event, ApprovalRequested):
             due = next_due(event, reminded=0, escalated=False)
             if due is not None:
-                changes.schedule.append(schedule(APPROVAL, due, key=event.approval_id))
+                scheduled.append(schedule(APPROVAL, due, key=event.approval_id))
         elif isinstance(event, ApprovalDecided):
-            changes.cancel.append(event.approval_id)
-    return changes or None
+            cancelled.append(event.approval_id)
+    # Most commits neither request nor decide: they build nothing here (a model per commit was 2.5% of a turn).
+    return TimerChanges(schedule=scheduled, cancel=cancelled) if scheduled or cancelled else None
 
 
 def reminder_due(request: ApprovalRequested, number: int) -> datetime | None:

@@ -22,6 +22,8 @@ log = structlog.get_logger("opsgate.thread")
 Scheduler = Callable[[Thread, Sequence[Event]], TimerChanges | None]
 
 
+_NO_TIMERS = TimerChanges()
+
 class Journal:
     """The one place events are written; both the service (people) and the worker (agents) go through it."""
 
@@ -34,7 +36,7 @@ class Journal:
         self.timers_ready = Alarm()  # rung with the earliest due time of the timers each commit scheduled
 
     def _timers(self, thread: Thread, new: Sequence[Event], explicit: TimerChanges | None) -> TimerChanges:
-        changes = explicit or TimerChanges()
+        changes = explicit or _NO_TIMERS  # shared and never changed: merged() makes a new value or returns one
         for scheduler in self.schedulers:
             changes = changes.merged(scheduler(thread, new))
         return changes

@@ -143,8 +143,11 @@ class TimerChanges(BaseModel):
         """Both sets of changes (one firing at most)."""
         if not other:
             return self
-        return TimerChanges(schedule=[*self.schedule, *other.schedule], cancel=[*self.cancel, *other.cancel],
-                            fired=self.fired or other.fired)
+        if not self:
+            return other
+        # Both hold validated values already: no second validation (this runs on every commit that has timers).
+        return TimerChanges.model_construct(schedule=[*self.schedule, *other.schedule],
+                                            cancel=[*self.cancel, *other.cancel], fired=self.fired or other.fired)
 
 
 class AuditRecord(BaseModel):
