@@ -28,6 +28,13 @@ PgOp = Callable[[asyncpg.Connection], Awaitable[Any]]
 _MAX_BATCH = 128
 
 
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing beyond asyncpg's own (an open transaction is
+    still rolled back, listeners dropped). The default also sent ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN
+    *; RESET ALL`` on every release, a round trip per write and per read for session state this store never sets
+    (no advisory locks, cursors, LISTEN or SET): 2 of 11 round trips per launch, 5 of 23 per resume."""
+
 class PgWriter:
     """Grouped write transactions on a shared asyncpg pool."""
 
@@ -52,7 +59,7 @@ class PgWriter:
             async with self._creating:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._pool_size, command_timeout=60,
+                        self._dsn, min_size=1, max_size=self._pool_size, command_timeout=60, reset=_keep_session,
                     )
         return self._pool
 
