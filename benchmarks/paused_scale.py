@@ -2,17 +2,19 @@
 
 For each size a fresh SQLite file (WAL) is filled through the store API (``SqlStore.create_thread``, one
 transaction per thread, with the events the real path writes: request, agent choice, the model's deploy proposal
-and the approval request built by ``bot.policy.gate``). Then a real ``opsgate serve`` subprocess is started on it
-and 100 randomly chosen threads are approved one at a time through the HTTP API (POST /threads/{id}/responses);
-each approval's latency is timed, then the worker is left to finish that thread before the next approval (not
-timed). Also: the latency of the first page of the approval queue (GET /threads?status=waiting_for_approval) and
-the server's RSS. Run: ``python -m benchmarks.paused_scale`` (``--sizes 100 10000``; ``--quick`` for a smoke run).
+and the approval request built by ``bot.policy.gate``). Then a real ``opsgate serve`` subprocess is started on
+each, all at once, and 100 randomly chosen threads of each are approved through the HTTP API (POST
+/threads/{id}/responses), one approval on each server in turn, so that the machine's drift hits every size alike;
+each approval's latency is timed, then the worker is left to finish that thread (not timed). Also: the latency
+of the first page of the approval queue (GET /threads?status=waiting_for_approval) and each server's RSS.
+Run: ``python -m benchmarks.paused_scale`` (``--sizes 100 10000``; ``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
@@ -78,39 +80,32 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-async def measure_server(db: Path, approvals: dict[str, str], samples: int, seed: int) -> dict[str, Any]:
-    """Start `opsgate serve` on the database; time ``samples`` approvals and the approval-queue page."""
-    # The approvals name their approver with the shared token: a trusted relay, as a chat bridge would be.
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{db}", "OPSGATE_API_TOKEN": TOKEN,
-           "OPSGATE_API_TRUSTED_RELAY": "true", "OPSGATE_APPROVERS": APPROVER, "OPSGATE_LOG_LEVEL": "info"}
-    chosen = random.Random(seed).sample(sorted(approvals), min(samples, len(approvals)))
-    latencies: list[float] = []
-    list_latencies: list[float] = []
-    server = OpsgateProcess(env, cwd=db.parent, log_path=db.parent / f"serve-{len(approvals)}.log")
-    async with server, httpx.AsyncClient(base_url=server.url, timeout=30,
-                                         headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        rss_start, _ = rss_mb(server.pid or 0)
-        for _ in range(10):
-            began = time.perf_counter()
-            page = await http.get("/threads", params={"status": "waiting_for_approval", "limit": 50})
-            list_latencies.append((time.perf_counter() - began) * 1000)
-            page.raise_for_status()
-        for thread_id in chosen:
-            body = {"type": "approval", "approval_id": approvals[thread_id], "approved": True, "user": APPROVER}
-            began = time.perf_counter()
-            response = await http.post(f"/threads/{thread_id}/responses", json=body)
-            latencies.append((time.perf_counter() - began) * 1000)
-            if response.status_code != 202:
-                raise RuntimeError(f"approval of {thread_id} answered {response.status_code}: {response.text}")
-            await wait_finished(http, thread_id)
-        rss_end, rss_peak = rss_mb(server.pid or 0)
-    return {
-        "approvals": len(latencies),
-        "approve_p50_ms": percentile(latencies, 50), "approve_p95_ms": percentile(latencies, 95),
-        "approve_max_ms": max(latencies),
-        "queue_page_p50_ms": median(list_latencies),
-        "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_peak_mb": rss_peak,
-    }
+def server_env(db: Path) -> dict[str, str]:
+    """`opsgate serve` on the database; approvals name their approver with the shared token (a trusted relay, as a
+    chat bridge would be)."""
+    return {"DATABASE_URL": f"sqlite+aiosqlite:///{db}", "OPSGATE_API_TOKEN": TOKEN,
+            "OPSGATE_API_TRUSTED_RELAY": "true", "OPSGATE_APPROVERS": APPROVER, "OPSGATE_LOG_LEVEL": "info"}
+
+
+async def approve(http: httpx.AsyncClient, thread_id: str, approval_id: str) -> float:
+    """One approval through the HTTP API, timed in ms; then the worker is left to finish the thread (not timed)."""
+    body = {"type": "approval", "approval_id": approval_id, "approved": True, "user": APPROVER}
+    began = time.perf_counter()
+    response = await http.post(f"/threads/{thread_id}/responses", json=body)
+    elapsed = (time.perf_counter() - began) * 1000
+    if response.status_code != 202:
+        raise RuntimeError(f"approval of {thread_id} answered {response.status_code}: {response.text}")
+    await wait_finished(http, thread_id)
+    return elapsed
+
+
+async def queue_page(http: httpx.AsyncClient) -> float:
+    """The first page of the approval queue, timed in ms."""
+    began = time.perf_counter()
+    page = await http.get("/threads", params={"status": "waiting_for_approval", "limit": 50})
+    elapsed = (time.perf_counter() - began) * 1000
+    page.raise_for_status()
+    return elapsed
 
 
 async def wait_finished(http: httpx.AsyncClient, thread_id: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
@@ -125,15 +120,48 @@ async def wait_finished(http: httpx.AsyncClient, thread_id: str, timeout: float 
 
 
 async def run(sizes: list[int], samples: int) -> list[dict[str, Any]]:
-    results = []
-    for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="opsgate-paused-") as tmp:
-            db = Path(tmp) / "paused.db"
+    """Fill one database per size, start a server on each, then time approvals round-robin across them.
+
+    Interleaving (one approval on each server in turn, ``samples`` rounds) makes whatever the machine does
+    meanwhile land on every size alike; measured one size after the other, the ratio moved 0.9-1.3× between runs.
+    """
+    with contextlib.ExitStack() as dirs:
+        filled = []
+        for size in sizes:
+            db = Path(dirs.enter_context(tempfile.TemporaryDirectory(prefix="opsgate-paused-"))) / "paused.db"
             approvals, fill_s = await populate(db, size)
-            measured = await measure_server(db, approvals, samples, seed=size)
-            results.append({"threads": size, "fill_seconds": fill_s, "fill_per_s": size / fill_s,
-                            "db_bytes": db.stat().st_size, **measured})
-    return results
+            chosen = random.Random(size).sample(sorted(approvals), min(samples, len(approvals)))
+            filled.append((size, db, approvals, chosen, fill_s))
+        async with contextlib.AsyncExitStack() as stack:
+            servers = []
+            for size, db, _, _, _ in filled:
+                server = await stack.enter_async_context(
+                    OpsgateProcess(server_env(db), cwd=db.parent, log_path=db.parent / f"serve-{size}.log"))
+                http = await stack.enter_async_context(httpx.AsyncClient(
+                    base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}))
+                servers.append((server, http))
+            rss_start = [rss_mb(server.pid or 0)[0] for server, _ in servers]
+            pages: list[list[float]] = [[] for _ in filled]
+            latencies: list[list[float]] = [[] for _ in filled]
+            for _ in range(10):
+                for i, (_, http) in enumerate(servers):
+                    pages[i].append(await queue_page(http))
+            for round_ in range(max(len(chosen) for *_, chosen, _ in filled)):
+                for i, (_, _, approvals, chosen, _) in enumerate(filled):
+                    if round_ < len(chosen):
+                        thread_id = chosen[round_]
+                        latencies[i].append(await approve(servers[i][1], thread_id, approvals[thread_id]))
+            rss_end = [rss_mb(server.pid or 0) for server, _ in servers]
+        results = []
+        for i, (size, db, _, _, fill_s) in enumerate(filled):
+            results.append({
+                "threads": size, "fill_seconds": fill_s, "fill_per_s": size / fill_s, "db_bytes": db.stat().st_size,
+                "approvals": len(latencies[i]),
+                "approve_p50_ms": percentile(latencies[i], 50), "approve_p95_ms": percentile(latencies[i], 95),
+                "approve_max_ms": max(latencies[i]), "queue_page_p50_ms": median(pages[i]),
+                "rss_start_mb": rss_start[i], "rss_end_mb": rss_end[i][0], "rss_peak_mb": rss_end[i][1],
+            })
+        return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
           f"peak server RSS {peak:.0f} MB")
     path = write_json("paused_scale", {
         "fill": "SqlStore.create_thread per thread (store API), events as the worker writes them",
-        "approval_path": "HTTP POST /threads/{id}/responses on an `opsgate serve` subprocess (SQLite, WAL)",
+        "approval_path": "HTTP POST /threads/{id}/responses on an `opsgate serve` subprocess per size (SQLite, WAL), "
+                         "all servers up at once, one approval on each in turn",
         "samples_per_size": samples,
         "latency_ratio_largest_over_smallest": ratio, "peak_rss_mb": peak,
         "targets": TARGETS,
