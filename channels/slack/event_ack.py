@@ -50,29 +50,36 @@ class EventAck:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        headers = Headers(scope=scope)
+        try:
+            timestamp, sent = check_headers(headers, now=time.time())
+            check_length(headers, self.limit)
+        except Rejected:
+            await self.app(scope, receive, send)  # the route refuses it, and logs why
+            return
         with self.inbox.foreground.serving():  # background work waits while this ack is answered
-            headers = Headers(scope=scope)
-            try:
-                timestamp, sent = check_headers(headers, now=time.time())
-                check_length(headers, self.limit)
-            except Rejected:
-                await self.app(scope, receive, send)  # the route refuses it, and logs why
-                return
             read, body, complete = await _read(receive, self.limit)
             event_id = event_id_of(body) if complete and _signed(self.secret, timestamp, body, sent) else None
-            if event_id is None:
-                await self.app(scope, _replaying(read, receive), send)
-                return
-            try:
-                await self.inbox.record(event_id, body)  # committed before the 200; a retry finds its row
-            except Exception:
-                log.exception("slack_event_not_recorded", event_id=event_id)
-                await self._retry_later(send)
-                _observe(began, "503")
-                return
+            recorded = event_id is not None and await self._record(event_id, body)
+        if event_id is None:  # not an ack of ours: handed on (and no longer counted as one)
+            await self.app(scope, _replaying(read, receive), send)
+            return
+        if not recorded:
+            await self._retry_later(send)
+            _observe(began, "503")
+            return
         await send(_OK)
         await send(_EMPTY)
         _observe(began, "200")
+
+    async def _record(self, event_id: str, body: bytes) -> bool:
+        """Commit the event before the 200 (a retry finds its row); False when the database could not take it."""
+        try:
+            await self.inbox.record(event_id, body)
+        except Exception:
+            log.exception("slack_event_not_recorded", event_id=event_id)
+            return False
+        return True
 
     async def _retry_later(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 503, "headers": [
