@@ -30,6 +30,51 @@ from storage.rows import (
 _SQL = {name: q.postgres(sql) for name, sql in q.ALL.items()}
 
 
+def _event_arrays(first: int) -> str:
+    """The events of a write as four array parameters from ``$first`` (seq, type, at, data), one row each."""
+    return (f"unnest(${first}::int[], ${first + 1}::varchar[], ${first + 2}::float8[], ${first + 3}::text[])"
+            " AS e(seq, type, at, data)")
+
+
+def _with_events(update: str, params: int) -> str:
+    """An append's thread-row UPDATE and its events INSERT as one statement (one round trip, not two).
+
+    The events come as four arrays after the UPDATE's own ``params`` and are inserted only when the
+    compare-and-set matched; the statement returns the lease columns of the updated row, or no row (Conflict).
+    """
+    returning = "" if " RETURNING " in update else " RETURNING lease_owner, lease_until"
+    return (
+        f"WITH up AS ({update}{returning}), ins AS (INSERT INTO events (thread_id, seq, type, at, data)"
+        f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)} WHERE EXISTS (SELECT 1 FROM up))"
+        " SELECT lease_owner, lease_until FROM up"
+    )
+
+
+def _created_with_events(insert: str, params: int) -> str:
+    """A new thread's row and its first events as one statement (a duplicate id fails both)."""
+    return (f"WITH t AS ({insert}) INSERT INTO events (thread_id, seq, type, at, data)"
+            f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}")
+
+
+# Keyed by the plain statement's text, as ``append_statement`` and ``insert_statement`` pick it.
+_APPEND_WITH_EVENTS = {
+    _SQL[name]: _with_events(_SQL[name], params)
+    for name, params in (("APPEND_RUNNING", 6), ("APPEND_STOPPED", 7), ("APPEND_LEASING", 8))
+}
+_CREATE_WITH_EVENTS = {
+    _SQL[name]: _created_with_events(_SQL[name], params)
+    for name, params in (("INSERT_THREAD", 8), ("INSERT_THREAD_LEASED", 10))
+}
+
+
+def _event_columns(thread_id: str, events: Sequence[Event], first_seq: int) -> list[list[Any]]:
+    """The four arrays ``_event_arrays`` takes."""
+    rows = event_params(thread_id, events, first_seq)
+    if not rows:
+        return [[], [], [], []]
+    return [list(column) for column in zip(*rows, strict=True)][1:]
+
+
 def _rowcount(status: str) -> int:
     """Rows touched, from asyncpg's command tag ("UPDATE 1", "INSERT 0 1")."""
     return int(status.rsplit(" ", 1)[-1])
@@ -72,15 +117,6 @@ async def _change_timers(
         await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
-async def _insert_tail(
-    conn: asyncpg.Connection, thread_id: str, new: Sequence[Event], first_seq: int,
-    outbox: Sequence[OutboxItem], now: float,
-) -> None:
-    if new:
-        await conn.executemany(_SQL["INSERT_EVENT"], event_params(thread_id, new, first_seq))
-    await _insert_outbox(conn, outbox, thread_id, now)
-
-
 class PgHot:
     """The same operations as ``SqliteHot``, on a PostgreSQL database."""
 
@@ -97,10 +133,12 @@ class PgHot:
         now = time.time()
         sql, params, leased = insert_statement(_SQL, thread, status, lease, now)
 
+        statement, columns = _CREATE_WITH_EVENTS[sql], _event_columns(thread.id, thread.events, 1)
+
         async def op(conn: asyncpg.Connection) -> None:
             await _insert_refs(conn, refs, thread.id)
-            await conn.execute(sql, *params)
-            await _insert_tail(conn, thread.id, thread.events, 1, outbox, now)
+            await conn.execute(statement, *params, *columns)  # the thread row and its events
+            await _insert_outbox(conn, outbox, thread.id, now)
             await _change_timers(conn, thread.id, timers, ())
 
         await self.writer.run(op)
@@ -119,26 +157,24 @@ class PgHot:
         sql, params, leasing = append_statement(
             _SQL, thread_id, len(events), expected_seq, status, agent, lease, now, outcome)
 
+        with_events, columns = _APPEND_WITH_EVENTS[sql], _event_columns(thread_id, events, expected_seq + 1)
+
         async def op(conn: asyncpg.Connection) -> bool:
-            held: Any = None
             # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append):
             # one lock order, so a decision and an expiry of the same request queue instead of deadlocking.
             await _fire_timer(conn, timers)
             if timers:
                 await _change_timers(conn, thread_id, timers.schedule, timers.cancel)
-            if leasing:
-                row = await conn.fetchrow(sql, *params)
-                changed, held = (0, None) if row is None else (1, (row[0], row[1]))
-            else:
-                changed = _rowcount(await conn.execute(sql, *params))
-            if changed != 1:
+            row = await conn.fetchrow(with_events, *params, *columns)  # the compare-and-set, then the events
+            if row is None:
                 seq = await conn.fetchval(_SQL["THREAD_SEQ"], thread_id)
                 if seq is None:
                     raise ThreadNotFound(thread_id)
                 raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
             await _insert_refs(conn, refs, thread_id)
-            await _insert_tail(conn, thread_id, events, expected_seq + 1, outbox, now)
-            return leasing and held == (params[6], params[7])  # a lease this append took, not one held before
+            await _insert_outbox(conn, outbox, thread_id, now)
+            # A lease this append took, not one held before.
+            return leasing and (row[0], row[1]) == (params[6], params[7])
 
         async def guarded(conn: asyncpg.Connection) -> bool:
             try:
