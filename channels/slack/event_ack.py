@@ -14,36 +14,40 @@ database cannot take the event, 503 with ``Retry-After`` (Slack retries it).
 
 from __future__ import annotations
 
-import hmac
-import json
 import time
 
 import structlog
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import metrics
 from channels.slack.slack_event_inbox import EventInbox, event_id_of
-from channels.slack.verify import MAX_BODY_BYTES, Rejected, check_headers, check_length, signature
+from channels.slack.verify import MAX_BODY_BYTES, Rejected, check_headers, check_length, signed
 
 log = structlog.get_logger("opsgate.slack")
 
 _OK = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
 _EMPTY = {"type": "http.response.body", "body": b""}
-_RETRY_BODY = json.dumps({"error": "temporarily unavailable"}).encode()
+RETRY_AFTER_SECONDS = 5
+
+
+def retry_later() -> JSONResponse:
+    """503 with ``Retry-After``: the request failed for a reason a retry can fix, and Slack retries events."""
+    return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 class EventAck:
     """ASGI middleware answering verified message events on ``path`` from the inbox alone."""
 
     def __init__(self, app: ASGIApp, *, path: str, secret: str, inbox: EventInbox,
-                 limit: int = MAX_BODY_BYTES, retry_after: int = 5) -> None:
+                 limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.path = path
         self.secret = secret
         self.inbox = inbox
         self.limit = limit
-        self.retry_after = str(retry_after).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -59,13 +63,13 @@ class EventAck:
             return
         with self.inbox.foreground.serving():  # background work waits while this ack is answered
             read, body, complete = await _read(receive, self.limit)
-            event_id = event_id_of(body) if complete and _signed(self.secret, timestamp, body, sent) else None
+            event_id = event_id_of(body) if complete and signed(self.secret, timestamp, body, sent) else None
             recorded = event_id is not None and await self._record(event_id, body)
         if event_id is None:  # not an ack of ours: handed on (and no longer counted as one)
             await self.app(scope, _replaying(read, receive), send)
             return
         if not recorded:
-            await self._retry_later(send)
+            await retry_later()(scope, receive, send)
             _observe(began, "503")
             return
         await send(_OK)
@@ -81,16 +85,6 @@ class EventAck:
             return False
         return True
 
-    async def _retry_later(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(_RETRY_BODY)).encode()),
-            (b"retry-after", self.retry_after),
-        ]})
-        await send({"type": "http.response.body", "body": _RETRY_BODY})
-
-
-def _signed(secret: str, timestamp: str, body: bytes, sent: str) -> bool:
-    return hmac.compare_digest(signature(secret, timestamp, body), sent)
 
 
 async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes, bool]:

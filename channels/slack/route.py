@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from channels.slack.event_ack import EventAck
+from channels.slack.event_ack import EventAck, retry_later
 from channels.slack.slack_event_inbox import EventInbox
 from channels.slack.verify import MAX_BODY_BYTES, Rejected, verify
 
@@ -26,7 +26,6 @@ log = structlog.get_logger("opsgate.slack")
 EVENTS_PATH = "/slack/events"
 REQUEST_KEY = "opsgate_request_key"
 OUTCOME = "opsgate_outcome"
-RETRY_AFTER_SECONDS = 5
 
 
 @dataclass
@@ -57,11 +56,6 @@ def _refused(exc: Rejected) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=exc.status)
 
 
-def _retry_later() -> JSONResponse:
-    return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
 async def handle(bolt: AsyncApp, secret: str, request: Request) -> Response:
     """Verify, then dispatch to bolt (message events were answered before the app by ``event_ack.py``)."""
     try:
@@ -85,7 +79,7 @@ async def handle(bolt: AsyncApp, secret: str, request: Request) -> Response:
     if outcome.retry or response.status >= 500:
         if not outcome.retry:
             log.error("slack_request_failed", status=response.status)
-        return _retry_later()
+        return retry_later()
     return to_starlette_response(response)
 
 

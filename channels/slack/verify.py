@@ -64,6 +64,11 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"v0={digest}"
 
 
+def signed(secret: str, timestamp: str, body: bytes, sent: str) -> bool:
+    """Whether ``sent`` is Slack's signature of these bytes (compared in constant time)."""
+    return hmac.compare_digest(signature(secret, timestamp, body), sent)
+
+
 def check_headers(headers: Mapping[str, str], *, now: float, max_age: float = MAX_AGE_SECONDS) -> tuple[str, str]:
     """(timestamp, signature) when both are well formed and the timestamp is fresh; else Rejected(401)."""
     timestamp = headers.get("x-slack-request-timestamp", "")
@@ -103,6 +108,6 @@ async def verify(
     timestamp, sent = check_headers(headers, now=time.time() if now is None else now)
     check_length(headers, limit)
     body = await read_limited(chunks, limit)
-    if not hmac.compare_digest(signature(secret, timestamp, body), sent):
+    if not signed(secret, timestamp, body, sent):
         raise Rejected(401, "bad signature")
     return Verified(timestamp=timestamp, body=body)
