@@ -47,7 +47,7 @@ async def inbox_put(hot: SqliteHot | PgHot, channel: str, key: str, body: str) -
     params = (channel, key, body, time.time())
     if isinstance(hot, SqliteHot):
         return await hot.writer.run(lambda conn: conn.execute(_SQLITE["INBOX_PUT"], params).rowcount == 1)
-    status = await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_PUT"], *params))
+    status = await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_PUT"], *params), one_statement=True)
     return str(status).endswith(" 1")
 
 
@@ -67,7 +67,7 @@ async def inbox_claim(hot: SqliteHot | PgHot, channel: str, limit: int, lease_se
     async def claim(conn: asyncpg.Connection) -> list[tuple[str, str, int, float]]:
         return [tuple(row) for row in await conn.fetch(_PG["INBOX_CLAIM"], *params)]  # type: ignore[misc]
 
-    return _items(channel, await hot.writer.run(claim))
+    return _items(channel, await hot.writer.run(claim, one_statement=True))
 
 
 async def inbox_done(hot: SqliteHot | PgHot, channel: str, key: str) -> None:
@@ -75,7 +75,7 @@ async def inbox_done(hot: SqliteHot | PgHot, channel: str, key: str) -> None:
     if isinstance(hot, SqliteHot):
         await hot.writer.run(lambda conn: conn.execute(_SQLITE["INBOX_DONE"], (channel, key)))
     else:
-        await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_DONE"], channel, key))
+        await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_DONE"], channel, key), one_statement=True)
 
 
 async def inbox_retry(hot: SqliteHot | PgHot, channel: str, key: str, delay: float) -> None:
@@ -84,4 +84,4 @@ async def inbox_retry(hot: SqliteHot | PgHot, channel: str, key: str, delay: flo
     if isinstance(hot, SqliteHot):
         await hot.writer.run(lambda conn: conn.execute(_SQLITE["INBOX_RETRY"], params))
     else:
-        await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_RETRY"], *params))
+        await hot.writer.run(lambda conn: conn.execute(_PG["INBOX_RETRY"], *params), one_statement=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -26,6 +26,8 @@ from storage.rows import (
     ref_params,
     timer_params,
 )
+
+T = TypeVar("T")
 
 _SQL = {name: q.postgres(sql) for name, sql in q.ALL.items()}
 
@@ -126,6 +128,10 @@ class PgHot:
     async def close(self) -> None:
         await self.writer.close()
 
+    def _statement(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> Awaitable[T]:
+        """A write that is one statement: alone, it needs no BEGIN and COMMIT (``PgWriter.run``)."""
+        return self.writer.run(op, one_statement=True)
+
     async def create_thread(
         self, thread: Thread, status: ThreadStatus, refs: Sequence[Ref], outbox: Sequence[OutboxItem],
         lease: Lease | None, timers: Sequence[NewTimer] = (),
@@ -141,7 +147,7 @@ class PgHot:
             await _insert_outbox(conn, outbox, thread.id, now)
             await _change_timers(conn, thread.id, timers, ())
 
-        await self.writer.run(op)
+        await self.writer.run(op, one_statement=not (refs or outbox or timers))
         return leased
 
     async def load_thread(self, thread_id: str) -> Thread | None:
@@ -184,32 +190,32 @@ class PgHot:
                 # PostgreSQL undoes this one (its savepoint); the caller reloads and tries again, as after a Conflict.
                 raise Conflict(f"thread {thread_id} is being changed concurrently") from None
 
-        return await self.writer.run(guarded)
+        return await self.writer.run(guarded, one_statement=not (timers or refs or outbox))
 
     # --- leases ---------------------------------------------------------------------------------------------
 
     async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
         now = time.time()
         # FOR UPDATE SKIP LOCKED: a claim never waits for (or takes) a row another claimer holds.
-        row = await self.writer.run(lambda conn: conn.fetchrow(_SQL["CLAIM_ANY"], now, owner, now + lease_seconds))
+        row = await self._statement(lambda conn: conn.fetchrow(_SQL["CLAIM_ANY"], now, owner, now + lease_seconds))
         return str(row[0]) if row else None
 
     async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
         now = time.time()
-        seq = await self.writer.run(
+        seq = await self._statement(
             lambda conn: conn.fetchval(_SQL["CLAIM_ONE"], thread_id, owner, now + lease_seconds, now))
         return None if seq is None else int(seq)
 
     async def release_thread(self, thread_id: str, owner: str, retry_in: float | None) -> None:
         if retry_in is None:
-            await self.writer.run(lambda conn: conn.execute(_SQL["RELEASE"], thread_id, owner))
+            await self._statement(lambda conn: conn.execute(_SQL["RELEASE"], thread_id, owner))
         else:
             until = time.time() + retry_in
-            await self.writer.run(lambda conn: conn.execute(_SQL["RELEASE_RETRY"], thread_id, owner, until))
+            await self._statement(lambda conn: conn.execute(_SQL["RELEASE_RETRY"], thread_id, owner, until))
 
     async def renew_lease(self, thread_id: str, owner: str, lease_seconds: float) -> bool:
         until = time.time() + lease_seconds
-        status = await self.writer.run(lambda conn: conn.execute(_SQL["RENEW"], thread_id, owner, until))
+        status = await self._statement(lambda conn: conn.execute(_SQL["RENEW"], thread_id, owner, until))
         return _rowcount(status) == 1
 
     async def thread_attempts(self, thread_id: str) -> int:
@@ -235,13 +241,13 @@ class PgHot:
 
     async def set_state(self, key: str, value: Any) -> None:
         encoded = json.dumps(value)
-        await self.writer.run(lambda conn: conn.execute(_SQL["SET_STATE"], key, encoded))
+        await self._statement(lambda conn: conn.execute(_SQL["SET_STATE"], key, encoded))
 
     # --- outbox ---------------------------------------------------------------------------------------------
 
     async def claim_outbox(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxRow]:
         now = time.time()
-        rows = await self.writer.run(
+        rows = await self._statement(
             lambda conn: conn.fetch(_SQL["CLAIM_OUTBOX"], channel, now, limit, now + lease_seconds))
         return sorted((outbox_row(*row) for row in rows), key=lambda r: r.id)
 
@@ -252,11 +258,11 @@ class PgHot:
 
     async def outbox_sent(self, row_id: int) -> None:
         now = time.time()
-        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_SENT"], row_id, now))
+        await self._statement(lambda conn: conn.execute(_SQL["OUTBOX_SENT"], row_id, now))
 
     async def outbox_retry(self, row_id: int, delay: float, error: str) -> None:
         until = time.time() + delay
-        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_RETRY"], row_id, until, error[:2000]))
+        await self._statement(lambda conn: conn.execute(_SQL["OUTBOX_RETRY"], row_id, until, error[:2000]))
 
     async def outbox_failed(self, row_id: int, error: str) -> None:
-        await self.writer.run(lambda conn: conn.execute(_SQL["OUTBOX_FAILED"], row_id, error[:2000]))
+        await self._statement(lambda conn: conn.execute(_SQL["OUTBOX_FAILED"], row_id, error[:2000]))
