@@ -20,7 +20,7 @@ import hashlib
 import re
 from typing import Any, Self
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ValidationInfo, model_validator
 
 REPLACEMENT = "\ufffd"
 KEY_CHARS = 255  # refs.key and quarantine.key: PostgreSQL refuses longer values, SQLite would keep them
@@ -63,12 +63,19 @@ def storable_data(value: Any) -> Any:
     return value
 
 
+# Validation context for values read back from the database: stored, so storable already (on PostgreSQL nothing
+# else could have been written; on SQLite every row came through a model), and not walked again on every load.
+STORED: dict[str, bool] = {"stored": True}
+
+
 class StorableModel(BaseModel):
     """A model whose string data is made storable as it is validated (see the module docstring)."""
 
     @model_validator(mode="after")
-    def _storable_strings(self) -> Self:
+    def _storable_strings(self, info: ValidationInfo) -> Self:
         # After validation, so JSON loads stay on pydantic's fast path; nested models clean themselves.
+        if info.context is STORED:
+            return self
         fields = self.__dict__
         for name, value in fields.items():
             if isinstance(value, str | dict | list | tuple):

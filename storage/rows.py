@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,14 @@ from pydantic import TypeAdapter
 
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalRequested, Event
 from bot.store import Lease, NewTimer, OutboxItem, OutboxRow, Ref, TimerRow
+from bot.text import STORED
 from bot.thread import Thread, ThreadStatus
 
 # One validation call per thread: the stored JSON objects joined into one array.
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+_UNCLEAN = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")  # the escape of a NUL or of a surrogate (JSON has no raw NUL)
 
 
 def ts(value: float) -> datetime:
@@ -82,7 +87,10 @@ def load_events(rows: Sequence[tuple[str, float, str]]) -> list[Event]:
     for i, (type_, _, _) in enumerate(rows):
         if type_ == "approval_requested":
             texts[i] = _with_proposal(texts[i], texts[:i])
-    return _EVENTS.validate_json("[" + ",".join(texts) + "]")
+    text = "[" + ",".join(texts) + "]"
+    # Rows are storable as written, except rows from before StorableModel (SQLite kept NUL and broken escapes):
+    # only those are cleaned again, a scan of the text instead of a walk over every string of every model.
+    return _EVENTS.validate_json(text, context=None if _UNCLEAN.search(text) else STORED)
 
 
 def _with_proposal(text: str, earlier: Sequence[str]) -> str:

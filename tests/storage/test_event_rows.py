@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
+import pytest
 from sqlalchemy import insert, select
 
 from bot.events import (
@@ -155,3 +156,22 @@ async def test_empty_lists_are_left_out_and_read_back_empty_while_full_ones_are_
     assert rows[5]["changes"] == [{"field": "force", "new": True}]  # None inside a change is left out as before
     loaded = await store.load_thread(thread.id)
     assert loaded is not None and loaded.events[2:] == [proposal, request, decision, edited]
+
+
+def test_stored_rows_are_not_cleaned_again_unless_they_predate_storable_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row went through a model that made its strings storable: loads skip that walk (issue 11). A row
+    from before StorableModel (SQLite kept an escaped NUL) is still cleaned on load."""
+    import bot.text
+    from storage.rows import load_events
+
+    walked: list[object] = []
+    real = bot.text.storable_data
+    monkeypatch.setattr(bot.text, "storable_data", lambda value: walked.append(value) or real(value))
+    clean = '{"id":"e1","text":"please deploy api","user":"U1","via":{"channel":"slack","conversation":"C1"}}'
+    [message] = load_events([("user_message", 1.7e9, clean)])
+    assert message.text == "please deploy api" and walked == []
+
+    old = '{"id":"e2","text":"deploy\\u0000api","user":"U1"}'
+    [message] = load_events([("user_message", 1.7e9, old)])
+    assert message.text == "deploy\ufffdapi"
+    assert walked
