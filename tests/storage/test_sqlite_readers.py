@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,52 +24,49 @@ async def _with_rows(path: Path, n: int) -> None:
         await writer.close()
 
 
-async def test_many_concurrent_reads_each_get_their_own_answer(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    await _with_rows(path, 50)
-    readers = SqliteReaders(str(path))
+@asynccontextmanager
+async def readers_on(path: Path, rows: int, threads: int = 2) -> AsyncIterator[SqliteReaders]:
+    """Readers on a database whose table ``t`` holds ``rows`` rows, closed afterwards."""
+    await _with_rows(path, rows)
+    readers = SqliteReaders(str(path), threads=threads)
     try:
-        answers = await asyncio.gather(*(
-            readers.run(lambda conn, i=i: conn.execute("SELECT n FROM t WHERE n = ?", (i,)).fetchone()[0])
-            for i in range(50)))
-        assert answers == list(range(50))
+        yield readers
     finally:
         await readers.close()
 
 
+async def test_many_concurrent_reads_each_get_their_own_answer(tmp_path: Path) -> None:
+    async with readers_on(tmp_path / "r.db", 50) as readers:
+        answers = await asyncio.gather(*(
+            readers.run(lambda conn, i=i: conn.execute("SELECT n FROM t WHERE n = ?", (i,)).fetchone()[0])
+            for i in range(50)))
+        assert answers == list(range(50))
+
+
 async def test_a_failed_read_raises_for_its_caller_and_the_readers_go_on(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    await _with_rows(path, 3)
-    readers = SqliteReaders(str(path), threads=1)
-    try:
+    async with readers_on(tmp_path / "r.db", 3, threads=1) as readers:
         with pytest.raises(sqlite3.OperationalError, match="no such table"):
             await readers.run(lambda conn: conn.execute("SELECT * FROM missing").fetchall())
         with pytest.raises(sqlite3.OperationalError, match="readonly"):  # query_only: readers never write
             await readers.run(lambda conn: conn.execute("INSERT INTO t VALUES (99)"))
         assert await readers.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 3
-    finally:
-        await readers.close()
 
 
 async def test_a_slow_read_does_not_hold_up_another(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    await _with_rows(path, 1)
-    readers = SqliteReaders(str(path), threads=2)
     release = threading.Event()
 
     def slow(conn: sqlite3.Connection) -> int:
         release.wait(5)
         return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
 
-    try:
-        held = asyncio.ensure_future(readers.run(slow))
-        assert await asyncio.wait_for(readers.run(lambda conn: 7), 2) == 7  # the other thread answered
-        assert not held.done()
-        release.set()
+    async with readers_on(tmp_path / "r.db", 1) as readers:
+        try:
+            held = asyncio.ensure_future(readers.run(slow))
+            assert await asyncio.wait_for(readers.run(lambda conn: 7), 2) == 7  # the other thread answered
+            assert not held.done()
+        finally:
+            release.set()
         assert await held == 1
-    finally:
-        release.set()
-        await readers.close()
 
 
 async def test_close_finishes_queued_reads_and_stops_every_thread(tmp_path: Path) -> None:
