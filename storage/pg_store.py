@@ -38,24 +38,38 @@ def _event_arrays(first: int) -> str:
             " AS e(seq, type, at, data)")
 
 
-def _with_events(update: str, params: int) -> str:
-    """An append's thread-row UPDATE and its events INSERT as one statement (one round trip, not two).
+def _outbox_insert(first: int, now: int, only_if: str = "") -> str:
+    """The outbox rows of a write from three array parameters from ``$first`` (channel, thread id, payload),
+    inserted in array order (ids follow it: a channel delivers in id order), stamped with ``$now``."""
+    return (f"INSERT INTO outbox (channel, thread_id, payload, status, attempts, next_attempt_at, created_at)"
+            f" SELECT o.channel, o.thread_id, o.payload, 'pending', 0, ${now}, ${now}"
+            f" FROM unnest(${first}::varchar[], ${first + 1}::varchar[], ${first + 2}::text[]) WITH ORDINALITY"
+            f" AS o(channel, thread_id, payload, n){only_if} ORDER BY o.n")
 
-    The events come as four arrays after the UPDATE's own ``params`` and are inserted only when the
-    compare-and-set matched; the statement returns the lease columns of the updated row, or no row (Conflict).
+
+def _with_events(update: str, params: int) -> str:
+    """An append's thread-row UPDATE, its events INSERT and its outbox INSERT as one statement (one round trip,
+    and alone no BEGIN and COMMIT either).
+
+    The events come as four arrays after the UPDATE's own ``params``, the outbox rows as three more; both are
+    inserted only when the compare-and-set matched; the statement returns the lease columns of the updated row,
+    or no row (Conflict).
     """
     returning = "" if " RETURNING " in update else " RETURNING lease_owner, lease_until"
+    matched = " WHERE EXISTS (SELECT 1 FROM up)"
     return (
         f"WITH up AS ({update}{returning}), ins AS (INSERT INTO events (thread_id, seq, type, at, data)"
-        f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)} WHERE EXISTS (SELECT 1 FROM up))"
+        f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}{matched}),"
+        f" outq AS ({_outbox_insert(params + 5, 6, matched)})"
         " SELECT lease_owner, lease_until FROM up"
     )
 
 
 def _created_with_events(insert: str, params: int) -> str:
-    """A new thread's row and its first events as one statement (a duplicate id fails both)."""
-    return (f"WITH t AS ({insert}) INSERT INTO events (thread_id, seq, type, at, data)"
-            f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}")
+    """A new thread's row, its first events and its outbox rows as one statement (a duplicate id fails all)."""
+    return (f"WITH t AS ({insert}), ins AS (INSERT INTO events (thread_id, seq, type, at, data)"
+            f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)})"
+            f" {_outbox_insert(params + 5, 7)}")
 
 
 # Keyed by the plain statement's text, as ``append_statement`` and ``insert_statement`` pick it.
@@ -75,6 +89,14 @@ def _event_columns(thread_id: str, events: Sequence[Event], first_seq: int) -> l
     if not rows:
         return [[], [], [], []]
     return [list(column) for column in zip(*rows, strict=True)][1:]
+
+
+def _outbox_columns(items: Sequence[OutboxItem], thread_id: str) -> list[list[Any]]:
+    """The three arrays ``_outbox_insert`` takes."""
+    rows = outbox_params(items, thread_id, 0.0)
+    if not rows:
+        return [[], [], []]
+    return [list(column) for column in zip(*rows, strict=True)][:3]
 
 
 def _rowcount(status: str) -> int:
@@ -139,15 +161,15 @@ class PgHot:
         now = time.time()
         sql, params, leased = insert_statement(_SQL, thread, status, lease, now)
 
-        statement, columns = _CREATE_WITH_EVENTS[sql], _event_columns(thread.id, thread.events, 1)
+        statement = _CREATE_WITH_EVENTS[sql]
+        columns = [*_event_columns(thread.id, thread.events, 1), *_outbox_columns(outbox, thread.id)]
 
         async def op(conn: asyncpg.Connection) -> None:
             await _insert_refs(conn, refs, thread.id)
-            await conn.execute(statement, *params, *columns)  # the thread row and its events
-            await _insert_outbox(conn, outbox, thread.id, now)
+            await conn.execute(statement, *params, *columns)  # the thread row, its events and outbox rows
             await _change_timers(conn, thread.id, timers, ())
 
-        await self.writer.run(op, one_statement=not (refs or outbox or timers))
+        await self.writer.run(op, one_statement=not (refs or timers))
         return leased
 
     async def load_thread(self, thread_id: str) -> Thread | None:
@@ -163,7 +185,8 @@ class PgHot:
         sql, params, leasing = append_statement(
             _SQL, thread_id, len(events), expected_seq, status, agent, lease, now, outcome)
 
-        with_events, columns = _APPEND_WITH_EVENTS[sql], _event_columns(thread_id, events, expected_seq + 1)
+        with_events = _APPEND_WITH_EVENTS[sql]
+        columns = [*_event_columns(thread_id, events, expected_seq + 1), *_outbox_columns(outbox, thread_id)]
 
         async def op(conn: asyncpg.Connection) -> bool:
             # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append):
@@ -171,14 +194,13 @@ class PgHot:
             await _fire_timer(conn, timers)
             if timers:
                 await _change_timers(conn, thread_id, timers.schedule, timers.cancel)
-            row = await conn.fetchrow(with_events, *params, *columns)  # the compare-and-set, then the events
+            row = await conn.fetchrow(with_events, *params, *columns)  # compare-and-set, events, outbox rows
             if row is None:
                 seq = await conn.fetchval(_SQL["THREAD_SEQ"], thread_id)
                 if seq is None:
                     raise ThreadNotFound(thread_id)
                 raise Conflict(f"thread {thread_id} changed (seq {seq}, expected {expected_seq})")
             await _insert_refs(conn, refs, thread_id)
-            await _insert_outbox(conn, outbox, thread_id, now)
             # A lease this append took, not one held before.
             return leasing and (row[0], row[1]) == (params[6], params[7])
 
@@ -190,7 +212,7 @@ class PgHot:
                 # PostgreSQL undoes this one (its savepoint); the caller reloads and tries again, as after a Conflict.
                 raise Conflict(f"thread {thread_id} is being changed concurrently") from None
 
-        return await self.writer.run(guarded, one_statement=not (timers or refs or outbox))
+        return await self.writer.run(guarded, one_statement=not (timers or refs))
 
     # --- leases ---------------------------------------------------------------------------------------------
 

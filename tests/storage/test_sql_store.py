@@ -315,3 +315,17 @@ async def test_appending_a_waiting_status_drops_the_lease(store: SqlStore) -> No
     assert await store.thread_attempts(thread.id) == 0
     await store.append(thread.id, [UserMessage(text="again")], expected_seq=3, status="running", agent="deploy")
     assert await store.claim_thread("w2", 60) == thread.id
+
+
+async def test_an_append_writes_its_outbox_rows_in_order_and_a_conflicting_one_writes_none(store: SqlStore) -> None:
+    """On PostgreSQL the rows come from arrays inside the append's one statement: their ids must still follow
+    the order the channel made them in, and a failed compare-and-set must leave none behind."""
+    thread = await create(store)
+    await store.append(thread.id, [UserMessage(text="and then")], expected_seq=thread.seq, status="running",
+                       agent="deploy", outbox=[item("slack", n) for n in range(12)])
+    with pytest.raises(Conflict):
+        await store.append(thread.id, [UserMessage(text="late")], expected_seq=thread.seq, status="running",
+                           agent="deploy", outbox=[item("slack", 99)])
+    rows = await store.claim_outbox("slack", 50, lease_seconds=60)
+    assert [r.payload["n"] for r in rows] == list(range(12))
+    assert {r.thread_id for r in rows} == {thread.id}
