@@ -83,20 +83,19 @@ _CREATE_WITH_EVENTS = {
 }
 
 
+def _arrays(rows: Sequence[tuple[Any, ...]], first: int, count: int) -> list[list[Any]]:
+    """Columns ``first`` .. ``first + count - 1`` of ``rows`` as one list each (the array parameters of a CTE)."""
+    return [[row[i] for row in rows] for i in range(first, first + count)]
+
+
 def _event_columns(thread_id: str, events: Sequence[Event], first_seq: int) -> list[list[Any]]:
-    """The four arrays ``_event_arrays`` takes."""
-    rows = event_params(thread_id, events, first_seq)
-    if not rows:
-        return [[], [], [], []]
-    return [list(column) for column in zip(*rows, strict=True)][1:]
+    """The four arrays ``_event_arrays`` takes (seq, type, at, data)."""
+    return _arrays(event_params(thread_id, events, first_seq), 1, 4)
 
 
 def _outbox_columns(items: Sequence[OutboxItem], thread_id: str) -> list[list[Any]]:
-    """The three arrays ``_outbox_insert`` takes."""
-    rows = outbox_params(items, thread_id, 0.0)
-    if not rows:
-        return [[], [], []]
-    return [list(column) for column in zip(*rows, strict=True)][:3]
+    """The three arrays ``_outbox_insert`` takes (channel, thread id, payload)."""
+    return _arrays(outbox_params(items, thread_id, 0.0), 0, 3)
 
 
 def _rowcount(status: str) -> int:
