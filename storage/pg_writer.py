@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
@@ -29,10 +29,17 @@ from storage.group_commit import settle
 
 T = TypeVar("T")
 PgOp = Callable[[asyncpg.Connection], Awaitable[Any]]
-_Write = tuple[PgOp, "asyncio.Future[Any]", bool]  # the operation, its caller's future, whether it is one statement
+
+
+class _Write(NamedTuple):
+    """A queued write: the operation, its caller's future, and whether it is one statement (``run``)."""
+
+    op: PgOp
+    future: asyncio.Future[Any]
+    one_statement: bool
+
 
 _MAX_BATCH = 128
-
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -82,7 +89,7 @@ class PgWriter:
         """
         pool = await self.pool()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future, one_statement))
+        self._pending.append(_Write(op, future, one_statement))
         # A committer that has not started yet will take this write too; otherwise start one, up to the limit
         # (the running ones are each inside a transaction: this write joins whichever finishes first).
         if self._unstarted == 0 and len(self._drains) < self._committers:
@@ -123,8 +130,8 @@ class PgWriter:
             self._drains.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _transaction(self, pool: asyncpg.Pool, batch: list[_Write]) -> None:
-        if len(batch) == 1 and batch[0][2]:
-            await self._statement(pool, *batch[0][:2])
+        if len(batch) == 1 and batch[0].one_statement:
+            await self._statement(pool, batch[0].op, batch[0].future)
             return
         if len(batch) > 1:
             try:
