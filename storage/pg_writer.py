@@ -48,6 +48,7 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     *; RESET ALL`` on every release, a round trip per write and per read for session state this store never sets
     (no advisory locks, cursors, LISTEN or SET): 2 of 11 round trips per launch, 5 of 23 per resume."""
 
+
 class PgWriter:
     """Grouped write transactions on a shared asyncpg pool."""
 
