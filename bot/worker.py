@@ -126,11 +126,13 @@ class Worker:
         message = (f"opsgate could not continue this thread: internal error (error id {error_id}) "
                    f"{failures} times in a row. Send a new message to try again.")
         try:
-            await self.engine.journal.append_independent(thread_id, [ErrorEvent(kind="internal", message=message)])
+            # Quarantined first: a thread people see as failed is always on the operators' list (a crash in
+            # between leaves it running, to fail and be quarantined again, never failed and unlisted).
             await self.store.quarantine(QuarantineItem(
                 channel="worker", key=f"thread:{thread_id}:{error_id}", reason=f"thread step failed {failures} times",
                 detail=f"error id {error_id}: {type(exc).__name__}: {exc}", attempts=failures,
             ))
+            await self.engine.journal.append_independent(thread_id, [ErrorEvent(kind="internal", message=message)])
         except Exception:  # the database is what fails: keep retrying the thread instead
             log.exception("give_up_failed", thread_id=thread_id, error_id=error_id)
             return False

@@ -6,12 +6,15 @@ every step raises. Other threads go on meanwhile.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 
 from structlog.testing import capture_logs
 
 from bot.events import AgentSelected, ErrorEvent, UserMessage, Via, new_id
 from bot.thread import Thread
+from storage.database import sqlite_path
 from tests.bot.conftest import OpsgateFactory
 
 
@@ -50,3 +53,25 @@ async def test_a_new_message_starts_a_stopped_thread_again(opsgate: OpsgateFacto
     assert thread.status == "running"
     stopped = await app.wait(poison.id, "failed")
     assert [e.type for e in stopped.events].count("error") == 2
+
+
+async def test_a_thread_is_never_failed_without_its_quarantine_entry(opsgate: OpsgateFactory,
+                                                                      sqlite_database_url: str) -> None:
+    """The quarantine is written first: when it cannot be, the thread is not shown as failed, it is retried."""
+    app = await opsgate(OPSGATE_THREAD_MAX_FAILURES="1")
+    db = sqlite3.connect(sqlite_path(sqlite_database_url), isolation_level=None)
+    try:  # the operators' table is gone: that write fails
+        db.execute("ALTER TABLE quarantine RENAME TO quarantine_elsewhere")
+    finally:
+        db.close()
+    poison = Thread(id=new_id(), agent="retired",
+                    events=[UserMessage(text="!help", user="bob"), AgentSelected(agent="retired")])
+    with capture_logs() as logs:
+        await app.runtime.store.create_thread(poison, "running")
+        app.runtime.journal.runnable.offer(poison, leased=False)
+        deadline = time.monotonic() + 10
+        while not any(r["event"] == "give_up_failed" for r in logs):
+            assert time.monotonic() < deadline, "the worker never tried to give up"
+            await asyncio.sleep(0.02)
+    thread = await app.thread(poison.id)
+    assert thread.status != "failed" and not [e for e in thread.events if isinstance(e, ErrorEvent)]
