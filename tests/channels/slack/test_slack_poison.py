@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from channels.slack.poison import POISON_ATTEMPTS, attempt, event_failed
-from storage import SqlStore, store_for
+from storage import SqlStore
 from tests.channels.slack.slack_requests import mention
-from tests.support.databases import sqlite_url
 
 ENVELOPE = mention("deploy api", ts="1732270000.000100", event_id="EvPoison")
 
@@ -41,14 +39,15 @@ async def test_only_the_last_delivery_is_quarantined(store: SqlStore) -> None:
     assert len(await store.list_quarantine()) == 1
 
 
-async def test_when_even_the_quarantine_fails_the_event_goes_to_the_log(tmp_path: Path) -> None:
-    """A store that cannot be written at all: not acked (False), and the whole envelope is logged as lost."""
-    broken = store_for(sqlite_url(tmp_path / "missing" / "dir" / "opsgate.db"))
-    try:
-        with capture_logs() as logs:
-            handled = await event_failed(broken, "EvPoison", ENVELOPE, RuntimeError("down"), POISON_ATTEMPTS)
-    finally:
-        await broken.close()
+async def test_when_even_the_quarantine_fails_the_event_goes_to_the_log(store: SqlStore) -> None:
+    """A store that refuses the quarantine write: not acked (False), and the whole envelope is logged as lost."""
+    # The table is renamed away, so the insert fails inside the database. (A database that cannot even be opened
+    # fails the same way, but aiosqlite then leaves a stop request for its thread that may outlive the test's loop.)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE quarantine RENAME TO quarantine_elsewhere"))
+    with capture_logs() as logs:
+        handled = await event_failed(store, "EvPoison", ENVELOPE, RuntimeError("down"), POISON_ATTEMPTS)
     assert not handled
     [lost] = [r for r in logs if r["event"] == "slack_event_lost"]
     assert '"event_id": "EvPoison"' in lost["envelope"] and lost["error_id"]
+    assert "quarantine" in lost["error"]
