@@ -7,14 +7,13 @@ every step raises. Other threads go on meanwhile.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
+from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from bot.events import AgentSelected, ErrorEvent, UserMessage, Via, new_id
 from bot.thread import Thread
-from storage.database import sqlite_path
 from tests.bot.conftest import OpsgateFactory
 
 
@@ -55,15 +54,11 @@ async def test_a_new_message_starts_a_stopped_thread_again(opsgate: OpsgateFacto
     assert [e.type for e in stopped.events].count("error") == 2
 
 
-async def test_a_thread_is_never_failed_without_its_quarantine_entry(opsgate: OpsgateFactory,
-                                                                      sqlite_database_url: str) -> None:
+async def test_a_thread_is_never_failed_without_its_quarantine_entry(opsgate: OpsgateFactory) -> None:
     """The quarantine is written first: when it cannot be, the thread is not shown as failed, it is retried."""
     app = await opsgate(OPSGATE_THREAD_MAX_FAILURES="1")
-    db = sqlite3.connect(sqlite_path(sqlite_database_url), isolation_level=None)
-    try:  # the operators' table is gone: that write fails
-        db.execute("ALTER TABLE quarantine RENAME TO quarantine_elsewhere")
-    finally:
-        db.close()
+    async with app.runtime.store.engine.begin() as conn:  # the operators' table is gone: that write fails
+        await conn.execute(text("ALTER TABLE quarantine RENAME TO quarantine_elsewhere"))
     poison = Thread(id=new_id(), agent="retired",
                     events=[UserMessage(text="!help", user="bob"), AgentSelected(agent="retired")])
     with capture_logs() as logs:
