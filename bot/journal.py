@@ -166,7 +166,7 @@ def _earliest(changes: TimerChanges) -> float | None:
 def event_fields(event: Event) -> dict[str, object]:
     """What the log says about one event: its type, and its cost, outcome or reason where it has one."""
     fields: dict[str, object] = {"type": event.type}
-    call = getattr(event, "call", None)
+    call = event.__dict__.get("call")  # not getattr: a miss costs pydantic a raised AttributeError
     if call is not None:
         fields.update(latency_ms=call.latency_ms, tokens=call.prompt_tokens + call.completion_tokens,
                       model=call.model, prompt_hash=call.prompt_hash)
