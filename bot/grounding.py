@@ -22,6 +22,7 @@ from bot.thread import Thread
 # A token is a run of characters that can appear inside an identifier or a version; everything else separates.
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._+\-/:@]*")
 _QUOTES = "\"'`“”‘’«»"
+_PARTS = re.compile(r"[@:/]")
 
 
 def normalize(value: str) -> str:
@@ -35,17 +36,24 @@ def normalize(value: str) -> str:
     return text
 
 
+def _without_v(text: str) -> str:
+    return text[1:] if len(text) > 1 and text[0] == "v" and text[1].isdigit() else text
+
+
 def tokens(text: str) -> set[str]:
-    """The normalized tokens of a text (each also without a trailing dot, as at a sentence's end)."""
+    """The normalized tokens of a text (each also without a trailing dot, as at a sentence's end).
+
+    The same as ``normalize`` on each match, done directly: a match holds no quotes, spaces or brackets, so
+    normalizing one only strips trailing separators and a leading ``v`` (every proposal's check runs this).
+    """
     found: set[str] = set()
     for raw in _TOKEN.findall(text.lower()):
-        token = normalize(raw)
-        while token and token[-1] in ".-/:":
-            token = token[:-1]
+        token = _without_v(raw.rstrip(".-/:"))
         if token:
             found.add(token)
-            # "api@1.4.2", "api:1.4.2", "team/api": each part is a value people gave as well
-            found.update(normalize(part) for part in re.split(r"[@:/]", token) if part)
+            if "@" in token or ":" in token or "/" in token:
+                # "api@1.4.2", "api:1.4.2", "team/api": each part is a value people gave as well
+                found.update(_without_v(part.rstrip(".")) for part in _PARTS.split(token) if part)
     return found
 
 
