@@ -52,6 +52,8 @@ def named_options(text: str, options: list[str], rule: Grounded) -> list[str]:
     found = tokens(text)
     words = [(option, _words(option, rule)) for option in options]
     named = [option for option, forms in words if forms & found]
+    if len(named) < 2:
+        return named  # nothing to order
     lowered = text.lower()
 
     def first_mention(option: str) -> int:
