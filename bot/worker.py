@@ -102,17 +102,16 @@ class Worker:
             return None
         return thread_id, None
 
-    async def _heartbeat(self, thread_id: str) -> None:
+    async def _heartbeat(self, thread_id: str, interval: float) -> None:
         """Keep the lease while a slow model call or tool runs; a crashed worker's lease simply expires."""
-        interval = self.settings.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
             try:
                 if not await self.store.renew_lease(thread_id, self.owner, self.settings.lease_seconds):
                     log.warning("lease_lost", thread_id=thread_id)
                     return
             except Exception:
                 log.exception("lease_renew_failed", thread_id=thread_id)
+            await asyncio.sleep(interval)
 
     async def _give_up(self, thread_id: str, failures: int, exc: Exception) -> bool:
         """A thread whose step keeps failing (a bug, an agent that no longer exists) is poison: stop it.
@@ -141,7 +140,15 @@ class Worker:
     async def _run_one(self, thread_id: str, known: Thread | None, slots: asyncio.Semaphore) -> None:
         retry_in: float | None = None
         released = False
-        heartbeat = asyncio.create_task(self._heartbeat(thread_id), name=f"lease-{thread_id}")
+        # The renewals start only when a step outlasts a third of the lease: most steps end long before, and a
+        # timer costs a fraction of a task created and cancelled on every step (issue 11).
+        interval = self.settings.lease_seconds / 3
+        heartbeats: list[asyncio.Task[None]] = []
+
+        def start_heartbeat() -> None:
+            heartbeats.append(asyncio.create_task(self._heartbeat(thread_id, interval), name=f"lease-{thread_id}"))
+
+        timer = asyncio.get_running_loop().call_later(interval, start_heartbeat)
         try:
             # When our own append made the thread wait, it dropped the lease in the same transaction.
             with telemetry.thread_step(thread_id):
@@ -159,8 +166,10 @@ class Worker:
                 retry_in = retry_delay(attempts)
                 log.exception("step_failed", thread_id=thread_id, retry_in_s=retry_in)
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            timer.cancel()
+            for heartbeat in heartbeats:
+                heartbeat.cancel()
+            await asyncio.gather(*heartbeats, return_exceptions=True)
             slots.release()
             if not released:
                 with contextlib.suppress(Exception):
