@@ -78,6 +78,9 @@ def current_ids() -> tuple[str, str] | None:
 @contextmanager
 def step(thread_id: str) -> Iterator[Span]:
     """The root span of one worker step on a thread (a new trace)."""
+    if _state.provider is None:  # tracing is off: not even a no-op span and its context (a few µs per step)
+        yield trace.INVALID_SPAN
+        return
     with _state.tracer.start_as_current_span(
         "opsgate.thread_step", context=trace.set_span_in_context(trace.INVALID_SPAN), kind=SpanKind.INTERNAL,
         attributes={"opsgate.thread_id": thread_id},
