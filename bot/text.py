@@ -55,7 +55,7 @@ def storable_data(value: Any) -> Any:
         if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
-    if isinstance(value, list | tuple) and type(value) in (list, tuple):
+    if type(value) in (list, tuple):  # exactly these: a subclass (a named tuple) is rebuilt differently
         items = [storable_data(v) for v in value]
         if any(new is not old for new, old in zip(items, value, strict=True)):
             return type(value)(items)
@@ -78,6 +78,12 @@ class StorableModel(BaseModel):
             return self
         fields = self.__dict__
         for name, value in fields.items():
-            if isinstance(value, str | dict | list | tuple):
+            if isinstance(value, str):
+                if not value.isascii() or "\x00" in value:  # inline: most fields are plain ASCII strings
+                    fields[name] = storable(value)
+            elif isinstance(value, _CONTAINERS):
                 fields[name] = storable_data(value)
         return self
+
+
+_CONTAINERS = (dict, list, tuple)

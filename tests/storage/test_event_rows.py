@@ -165,11 +165,12 @@ def test_stored_rows_are_not_cleaned_again_unless_they_predate_storable_text(mon
     from storage.rows import load_events
 
     walked: list[object] = []
-    real = bot.text.storable_data
-    monkeypatch.setattr(bot.text, "storable_data", lambda value: walked.append(value) or real(value))
-    clean = '{"id":"e1","text":"please deploy api","user":"U1","via":{"channel":"slack","conversation":"C1"}}'
+    real = bot.text.storable  # what the walk calls on each string that needs cleaning
+    monkeypatch.setattr(bot.text, "storable", lambda value: walked.append(value) or real(value))
+    # Not ASCII, so walking it would look at the text (plain ASCII strings are passed over inline).
+    clean = '{"id":"e1","text":"please d\u00e9ploy api","user":"U1","via":{"channel":"slack","conversation":"C1"}}'
     [message] = load_events([("user_message", 1.7e9, clean)])
-    assert message.text == "please deploy api" and walked == []
+    assert message.text == "please d\u00e9ploy api" and walked == []
 
     old = '{"id":"e2","text":"deploy\\u0000api","user":"U1"}'
     [message] = load_events([("user_message", 1.7e9, old)])
