@@ -7,7 +7,6 @@ storable on both backends as the event is validated (``bot.text``: NUL and lone 
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 from datetime import UTC, datetime, timedelta
@@ -60,7 +59,14 @@ def new_id() -> str:
     made before were 32 hex characters (``uuid4().hex``): every reader takes both, an id is compared, never
     parsed.
     """
-    return base64.b32encode(_RANDOM.take(10)).decode("ascii").lower()
+    n = int.from_bytes(_RANDOM.take(10), "big")  # 80 bits: eight 10-bit groups, two characters each
+    return "".join([_PAIRS[(n >> shift) & 1023] for shift in _SHIFTS])
+
+
+# Base32 (RFC 4648) in lower case, two characters per table lookup: half the time of base64.b32encode + lower().
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = [a + b for a in _B32 for b in _B32]
+_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
 
 
 def utcnow() -> datetime:

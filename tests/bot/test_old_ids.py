@@ -3,9 +3,13 @@ event rows, still work: shown, approved and run through the HTTP API, on SQLite 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 
+import pytest
+
+from bot import events
 from bot.config import load_settings
 from bot.events import ActionProposed, AgentSelected, ApprovalRequested, UserMessage, Via, new_id
 from bot.thread import Thread
@@ -25,6 +29,13 @@ def test_new_ids_are_16_lower_case_base32_characters_and_do_not_repeat() -> None
     assert all(_NEW_ID.fullmatch(i) for i in ids)
     assert len(set(ids)) == len(ids)
     assert len(set("".join(ids))) == 32  # the whole alphabet is used: the bits are all there
+
+
+def test_an_id_is_the_rfc_4648_base32_of_its_random_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table-driven encoding spells 80 bits exactly as base64.b32encode does (lower case, no padding)."""
+    for raw in (bytes(10), b"\xff" * 10, bytes(range(10)), *(os.urandom(10) for _ in range(2000))):
+        monkeypatch.setattr(events._RANDOM, "take", lambda n, raw=raw: raw)
+        assert new_id() == base64.b32encode(raw).decode("ascii").lower()
 
 
 def test_a_forked_child_never_repeats_its_parents_ids() -> None:
