@@ -5,8 +5,6 @@ The process's counters are shared by every test in it, so the tests compare valu
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +17,7 @@ from bot.store import OutboxItem
 from bot.thread import Thread
 from storage import SqlStore, upgrade
 from tests.channels.web.conftest import PRODUCTION_DEPLOY, running_inbox
-from tests.support.databases import sqlite_url
+from tests.support.databases import move_table_away, sqlite_url
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -109,15 +107,10 @@ async def test_a_scrape_answers_when_the_database_does_not(tmp_path: Path) -> No
     """The threads table unreadable: /metrics still answers, with opsgate_database_up 0 and no stale gauges."""
     async with running_inbox(sqlite_url(tmp_path / "opsgate.db")) as inbox:
         assert value(await scrape(inbox.url), "opsgate_database_up") == 1
-        await asyncio.to_thread(_break_schema, tmp_path / "opsgate.db")
+        await move_table_away(sqlite_url(tmp_path / "opsgate.db"), "threads")
         samples = await scrape(inbox.url)
     assert value(samples, "opsgate_database_up") == 0
     assert not any(name == "opsgate_threads" for name, _ in samples)
-
-
-def _break_schema(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE threads RENAME TO threads_elsewhere")
 
 
 async def test_slack_acks_are_timed_under_their_route(sqlite_database_url: str) -> None:

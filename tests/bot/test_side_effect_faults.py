@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from storage import upgrade
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.api_client import TOKEN, ApiClient
+from tests.support.databases import move_table_away
 from tests.support.processes import OpsgateProcess
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -25,12 +23,7 @@ SQL_WORDS = ("INSERT", "records", "sqlalchemy", "sqlite3", "asyncpg", "Traceback
 async def break_the_ledger(url: str) -> None:
     """Migrate, then move the records table away so that writing the ledger fails."""
     await upgrade(url)
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("ALTER TABLE records RENAME TO records_gone"))
-    finally:
-        await engine.dispose()
+    await move_table_away(url, "records")
 
 
 async def test_a_webhook_success_then_a_ledger_failure_reads_as_deployed(
@@ -93,10 +86,7 @@ async def test_a_request_that_fails_inside_answers_an_error_id_not_a_trace(
 ) -> None:
     """With the threads table gone, GET /threads is a 500 whose body has only an error id; the log has the rest."""
     await upgrade(sqlite_database_url)
-    engine = create_async_engine(sqlite_database_url)
-    async with engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE threads RENAME TO threads_gone"))
-    await engine.dispose()
+    await move_table_away(sqlite_database_url, "threads")
     env = {"DATABASE_URL": sqlite_database_url, "OPSGATE_API_TOKEN": TOKEN, "OPSGATE_API_TRUSTED_RELAY": "true",
            "OPSGATE_POLL_INTERVAL": "0.05"}
     async with OpsgateProcess(env, cwd=tmp_workdir) as server:

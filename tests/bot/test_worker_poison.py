@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from bot.events import AgentSelected, ErrorEvent, UserMessage, Via, new_id
 from bot.thread import Thread
 from tests.bot.conftest import OpsgateFactory
+from tests.support.databases import move_table_away
 
 
 async def test_a_thread_failing_every_step_is_stopped_and_quarantined(opsgate: OpsgateFactory) -> None:
@@ -57,8 +57,7 @@ async def test_a_new_message_starts_a_stopped_thread_again(opsgate: OpsgateFacto
 async def test_a_thread_is_never_failed_without_its_quarantine_entry(opsgate: OpsgateFactory) -> None:
     """The quarantine is written first: when it cannot be, the thread is not shown as failed, it is retried."""
     app = await opsgate(OPSGATE_THREAD_MAX_FAILURES="1")
-    async with app.runtime.store.engine.begin() as conn:  # the operators' table is gone: that write fails
-        await conn.execute(text("ALTER TABLE quarantine RENAME TO quarantine_elsewhere"))
+    await move_table_away(app.runtime.store.engine, "quarantine")  # the operators' table is gone: that write fails
     poison = Thread(id=new_id(), agent="retired",
                     events=[UserMessage(text="!help", user="bob"), AgentSelected(agent="retired")])
     with capture_logs() as logs:

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -15,6 +17,18 @@ POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 def sqlite_url(path: str | Path) -> str:
     """SQLAlchemy async URL for a SQLite file (absolute path)."""
     return f"sqlite+aiosqlite:///{Path(path).resolve()}"
+
+
+async def move_table_away(database: str | AsyncEngine, table: str) -> None:
+    """Rename ``table`` to ``<table>_gone`` in a migrated database (a URL, or a running store's engine), so every
+    statement on it fails inside the database: a real fault on either backend, with no code patched."""
+    engine = create_async_engine(database) if isinstance(database, str) else database
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'ALTER TABLE "{table}" RENAME TO "{table}_gone"'))
+    finally:
+        if engine is not database:
+            await engine.dispose()
 
 
 async def _admin_connection() -> asyncpg.Connection:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from channels.slack.poison import POISON_ATTEMPTS, attempt, event_failed
 from storage import SqlStore
 from tests.channels.slack.slack_requests import mention
+from tests.support.databases import move_table_away
 
 ENVELOPE = mention("deploy api", ts="1732270000.000100", event_id="EvPoison")
 
@@ -43,8 +43,7 @@ async def test_when_even_the_quarantine_fails_the_event_goes_to_the_log(store: S
     """A store that refuses the quarantine write: not acked (False), and the whole envelope is logged as lost."""
     # The table is renamed away, so the insert fails inside the database. (A database that cannot even be opened
     # fails the same way, but aiosqlite then leaves a stop request for its thread that may outlive the test's loop.)
-    async with store.engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE quarantine RENAME TO quarantine_elsewhere"))
+    await move_table_away(store.engine, "quarantine")
     with capture_logs() as logs:
         handled = await event_failed(store, "EvPoison", ENVELOPE, RuntimeError("down"), POISON_ATTEMPTS)
     assert not handled
