@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bot.actions import Action, Grounded, grounded_fields
 from bot.events import HumanInputReceived, UserMessage
-from bot.grounding import choices, normalize, tokens
+from bot.grounding import choices, spellings, tokens
 from bot.thread import Thread
 
 
@@ -39,25 +39,17 @@ def scrutiny(action: Action) -> tuple[bool, bool]:
     return policy.required(action), policy.four_eyes(action)
 
 
-def _words(option: str, rule: Grounded) -> set[str]:
-    forms = {normalize(option)}
-    for canonical, aliases in rule.aliases.items():
-        if normalize(canonical) == normalize(option):
-            forms.update(normalize(a) for a in aliases)
-    return forms
-
-
 def named_options(text: str, options: list[str], rule: Grounded) -> list[str]:
     """The options a text names (by value or alias, whole tokens), in the order it first names them."""
     found = tokens(text)
-    words = [(option, _words(option, rule)) for option in options]
+    words = [(option, spellings(option, rule)) for option in options]
     named = [option for option, forms in words if forms & found]
     if len(named) < 2:
         return named  # nothing to order
     lowered = text.lower()
 
     def first_mention(option: str) -> int:
-        spots = [re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", lowered) for form in _words(option, rule)]
+        spots = [re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", lowered) for form in spellings(option, rule)]
         return min((m.start() for m in spots if m is not None), default=len(lowered))
 
     return sorted(named, key=first_mention)

@@ -116,13 +116,40 @@ class GroundingCheck:
         return not self.missing
 
 
-def _spellings(value: str, rule: Grounded) -> set[str]:
-    """The normalized forms that ground ``value``: itself and its declared aliases."""
-    forms = {normalize(value)}
-    for canonical, words in rule.aliases.items():
-        if normalize(canonical) == normalize(value):
-            forms.update(normalize(w) for w in words)
-    return forms
+@dataclass(frozen=True)
+class _RuleWords:
+    """A rule's declared words, normalized: alias words by their canonical value, and the not-answers."""
+
+    aliases: dict[str, frozenset[str]]
+    not_answers: frozenset[str]
+
+
+_RULE_WORDS: dict[int, tuple[Grounded, _RuleWords]] = {}
+
+
+def _rule_words(rule: Grounded) -> _RuleWords:
+    # Normalized once per rule, not on every check (rules are declared once, on action classes; a rule is not
+    # hashable, its aliases being a mapping, so it is keyed by identity and kept alive with its entry).
+    entry = _RULE_WORDS.get(id(rule))
+    if entry is None or entry[0] is not rule:
+        aliases: dict[str, set[str]] = {}
+        for canonical, said in rule.aliases.items():
+            aliases.setdefault(normalize(canonical), set()).update(normalize(w) for w in said)
+        normalized = _RuleWords({k: frozenset(v) for k, v in aliases.items()},
+                                frozenset(normalize(w) for w in rule.not_answers))
+        entry = _RULE_WORDS[id(rule)] = (rule, normalized)
+    return entry[1]
+
+
+def spellings(value: str, rule: Grounded) -> set[str]:
+    """The normalized forms that ground ``value`` (or name it, as an option): itself and its declared aliases."""
+    form = normalize(value)
+    return {form, *_rule_words(rule).aliases.get(form, ())}
+
+
+def names_none(value: str, rule: Grounded) -> bool:
+    """Whether ``value`` is one of the rule's words that look like a value but name none (``latest``)."""
+    return normalize(value) in _rule_words(rule).not_answers
 
 
 def check_field(name: str, value: Any, rule: Grounded, evidence: Evidence) -> Ungrounded | None:
@@ -130,8 +157,8 @@ def check_field(name: str, value: Any, rule: Grounded, evidence: Evidence) -> Un
     if value is None:
         return None  # an optional field left out is not an invented value
     text = str(value)
-    forms = _spellings(text, rule)
-    if normalize(text) in {normalize(w) for w in rule.not_answers}:
+    forms = spellings(text, rule)
+    if names_none(text, rule):
         return Ungrounded(name, value, f"{text!r} does not name a specific {name}")
     # A multi-word value (rare for identifiers) must have all its words in one source.
     for source in sorted(rule.sources):
@@ -185,7 +212,7 @@ def question(action: Action, result: GroundingCheck) -> str:
             ask = ask.rstrip("?") + f" ({' or '.join(options)})?"
         asks.append(ask)
     notes = [f"{m.value!r} is not a specific {m.field}" for m in result.missing
-             if normalize(str(m.value)) in {normalize(w) for w in rules[m.field].not_answers}]
+             if names_none(str(m.value), rules[m.field])]
     text = " ".join(asks)
     if notes:
         text += f" ({'; '.join(notes)}: please name one.)"
