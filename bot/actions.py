@@ -7,9 +7,11 @@ only fills in the arguments; it cannot change the policy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -179,14 +181,16 @@ class ActionSchema:
     approval: str = "never"
 
 
-def grounded_fields(action: type[Action]) -> dict[str, Grounded]:
-    """The fields of an action that declare a grounding rule, by name."""
+@functools.cache
+def grounded_fields(action: type[Action]) -> Mapping[str, Grounded]:
+    """The fields of an action that declare a grounding rule, by name (read once per class: every proposal's
+    checks ask)."""
     found: dict[str, Grounded] = {}
     for name, info in action.model_fields.items():
         rule = next((m for m in info.metadata if isinstance(m, Grounded)), None)
         if rule is not None:
             found[name] = rule
-    return found
+    return MappingProxyType(found)
 
 
 def action_schema(action: type[Action]) -> ActionSchema:
