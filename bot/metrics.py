@@ -12,9 +12,11 @@ of them: prometheus-client then sums the counters and histograms of all of them.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
@@ -65,19 +68,29 @@ INBOUND_MAIL = Counter("opsgate_inbound_mail", "Inbound mails by outcome (handle
                        ["outcome"], registry=_LOCAL)
 
 
+def _children(metric: MetricWrapperBase) -> Callable[..., Any]:
+    """``metric.labels`` through a bounded cache: prometheus_client checks the values and takes a lock on every
+    call (~1 µs), and each commit asks for several; children are never removed here, so a cached one stays live."""
+    return functools.lru_cache(maxsize=1024)(metric.labels)
+
+
+_THREAD_EVENTS, _MODEL_CALLS, _MODEL_SECONDS, _MODEL_TOKENS, _TOOL_RUNS, _TOOL_SECONDS = map(
+    _children, (THREAD_EVENTS, MODEL_CALLS, MODEL_SECONDS, MODEL_TOKENS, TOOL_RUNS, TOOL_SECONDS))
+
+
 def record_events(thread: Thread, events: Sequence[Event]) -> None:
     """Count what a commit tells: model calls, tool runs, decisions (with their latency), errors."""
     agent = thread.agent or "none"
     for event in events:
-        THREAD_EVENTS.labels(agent, event.type).inc()
+        _THREAD_EVENTS(agent, event.type).inc()
         for call in model_calls(event):
-            MODEL_CALLS.labels(agent, call.model).inc()
-            MODEL_SECONDS.labels(agent).observe(call.latency_ms / 1000)
-            MODEL_TOKENS.labels(agent, "prompt").inc(call.prompt_tokens)
-            MODEL_TOKENS.labels(agent, "completion").inc(call.completion_tokens)
+            _MODEL_CALLS(agent, call.model).inc()
+            _MODEL_SECONDS(agent).observe(call.latency_ms / 1000)
+            _MODEL_TOKENS(agent, "prompt").inc(call.prompt_tokens)
+            _MODEL_TOKENS(agent, "completion").inc(call.completion_tokens)
         if isinstance(event, ActionResult):
-            TOOL_RUNS.labels(agent, event.name, "ok" if event.ok else "failed").inc()
-            TOOL_SECONDS.labels(agent, event.name).observe(event.latency_ms / 1000)
+            _TOOL_RUNS(agent, event.name, "ok" if event.ok else "failed").inc()
+            _TOOL_SECONDS(agent, event.name).observe(event.latency_ms / 1000)
         elif isinstance(event, ApprovalDecided):
             request = thread.approval_request(event.approval_id)
             if request is not None:
