@@ -9,6 +9,7 @@ rejection by "opsgate" that the model reads like any other, or (``on_expiry="sto
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class Resolved:
 def resolve(action: Timing | None, agent: Timing | None, overrides: TimingOverrides, agent_name: str,
             at: datetime) -> Resolved:
     """Action's own settings, else the environment's for the agent, else the agent's defaults, else built in."""
-    timing = (action or Timing()).over(overrides.for_agent(agent_name)).over(agent or Timing()).over(BUILT_IN)
+    timing = _merged(action, overrides.for_agent(agent_name), agent)
 
     def when(delay: timedelta | None) -> datetime | None:
         return at + delay if delay else None
@@ -135,6 +136,12 @@ def resolve(action: Timing | None, agent: Timing | None, overrides: TimingOverri
         escalate_at=escalate_at, escalate_to=timing.escalate_to if escalate_at else None,
         on_expiry=timing.on_expiry or "reject",
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _merged(action: Timing | None, environment: Timing, agent: Timing | None) -> Timing:
+    # The same few combinations on every request (timings are frozen, hashable values): merged once each.
+    return (action or Timing()).over(environment).over(agent or Timing()).over(BUILT_IN)
 
 
 def with_lifecycle(request: ApprovalRequested, resolved: Resolved) -> ApprovalRequested:
