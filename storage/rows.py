@@ -94,17 +94,23 @@ def load_events(rows: Sequence[tuple[str, float, str]]) -> list[Event]:
 
 
 def _with_proposal(text: str, earlier: Sequence[str]) -> str:
-    request = json.loads(text)
-    if "name" in request:
-        return text
+    """An approval request's JSON with the name, arguments and reason ``dump_event`` left out put back, from the
+    proposal written with it; unchanged when it holds them (written whole) or when no proposal matches."""
+    # Looked for in the text: parsing the whole request to look was most of a load. A key cannot hide inside a
+    # JSON string (its quotes would be escaped), and a request's only nested objects without a name key are its
+    # quotes, so '"name":' is in the text exactly when the request was written whole.
+    start = text.find('"action_id":"')
+    if '"name":' in text or start < 0:
+        return text  # written whole, or validation says what is missing
+    action_id = text[start + 13:text.find('"', start + 13)]  # ids are plain words
     for candidate in reversed(earlier):
         if candidate.startswith('{"type":"action_proposed"'):
             proposal = json.loads(candidate)
-            if proposal.get("action_id") == request.get("action_id"):
-                request.update({k: proposal[k] for k in _COPIED if k in proposal})
-                request.setdefault("arguments", {})
-                return json.dumps(request)
-    return text  # no proposal found: validation says what is missing
+            if proposal.get("action_id") == action_id:
+                copied = {k: proposal[k] for k in _COPIED if k in proposal}
+                copied.setdefault("arguments", {})
+                return text[:-1] + "," + json.dumps(copied)[1:]  # no key of these is in the text already
+    return text
 
 
 def thread_params(thread: Thread, status: ThreadStatus, now: float) -> tuple[Any, ...]:

@@ -73,6 +73,23 @@ async def test_a_request_that_differs_from_its_proposal_keeps_its_own_values(sto
     assert loaded is not None and loaded.events[2:] == [proposal, differing, later]
 
 
+async def test_a_request_restores_its_copy_whatever_its_text_and_arguments_say(store: SqlStore) -> None:
+    """Loading looks for the request's own name in its JSON text: a quote that reads '"name": x', an argument
+    called name and a reason with quotes neither fool it when the copy was left out, nor when it was not."""
+    thread = await create(store)
+    proposal = ActionProposed(name="grant", arguments={"name": "db-admin", "user": "bob"},
+                              reason='asked for "name": db-admin')
+    split = request_for(proposal, quotes=[Quote(by="bob", text='give me "name": "db-admin", "action_id":"x"')])
+    other = ActionProposed(name="grant", arguments={"name": "ops"})
+    whole = request_for(other, arguments={"name": "ops", "user": "eve"}, quotes=[Quote(by="bob", text='"name":')])
+    await store.append(thread.id, [proposal, split, other, whole], expected_seq=2, status="waiting_for_approval",
+                       agent="deploy")
+    rows = await stored(store, thread.id)
+    assert "name" not in rows[3] and rows[5]["name"] == "grant"
+    loaded = await store.load_thread(thread.id)
+    assert loaded is not None and loaded.events[2:] == [proposal, split, other, whole]
+
+
 async def test_the_time_is_stored_in_its_column_only_and_reads_back_to_the_microsecond(store: SqlStore) -> None:
     """No ``at`` in the JSON; loading and the audit export give it back exactly, from the float column."""
     thread = await create(store)
