@@ -191,7 +191,10 @@ def make_thread(thread_id: str, rows: Sequence[Sequence[Any]]) -> Thread | None:
         return None
     agent, created_at, updated_at, _, _, _ = rows[0]
     events = load_events([(row[3], row[4], row[5]) for row in rows if row[5] is not None])
-    return Thread(id=thread_id, agent=agent, events=events, created_at=ts(created_at), updated_at=ts(updated_at))
+    # STORED here too: a model's after-validator runs again on every event instance handed to the thread, which
+    # walked every string of every event on each load (the events were validated, as stored, just above).
+    return Thread.model_validate({"id": thread_id, "agent": agent, "events": events, "created_at": ts(created_at),
+                                  "updated_at": ts(updated_at)}, context=STORED)
 
 
 def timer_params(items: Sequence[NewTimer], thread_id: str) -> list[tuple[Any, ...]]:

@@ -193,3 +193,18 @@ def test_stored_rows_are_not_cleaned_again_unless_they_predate_storable_text(mon
     [message] = load_events([("user_message", 1.7e9, old)])
     assert message.text == "deploy\ufffdapi"
     assert walked
+
+
+def test_a_loaded_thread_does_not_walk_its_events_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread built from loaded events takes them as validated: a model's after-validator would otherwise run
+    on each event again and look at every string (issue 11: a third of a load)."""
+    import bot.text
+    from storage.rows import make_thread
+
+    walked: list[object] = []
+    real = bot.text.storable
+    monkeypatch.setattr(bot.text, "storable", lambda value: walked.append(value) or real(value))
+    data = '{"id":"e1","text":"d\\u00e9ploie api","user":"U1"}'
+    thread = make_thread("t1", [("deploy", 1.7e9, 1.7e9, "user_message", 1.7e9, data)])
+    assert thread is not None and thread.status == "running" and thread.events[0].text == "d\u00e9ploie api"
+    assert walked == []
