@@ -1,0 +1,91 @@
+"""Log lines: JSON, one per call, written once per event-loop iteration (or at once outside a loop), in order."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+
+import structlog
+
+from bot.logs import LineWriter, configure_logging
+
+
+class Recording(io.StringIO):
+    """A stream that remembers each write call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_lines_of_one_loop_iteration_are_written_together_in_order() -> None:
+    stream = Recording()
+    writer = LineWriter(stream)
+
+    async def commit_three() -> list[str]:
+        for n in range(3):
+            writer.info(f"line {n}")
+        before = list(stream.writes)
+        await asyncio.sleep(0)  # the iteration ends: the callback writes
+        return before
+
+    assert asyncio.run(commit_three()) == []
+    assert stream.writes == ["line 0\nline 1\nline 2\n"]
+
+
+def test_outside_a_loop_a_line_is_written_at_once_after_what_was_pending() -> None:
+    stream = Recording()
+    writer = LineWriter(stream)
+
+    def log_and_stop() -> None:
+        writer.info("from the loop")
+        loop.stop()  # the loop stops (and closes) before its next iteration, where the write was due
+
+    loop = asyncio.new_event_loop()
+    loop.call_soon(log_and_stop)
+    loop.run_forever()
+    loop.close()
+    assert stream.getvalue() == ""
+    writer.info("from a command")
+    assert stream.getvalue() == "from the loop\nfrom a command\n"
+
+
+def test_lines_from_another_thread_and_the_loop_are_all_written() -> None:
+    stream = Recording()
+    writer = LineWriter(stream)
+
+    async def both() -> None:
+        writer.info("loop 1")
+        thread = threading.Thread(target=lambda: [writer.info(f"thread {n}") for n in range(100)])
+        thread.start()
+        thread.join()
+        writer.info("loop 2")
+        await asyncio.sleep(0)
+
+    asyncio.run(both())
+    lines = stream.getvalue().splitlines()
+    assert sorted(lines) == sorted(["loop 1", "loop 2", *(f"thread {n}" for n in range(100))])
+    assert lines.index("loop 1") < lines.index("loop 2")
+
+
+def test_structlog_and_standard_library_lines_share_the_writer_and_its_order(capsys: object) -> None:
+    """Both kinds of record come out as JSON lines on stdout, in the order they were logged."""
+    configure_logging("info", cache=False)
+
+    async def log_both() -> None:
+        structlog.get_logger("opsgate.test").info("first", n=1)
+        logging.getLogger("uvicorn.error").warning("second")
+        structlog.get_logger("opsgate.test").info("third", n=3)
+        await asyncio.sleep(0)
+
+    asyncio.run(log_both())
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events == ["first", "second", "third"]
