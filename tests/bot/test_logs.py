@@ -81,7 +81,7 @@ def test_structlog_and_standard_library_lines_share_the_writer_and_its_order(cap
 
     async def log_both() -> None:
         structlog.get_logger("opsgate.test").info("first", n=1)
-        logging.getLogger("uvicorn.error").warning("second")
+        logging.getLogger("opsgate_test.stdlib").warning("second")  # a library logging through the root
         structlog.get_logger("opsgate.test").info("third", n=3)
         await asyncio.sleep(0)
 
