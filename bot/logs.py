@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -66,6 +67,7 @@ class LineWriter:
         self._pending: list[str] = []
         self._scheduled: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         atexit.register(self._flush_at_exit)
+        os.register_at_fork(after_in_child=self._forget)
 
     @classmethod
     def to(cls, stream: TextIO) -> LineWriter:
@@ -97,7 +99,10 @@ class LineWriter:
     def _flush_for(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             self._scheduled.discard(loop)
-        self.flush()
+        # A stream that cannot be written (a closed pipe) loses these lines; raising here would make the loop log
+        # the error, which schedules this again: a busy cycle on a broken stdout.
+        with contextlib.suppress(OSError, ValueError):
+            self.flush()
 
     def flush(self) -> None:
         """Write every pending line now."""
@@ -109,6 +114,12 @@ class LineWriter:
                 stream = sys.stdout if self._stream is sys.__stdout__ else self._stream
                 stream.write(lines)
                 stream.flush()
+
+    def _forget(self) -> None:
+        # A forked child: the pending lines are the parent's to write, and another thread may have held the lock.
+        self._lock = threading.Lock()
+        self._pending = []
+        self._scheduled = weakref.WeakSet()
 
     def _flush_at_exit(self) -> None:
         with contextlib.suppress(ValueError, OSError):  # the stream may be closed by then (a test's capture)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import threading
 
 import structlog
@@ -89,3 +90,46 @@ def test_structlog_and_standard_library_lines_share_the_writer_and_its_order(cap
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert events == ["first", "second", "third"]
+
+
+def test_a_forked_child_does_not_write_its_parents_pending_lines() -> None:
+    """Lines pending in the parent at a fork are the parent's: the child writes only its own."""
+    read, write = os.pipe()
+    stream = Recording()
+    writer = LineWriter(stream)
+
+    def pending_then_fork() -> None:
+        writer.info("parent's line")  # pending until the end of this loop iteration
+        pid = os.fork()
+        if pid == 0:
+            writer.flush()
+            os.write(write, stream.getvalue().encode() or b"nothing")
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(pending_then_fork)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "nothing"
+    assert stream.getvalue() == "parent's line\n"
+
+
+def test_a_broken_stream_loses_the_lines_without_a_busy_error_cycle() -> None:
+    """A closed stdout: the loop's lines are dropped, the loop goes on, nothing is logged about it in a cycle."""
+    stream = Recording()
+    stream.close()
+    writer = LineWriter(stream)
+    errors: list[object] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+        writer.info("lost")
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert errors == []
