@@ -53,7 +53,7 @@ class LineWriter:
     """structlog's logger: JSON lines to a stream, written once per event-loop iteration.
 
     A busy loop logs many lines per iteration (a commit each); one write per line gave the GIL away to the store's
-    threads at every write and made the loop wait to get it back (6% of a concurrent resume, issue 11). Lines
+    threads at every write and made the loop wait to get it back (7% of a concurrent resume, issue 11). Lines
     logged on a loop are joined and written by a callback at the end of that iteration; lines logged outside a
     loop (a CLI command, another thread) are written at once, after any pending ones; what is pending at exit is
     written then.
