@@ -49,6 +49,11 @@ def configure_logging(level: str = "info", *, cache: bool = True) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def say(text: str) -> None:
+    """A line for people on stdout (the inbox's login URL), in its place among the log lines written with it."""
+    LineWriter.to(sys.stdout).msg(text)
+
+
 class LineWriter:
     """structlog's logger: JSON lines to a stream, written once per event-loop iteration.
 

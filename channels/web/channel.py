@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from bot.channel import BackgroundTask, Channel
 from bot.config import Settings
+from bot.logs import say
 from bot.signin import LINK_PATH, SignInLinks
 from channels.web.auth import Auth
 from channels.web.login import Login
@@ -90,10 +91,10 @@ class WebChannel(Channel):
         url = self.auth.login_url(self.base_url)
         if url is not None:
             log.info("web_login_url", url=url)
-            print(f"\nopsgate inbox: open {url} to log in\n", flush=True)
+            say(f"\nopsgate inbox: open {url} to log in\n")  # after the log line, through the same writer
         else:
-            print(f"opsgate inbox: {self.base_url}/ (log in with a personal token from "
-                  "`opsgate tokens create --user YOU`, or a sign-in link)", flush=True)
+            say(f"opsgate inbox: {self.base_url}/ (log in with a personal token from "
+                "`opsgate tokens create --user YOU`, or a sign-in link)")
             log.info("web_inbox", url=f"{self.base_url}/", login="personal token or sign-in link")
         await asyncio.Event().wait()  # a background task is a loop; stay until cancelled at shutdown
 

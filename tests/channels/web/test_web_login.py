@@ -240,6 +240,8 @@ async def test_opsgate_serve_prints_the_login_url(tmp_workdir: Path) -> None:
         assert url.startswith(f"{process.url}/login?token=")
         record = await process.wait_for_log(event="web_login_url")
         assert record["url"] == url
+        lines = [line for line in process.log_text().splitlines() if line.strip()]
+        assert lines[-1] == f"opsgate inbox: open {url} to log in"  # last, after its log line, as the README says
         async with httpx.AsyncClient(follow_redirects=False) as http:
             assert (await http.get(url)).status_code == 303
 
