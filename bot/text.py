@@ -66,6 +66,7 @@ def storable_data(value: Any) -> Any:
 # Validation context for values read back from the database: stored, so storable already (on PostgreSQL nothing
 # else could have been written; on SQLite every row came through a model), and not walked again on every load.
 STORED: dict[str, bool] = {"stored": True}
+_CONTAINERS = (dict, list, tuple)  # what StorableModel walks into (strings are checked inline)
 
 
 class StorableModel(BaseModel):
@@ -84,6 +85,3 @@ class StorableModel(BaseModel):
             elif isinstance(value, _CONTAINERS):
                 fields[name] = storable_data(value)
         return self
-
-
-_CONTAINERS = (dict, list, tuple)

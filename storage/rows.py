@@ -97,8 +97,8 @@ def _with_proposal(text: str, earlier: Sequence[str]) -> str:
     """An approval request's JSON with the name, arguments and reason ``dump_event`` left out put back, from the
     proposal written with it; unchanged when it holds them (written whole) or when no proposal matches."""
     # Looked for in the text: parsing the whole request to look was most of a load. A key cannot hide inside a
-    # JSON string (its quotes would be escaped), and a request's only nested objects without a name key are its
-    # quotes, so '"name":' is in the text exactly when the request was written whole.
+    # JSON string (its quotes would be escaped), and the request's only nested objects once its arguments are left
+    # out, its quotes, have no name key: '"name":' is in the text exactly when the request was written whole.
     start = text.find('"action_id":"')
     if '"name":' in text or start < 0:
         return text  # written whole, or validation says what is missing
