@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,36 +52,90 @@ async def test_a_failed_read_raises_for_its_caller_and_the_readers_go_on(tmp_pat
         assert await readers.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 3
 
 
-async def test_a_slow_read_does_not_hold_up_another(tmp_path: Path) -> None:
-    release = threading.Event()
+def _off_loop(coro_fn: Callable[[], Awaitable[object]]) -> threading.Thread:
+    """Run ``coro_fn()`` on its own event loop in another thread (as a second loop in the process would)."""
+    thread = threading.Thread(target=lambda: asyncio.run(coro_fn()), daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    return thread
+
+
+async def test_a_read_runs_on_the_callers_own_thread(tmp_path: Path) -> None:
+    """No hop: the read is answered where it was asked for, and no reader thread is started."""
+    async with readers_on(tmp_path / "r.db", 3) as readers:
+        seen = await readers.run(lambda conn: (threading.get_ident(), conn.execute("SELECT count(*) FROM t")
+                                               .fetchone()[0]))
+        assert seen == (threading.get_ident(), 3)
+        assert readers.handed_off == 0 and readers._threads == []
+
+
+async def test_a_slow_read_on_another_loop_does_not_hold_up_this_one(tmp_path: Path) -> None:
+    """While another thread's loop reads on the inline connection, this loop's read goes to a reader thread."""
+    release, started = threading.Event(), threading.Event()
 
     def slow(conn: sqlite3.Connection) -> int:
+        started.set()
         release.wait(5)
         return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
 
     async with readers_on(tmp_path / "r.db", 1) as readers:
+        other = _off_loop(lambda: readers.run(slow))
         try:
-            held = asyncio.ensure_future(readers.run(slow))
-            assert await asyncio.wait_for(readers.run(lambda conn: 7), 2) == 7  # the other thread answered
-            assert not held.done()
+            assert started.wait(5)
+            here = await asyncio.wait_for(readers.run(lambda conn: threading.get_ident()), 2)
+            assert here != threading.get_ident() and readers.handed_off == 1  # a reader thread answered
+            assert other.is_alive()
         finally:
             release.set()
-        assert await held == 1
+        await asyncio.to_thread(other.join, 5)
+        assert not other.is_alive()
+
+
+async def test_a_locked_database_is_waited_for_on_a_reader_thread_not_on_the_loop(tmp_path: Path) -> None:
+    """A process holding the database exclusively: the inline read gives up at once (it never waits on the loop),
+    a reader thread waits, and the loop keeps serving others until the lock goes."""
+    path = tmp_path / "r.db"
+    await _with_rows(path, 2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (2)")  # takes the exclusive lock and keeps it
+    readers = SqliteReaders(str(path), threads=1)
+    try:
+        read = asyncio.ensure_future(readers.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]))
+        ticks = 0
+        for _ in range(10):  # the loop is not blocked while the read waits
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not read.done() and readers.handed_off == 1
+        holder.close()
+        assert await asyncio.wait_for(read, 10) == 3
+    finally:
+        holder.close()
+        await readers.close()
 
 
 async def test_close_finishes_queued_reads_and_stops_every_thread(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     await _with_rows(path, 1)
     readers = SqliteReaders(str(path), threads=2)
+    release, started = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> int:
+        started.set()
+        release.wait(5)
+        return 0
 
     def slowly(conn: sqlite3.Connection) -> int:
         time.sleep(0.02)
         return 1
 
+    other = _off_loop(lambda: readers.run(hold))  # the inline connection is busy: reads go to the threads
+    assert started.wait(5)
     pending = [asyncio.ensure_future(readers.run(slowly)) for _ in range(6)]
     await asyncio.sleep(0)  # queued
+    release.set()
     threads = list(readers._threads)
     assert len(threads) == 2 and all(t.is_alive() for t in threads)
     await readers.close()
     assert [await p for p in pending] == [1] * 6
     assert not any(t.is_alive() for t in threads)
+    await asyncio.to_thread(other.join, 5)
