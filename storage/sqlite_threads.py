@@ -26,6 +26,8 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 256  # operations per transaction: bounds the time a reader's snapshot lags and a batch's latency
+_ALONE_TURNS = 4  # turns in a row with one write each before writes run at once
+_PROBE_EVERY = 8  # then every 8th write waits for its turn's end again, to notice a burst
 _CHECKPOINT_EVERY = 256  # transactions committed on loops between two checkpoints on the writer thread
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
 
@@ -58,14 +60,15 @@ class _Checkpoint:
 class _Job:
     op: Op
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None  # None: run at once, its caller takes the outcome itself
 
 
 def _answer(outcomes: list[tuple[_Job, bool, Any]]) -> None:
     """Hand each job's result or error to the loop its caller waits on (one wake-up per loop)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for job, ok, value in outcomes:
-        by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        if job.future is not None:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
     for loop, settled in by_loop.items():
         try:
             loop.call_soon_threadsafe(settle, settled)
@@ -75,17 +78,27 @@ def _answer(outcomes: list[tuple[_Job, bool, Any]]) -> None:
 
 class SqliteWriter:
     """The writing connections: one used on event loops while the write lock is free, one owned by a thread that
-    waits for it otherwise. Both answer the same way: an asyncio future, set after the COMMIT."""
+    waits for it otherwise. Callers hear back after the COMMIT either way.
+
+    A write that has nobody to share its transaction with (one at a time, as when one person approves) runs at
+    once, without waiting for the end of the loop's turn: that wait is two more turns of the loop per write. The
+    writer learns which case it is in from the turns it does wait for: it writes at once after several turns in a
+    row held a single write, and still waits for every ``_PROBE_EVERY``-th write, so that a burst (many writes in
+    one turn) is noticed and grouped again.
+    """
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._queue: queue.SimpleQueue[_Job | _Checkpoint | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | _Checkpoint | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()  # loops on several threads share the one inline connection
         self._since_checkpoint = 0
+        self._checkpoint_due = False
+        self._alone = 0  # turns in a row that held a single write
+        self._direct = 0  # writes run at once since the last probe
         self.transactions = 0  # committed transactions (for tests and benchmarks: group commit at work)
         self.operations = 0
         self.handed_off = 0  # batches that found the write lock taken and went to the writer thread
@@ -98,11 +111,22 @@ class SqliteWriter:
                 self._thread.start()
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` in the transaction of this loop turn's writes; its result once that transaction committed."""
+        """Run ``op`` in a write transaction (with the other writes of this loop turn when there are any); its
+        result once that transaction committed."""
         loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None and self._alone >= _ALONE_TURNS and self._direct < _PROBE_EVERY:
+            self._direct += 1
+            outcomes = self._commit_here([_Job(op, loop, None)])
+            if outcomes is not None:
+                _job, ok, value = outcomes[0]
+                if ok:
+                    return value  # type: ignore[no-any-return]
+                raise value
+            self._alone = 0  # the lock is held elsewhere: wait for the turn's end and hand the turn over whole
+        self._direct = 0
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(op, loop, future)
-        pending = self._pending.get(loop)
         if pending is None:
             self._pending[loop] = [job]
             loop.call_soon(self._flush, loop)
@@ -113,36 +137,41 @@ class SqliteWriter:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the loop, once its turn is over: commit the turn's writes here, or hand them to the writer thread."""
         batch = self._pending.pop(loop)
-        if self._inline_lock.acquire(blocking=False):
-            try:
-                outcomes = self._inline_transaction(batch)
-            finally:
-                self._inline_lock.release()
-            if outcomes is not None:
-                settle([(job.future, ok, value) for job, ok, value in outcomes])
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= _CHECKPOINT_EVERY:
-                    self._since_checkpoint = 0
-                    self._hand_off(_Checkpoint())
-                return
-        self.handed_off += 1
-        for job in batch:
-            self._hand_off(job)
+        self._alone = self._alone + 1 if len(batch) == 1 else 0
+        outcomes = self._commit_here(batch)
+        if outcomes is None:
+            self.handed_off += 1
+            self._hand_off(batch)  # one item: the thread commits the turn together
+        else:
+            settle([(job.future, ok, value) for job, ok, value in outcomes if job.future is not None])
 
-    def _inline_transaction(self, batch: list[_Job]) -> list[tuple[_Job, bool, Any]] | None:
-        """The batch's transaction on the inline connection; None if the write lock is held elsewhere."""
+    def _commit_here(self, batch: list[_Job]) -> list[tuple[_Job, bool, Any]] | None:
+        """The batch's transaction on this thread, on the inline connection; None if that connection is in use
+        on another thread or the write lock is held elsewhere (nothing ran)."""
+        if self._checkpoint_due or not self._inline_lock.acquire(blocking=False):
+            return None
         try:
             if self._inline is None:
                 self._inline = connect(self._path, busy_ms=0)
                 self._inline.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints fsync: never on a loop
             self._inline.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._inline_lock.release()
             if _busy(exc):
                 return None  # the writer thread waits for the lock, not this loop
             return [(job, False, exc) for job in batch]  # the database cannot be written: every caller hears why
-        return self._transaction(self._inline, batch)
+        try:
+            outcomes = self._transaction(self._inline, batch)
+        finally:
+            self._inline_lock.release()
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= _CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            self._checkpoint_due = True  # until it ran, writes queue behind it on the writer thread
+            self._hand_off(_Checkpoint())
+        return outcomes
 
-    def _hand_off(self, item: _Job | _Checkpoint) -> None:
+    def _hand_off(self, item: list[_Job] | _Checkpoint) -> None:
         if self._thread is None:
             self._start()
         self._queue.put(item)
@@ -170,7 +199,7 @@ class SqliteWriter:
                 if isinstance(item, _Checkpoint):
                     self._checkpoint(conn)
                     continue
-                batch = [item]
+                batch = list(item)
                 stop = checkpoint = False
                 while len(batch) < _MAX_BATCH:
                     try:
@@ -183,7 +212,7 @@ class SqliteWriter:
                     if isinstance(more, _Checkpoint):
                         checkpoint = True
                     else:
-                        batch.append(more)
+                        batch.extend(more)
                 try:
                     conn.execute("BEGIN IMMEDIATE")  # waits out another holder of the lock (busy_timeout)
                 except Exception as exc:
@@ -198,15 +227,17 @@ class SqliteWriter:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy the log into the database file. Loops hand their writes to this thread meanwhile (the inline
-        connection is held), so the checkpoint finishes and the next write starts the log over: under steady
-        load a checkpoint racing the loops' commits would never catch up, and the log would only grow."""
-        with self._inline_lock:
-            try:
+        """Copy the log into the database file. Loops hand their writes to this thread from the moment it is due
+        until it is done, so it finishes and the next write starts the log over: under steady load a checkpoint
+        racing the loops' commits would never catch up, and the log would only grow."""
+        try:
+            with self._inline_lock:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:  # the next one catches up; a failed checkpoint loses nothing
-                return
             self.checkpoints += 1
+        except sqlite3.Error:  # the next one catches up; a failed checkpoint loses nothing
+            pass
+        finally:
+            self._checkpoint_due = False
 
     def _transaction(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         """Run a batch in the transaction just begun, a savepoint per operation when there are several, and

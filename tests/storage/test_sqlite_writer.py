@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.sqlite_threads import _CHECKPOINT_EVERY, SqliteWriter
+from storage.sqlite_threads import _ALONE_TURNS, _CHECKPOINT_EVERY, _PROBE_EVERY, SqliteWriter
 
 
 async def _writer(path: Path) -> SqliteWriter:
@@ -48,6 +48,28 @@ async def test_a_turns_writes_commit_together_on_the_loops_own_thread(tmp_path: 
         assert set(threads) == {threading.get_ident()}  # no hop
         assert writer.transactions - before == 1 and writer.handed_off == 0
         assert _count(tmp_path / "w.db") == 10  # committed before the callers heard back
+    finally:
+        await writer.close()
+
+
+async def test_writes_one_at_a_time_run_at_once_and_a_burst_is_grouped_again(tmp_path: Path) -> None:
+    """After a few turns with a single write each, a write commits without waiting for the loop's turn to end
+    (its coroutine finishes without suspending); a burst that follows still shares transactions."""
+    writer = await _writer(tmp_path / "w.db")
+    try:
+        for n in range(_ALONE_TURNS):
+            await writer.run(lambda conn, n=n: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)))
+        at_once = writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (100)").rowcount)
+        with pytest.raises(StopIteration) as finished:
+            at_once.send(None)  # one step: no suspension, so no turn of the loop
+        assert finished.value.value == 1
+        with pytest.raises(sqlite3.IntegrityError):  # a write run at once fails for its caller, and alone
+            await writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (100)"))
+        before = writer.transactions
+        await asyncio.gather(*(writer.run(lambda conn, n=n: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)))
+                               for n in range(200, 300)))
+        assert writer.transactions - before <= _PROBE_EVERY + 1  # a few at once until the probe sees the burst
+        assert _count(tmp_path / "w.db") == _ALONE_TURNS + 1 + 100
     finally:
         await writer.close()
 
@@ -96,21 +118,35 @@ async def test_checkpoints_run_on_the_writer_thread_and_keep_the_log_bounded(tmp
     writer = await _writer(path)
     try:
         body = os.urandom(6000)  # two pages a transaction
-        commits = _CHECKPOINT_EVERY * 6
+        commits = _CHECKPOINT_EVERY * 8
         for n in range(commits):
             await writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?, ?)", (n, body)))
         assert writer._inline is not None
         assert writer._inline.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # never on the loop
         for _ in range(100):
-            if writer.checkpoints >= 5:
+            if writer.checkpoints >= 7:
                 break
             await asyncio.sleep(0.02)
-        assert writer.checkpoints >= 5
+        assert writer.checkpoints >= 7
         unbounded = commits * 2 * 4096
-        assert _log_size(path) < unbounded / 2  # the log started over after checkpoints
+        assert _log_size(path) < unbounded / 3  # the log started over after each checkpoint
     finally:
         await writer.close()
     assert _count(path) == commits
+
+
+async def test_a_due_checkpoint_runs_before_the_next_write(tmp_path: Path) -> None:
+    """Once a checkpoint is due, later writes wait behind it: a checkpoint that had to race the loop's commits
+    would not finish, and the log would not start over."""
+    writer = await _writer(tmp_path / "w.db")
+    try:
+        for n in range(_CHECKPOINT_EVERY - writer.transactions):
+            await writer.run(lambda conn, n=n: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)))
+        assert writer.transactions == _CHECKPOINT_EVERY
+        seen = await writer.run(lambda conn: (conn.execute("INSERT INTO t (n) VALUES (-1)"), writer.checkpoints)[1])
+        assert seen == 1
+    finally:
+        await writer.close()
 
 
 async def test_close_commits_the_writes_asked_for_in_its_turn(tmp_path: Path) -> None:
