@@ -1,13 +1,14 @@
-"""SQLite connections for the hot path: writes grouped per event-loop turn, and a small pool of reader threads.
+"""SQLite connections for the hot path: writes and reads on the event loop's own thread, with threads to wait.
 
-Each store operation is one synchronous function. The writes a loop asks for during one turn are run together,
-at the end of that turn, in one transaction (group commit), each inside its own savepoint, so that one
-operation's failure (a compare-and-set conflict, a duplicate ref) rolls back that operation only. When nobody
-else holds SQLite's write lock, that transaction runs right there on the loop's thread: with WAL and
-synchronous=NORMAL a commit only appends to the log (no fsync), which costs less than handing the work to another
-thread and back (about 15 µs against 75 µs of wall time, 33 µs of it the loop's, per operation). When another
-connection or process holds the lock, the batch goes to the writer thread, which waits for the lock there, never
-on the loop. Checkpoints (the fsyncs) run on the writer thread too. Every caller is answered after the COMMIT.
+Each store operation is one synchronous function. The writes a loop asks for during one turn run together at the
+end of that turn, in one transaction (group commit), each inside its own savepoint, so that one operation's
+failure (a compare-and-set conflict, a duplicate ref) rolls back that operation only; a write with nobody to
+share with runs at once. Either way it runs right there on the loop's thread while nobody else holds SQLite's
+write lock: with WAL and synchronous=NORMAL a commit only appends to the log (no fsync), which costs less than
+handing the work to another thread and back (about 15 µs against 75 µs of wall time, 33 µs of it the loop's, per
+operation). Those connections never wait for a lock: when another connection or process holds it, the writes go
+to the writer thread (reads to a reader thread), which waits there, never on the loop. Checkpoints (the fsyncs)
+run on the writer thread too. Every caller is answered after the COMMIT.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,13 @@ async def test_a_turns_writes_commit_together_on_the_loops_own_thread(tmp_path: 
     try:
         before = writer.transactions
 
-        def insert(n: int) -> int:
+        def insert(n: int) -> Callable[[sqlite3.Connection], int]:
             def op(conn: sqlite3.Connection) -> int:
                 conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
                 return threading.get_ident()
-            return op  # type: ignore[return-value]
+            return op
 
-        threads = await asyncio.gather(*(writer.run(insert(n)) for n in range(10)))  # type: ignore[arg-type]
+        threads = await asyncio.gather(*(writer.run(insert(n)) for n in range(10)))
         assert set(threads) == {threading.get_ident()}  # no hop
         assert writer.transactions - before == 1 and writer.handed_off == 0
         assert _count(tmp_path / "w.db") == 10  # committed before the callers heard back
