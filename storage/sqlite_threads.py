@@ -2,13 +2,13 @@
 
 Each store operation is one synchronous function. The writes a loop asks for during one turn run together at the
 end of that turn, in one transaction (group commit), each inside its own savepoint, so that one operation's
-failure (a compare-and-set conflict, a duplicate ref) rolls back that operation only; a write with nobody to
-share with runs at once. Either way it runs right there on the loop's thread while nobody else holds SQLite's
-write lock: with WAL and synchronous=NORMAL a commit only appends to the log (no fsync), which costs less than
-handing the work to another thread and back (about 15 µs against 75 µs of wall time, 33 µs of it the loop's, per
-operation). Those connections never wait for a lock: when another connection or process holds it, the writes go
-to the writer thread (reads to a reader thread), which waits there, never on the loop. Checkpoints (the fsyncs)
-run on the writer thread too. Every caller is answered after the COMMIT.
+failure (a compare-and-set conflict, a duplicate ref) rolls back that operation only. That transaction runs
+right there on the loop's thread while nobody else holds SQLite's write lock: with WAL and synchronous=NORMAL a
+commit only appends to the log (no fsync), which costs less than handing the work to another thread and back
+(about 15 µs against 75 µs of wall time, 33 µs of it the loop's, per operation). Those connections never wait for
+a lock: when another connection or process holds it, the writes go to the writer thread (reads to a reader
+thread), which waits there, never on the loop. Checkpoints (the fsyncs) run on the writer thread too. Every
+caller is answered after the COMMIT.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 256  # operations per transaction: bounds the time a reader's snapshot lags and a batch's latency
-_ALONE_TURNS = 4  # turns in a row with one write each before writes run at once
-_PROBE_EVERY = 8  # then every 8th write waits for its turn's end again, to notice a burst
 _CHECKPOINT_EVERY = 256  # transactions committed on loops between two checkpoints on the writer thread
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
 
@@ -61,15 +59,14 @@ class _Checkpoint:
 class _Job:
     op: Op
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any] | None  # None: run at once, its caller takes the outcome itself
+    future: asyncio.Future[Any]
 
 
 def _answer(outcomes: list[tuple[_Job, bool, Any]]) -> None:
     """Hand each job's result or error to the loop its caller waits on (one wake-up per loop)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for job, ok, value in outcomes:
-        if job.future is not None:
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        by_loop.setdefault(job.loop, []).append((job.future, ok, value))
     for loop, settled in by_loop.items():
         try:
             loop.call_soon_threadsafe(settle, settled)
@@ -81,11 +78,9 @@ class SqliteWriter:
     """The writing connections: one used on event loops while the write lock is free, one owned by a thread that
     waits for it otherwise. Callers hear back after the COMMIT either way.
 
-    A write that has nobody to share its transaction with (one at a time, as when one person approves) runs at
-    once, without waiting for the end of the loop's turn: that wait is two more turns of the loop per write. The
-    writer learns which case it is in from the turns it does wait for: it writes at once after several turns in a
-    row held a single write, and still waits for every ``_PROBE_EVERY``-th write, so that a burst (many writes in
-    one turn) is noticed and grouped again.
+    Writes wait for the end of their loop turn even when they turn out to be alone: running a lone write at once
+    saved 3% of a sequential resume (two loop turns per write), within the benchmark's noise, and a burst of Slack
+    events then committed one by one until noticed (ack p99 25-36 ms instead of 19).
     """
 
     def __init__(self, path: str) -> None:
@@ -98,8 +93,6 @@ class SqliteWriter:
         self._inline_lock = threading.Lock()  # loops on several threads share the one inline connection
         self._since_checkpoint = 0
         self._checkpoint_due = False
-        self._alone = 0  # turns in a row that held a single write
-        self._direct = 0  # writes run at once since the last probe
         self.transactions = 0  # committed transactions (for tests and benchmarks: group commit at work)
         self.operations = 0
         self.handed_off = 0  # batches that found the write lock taken and went to the writer thread
@@ -112,20 +105,9 @@ class SqliteWriter:
                 self._thread.start()
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` in a write transaction (with the other writes of this loop turn when there are any); its
-        result once that transaction committed."""
+        """Run ``op`` in the transaction of this loop turn's writes; its result once that transaction committed."""
         loop = asyncio.get_running_loop()
         pending = self._pending.get(loop)
-        if pending is None and self._alone >= _ALONE_TURNS and self._direct < _PROBE_EVERY:
-            self._direct += 1
-            outcomes = self._commit_here([_Job(op, loop, None)])
-            if outcomes is not None:
-                _job, ok, value = outcomes[0]
-                if ok:
-                    return value  # type: ignore[no-any-return]
-                raise value
-            self._alone = 0  # the lock is held elsewhere: wait for the turn's end and hand the turn over whole
-        self._direct = 0
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(op, loop, future)
         if pending is None:
@@ -138,13 +120,12 @@ class SqliteWriter:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the loop, once its turn is over: commit the turn's writes here, or hand them to the writer thread."""
         batch = self._pending.pop(loop)
-        self._alone = self._alone + 1 if len(batch) == 1 else 0
         outcomes = self._commit_here(batch)
         if outcomes is None:
             self.handed_off += 1
             self._hand_off(batch)  # one item: the thread commits the turn together
         else:
-            settle([(job.future, ok, value) for job, ok, value in outcomes if job.future is not None])
+            settle([(job.future, ok, value) for job, ok, value in outcomes])
 
     def _commit_here(self, batch: list[_Job]) -> list[tuple[_Job, bool, Any]] | None:
         """The batch's transaction on this thread, on the inline connection; None if that connection is in use

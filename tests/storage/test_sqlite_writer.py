@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.sqlite_threads import _ALONE_TURNS, _CHECKPOINT_EVERY, _PROBE_EVERY, SqliteWriter
+from storage.sqlite_threads import _CHECKPOINT_EVERY, SqliteWriter
 
 
 async def _writer(path: Path) -> SqliteWriter:
@@ -49,28 +49,6 @@ async def test_a_turns_writes_commit_together_on_the_loops_own_thread(tmp_path: 
         assert set(threads) == {threading.get_ident()}  # no hop
         assert writer.transactions - before == 1 and writer.handed_off == 0
         assert _count(tmp_path / "w.db") == 10  # committed before the callers heard back
-    finally:
-        await writer.close()
-
-
-async def test_writes_one_at_a_time_run_at_once_and_a_burst_is_grouped_again(tmp_path: Path) -> None:
-    """After a few turns with a single write each, a write commits without waiting for the loop's turn to end
-    (its coroutine finishes without suspending); a burst that follows still shares transactions."""
-    writer = await _writer(tmp_path / "w.db")
-    try:
-        for n in range(_ALONE_TURNS):
-            await writer.run(lambda conn, n=n: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)))
-        at_once = writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (100)").rowcount)
-        with pytest.raises(StopIteration) as finished:
-            at_once.send(None)  # one step: no suspension, so no turn of the loop
-        assert finished.value.value == 1
-        with pytest.raises(sqlite3.IntegrityError):  # a write run at once fails for its caller, and alone
-            await writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (100)"))
-        before = writer.transactions
-        await asyncio.gather(*(writer.run(lambda conn, n=n: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)))
-                               for n in range(200, 300)))
-        assert writer.transactions - before <= _PROBE_EVERY + 1  # a few at once until the probe sees the burst
-        assert _count(tmp_path / "w.db") == _ALONE_TURNS + 1 + 100
     finally:
         await writer.close()
 
