@@ -28,6 +28,7 @@ Op = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 256  # operations per transaction: bounds the time a reader's snapshot lags and a batch's latency
 _CHECKPOINT_EVERY = 256  # transactions committed on loops between two checkpoints on the writer thread
+_HOLD_EVERY = 4  # every 4th checkpoint holds the writes back until it is done: the log starts over
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
 
 
@@ -51,8 +52,12 @@ def _busy(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == _BUSY
 
 
+@dataclass(slots=True)
 class _Checkpoint:
-    """Queued for the writer thread: copy the log into the database file, without blocking anyone."""
+    """Queued for the writer thread: copy the log into the database file. ``hold``: the loops' writes wait behind
+    it (they were handed to the writer thread from the moment it was queued)."""
+
+    hold: bool
 
 
 @dataclass(slots=True)
@@ -147,10 +152,12 @@ class SqliteWriter:
         finally:
             self._inline_lock.release()
         self._since_checkpoint += 1
-        if self._since_checkpoint >= _CHECKPOINT_EVERY:
-            self._since_checkpoint = 0
-            self._checkpoint_due = True  # until it ran, writes queue behind it on the writer thread
-            self._hand_off(_Checkpoint())
+        if self._since_checkpoint % _CHECKPOINT_EVERY == 0:
+            hold = self._since_checkpoint >= _CHECKPOINT_EVERY * _HOLD_EVERY
+            if hold:
+                self._since_checkpoint = 0
+                self._checkpoint_due = True  # until it ran, writes queue behind it on the writer thread
+            self._hand_off(_Checkpoint(hold))
         return outcomes
 
     def _hand_off(self, item: list[_Job] | _Checkpoint) -> None:
@@ -179,10 +186,11 @@ class SqliteWriter:
                 if item is None:
                     return
                 if isinstance(item, _Checkpoint):
-                    self._checkpoint(conn)
+                    self._checkpoint(conn, item.hold)
                     continue
                 batch = list(item)
-                stop = checkpoint = False
+                stop = False
+                checkpoint: _Checkpoint | None = None
                 while len(batch) < _MAX_BATCH:
                     try:
                         more = self._queue.get_nowait()
@@ -191,8 +199,8 @@ class SqliteWriter:
                     if more is None:
                         stop = True
                         break
-                    if isinstance(more, _Checkpoint):
-                        checkpoint = True
+                    if isinstance(more, _Checkpoint):  # two at once: one, holding if either held
+                        checkpoint = _Checkpoint(more.hold or (checkpoint is not None and checkpoint.hold))
                     else:
                         batch.extend(more)
                 try:
@@ -201,25 +209,31 @@ class SqliteWriter:
                     _answer([(job, False, exc) for job in batch])
                 else:
                     _answer(self._transaction(conn, batch))
-                if checkpoint:
-                    self._checkpoint(conn)
+                if checkpoint is not None:
+                    self._checkpoint(conn, checkpoint.hold)
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy the log into the database file. Loops hand their writes to this thread from the moment it is due
-        until it is done, so it finishes and the next write starts the log over: under steady load a checkpoint
-        racing the loops' commits would never catch up, and the log would only grow."""
+    def _checkpoint(self, conn: sqlite3.Connection, hold: bool) -> None:
+        """Copy the log into the database file, mostly beside the loops' commits, so its fsyncs hold up no write.
+
+        The log starts over at the first write after a checkpoint that caught up with it; one racing steady
+        writes may never catch up. So every ``_HOLD_EVERY``-th checkpoint holds the writes back (``hold``: they
+        queue behind it on this thread), finishes, and the log is bounded."""
         try:
-            with self._inline_lock:
+            if hold:
+                with self._inline_lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            else:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.checkpoints += 1
         except sqlite3.Error:  # the next one catches up; a failed checkpoint loses nothing
             pass
         finally:
-            self._checkpoint_due = False
+            if hold:
+                self._checkpoint_due = False
 
     def _transaction(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         """Run a batch in the transaction just begun, a savepoint per operation when there are several, and
