@@ -1,4 +1,4 @@
-"""The hot store operations on SQLite: each one a synchronous function run on the writer or a reader thread."""
+"""The hot store operations on SQLite: each one a synchronous function, run by ``sqlite_threads``' writer or readers."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ class SqliteHot:
         def probe(conn: sqlite3.Connection) -> bool:
             return conn.execute(_SQL["PROBE_RUNNABLE"], (now,)).fetchone() is not None
 
-        # Most claims find nothing; answer those from a reader instead of queueing for the one writer.
+        # Most claims find nothing: a read answers those without a write transaction.
         if not await self.readers.run(probe):
             return None
 

@@ -47,7 +47,7 @@ class TimerStore:
             def probe(conn: sqlite3.Connection) -> bool:
                 return conn.execute(_SQLITE["PROBE_TIMERS"], (now, 1)).fetchone() is not None
 
-            if not await hot.readers.run(probe):  # most polls find nothing: ask a reader, not the one writer
+            if not await hot.readers.run(probe):  # most polls find nothing: a read, not a write transaction
                 return []
             rows = await hot.writer.run(lambda conn: conn.execute(_SQLITE["CLAIM_TIMERS"], params).fetchall())
         else:
