@@ -26,7 +26,7 @@ from storage.group_commit import settle
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-_MAX_BATCH = 256  # operations per transaction: bounds the time a reader's snapshot lags and a batch's latency
+_MAX_BATCH = 256  # per transaction on the writer thread; a loop commits its turn whole (splitting frees it no sooner)
 _CHECKPOINT_EVERY = 256  # transactions committed on loops between two checkpoints on the writer thread
 _HOLD_EVERY = 4  # every 4th checkpoint holds the writes back until it is done: the log starts over
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
