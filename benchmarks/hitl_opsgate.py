@@ -1,11 +1,12 @@
 """The opsgate side of the HITL benchmark: the code ``opsgate serve`` runs, with only the model swapped.
 
 ``Runtime`` wires the SQL store (SQLite file, WAL), journal, service, engine, worker and outbox loops exactly as
-the server does; logging is configured as the server configures it (JSON lines, info level; here written to
-whatever stdout is, /dev/null under the orchestrator). A launch is ``Service.start_thread`` and ends when the
-worker has committed the approval request; a resume is ``Service.decide`` and ends when the worker has committed
-``done``. Commit points are observed through the journal's own ``thread_events`` log lines, which it emits after
-each commit. The deploy agent keeps its real actions and policies; its tools are no-ops, like LangGraph's executor.
+the server does, and start-up's heap is frozen as the server freezes it; logging is configured as the server
+configures it (JSON lines, info level; here written to whatever stdout is, /dev/null under the orchestrator). A
+launch is ``Service.start_thread`` and ends when the worker has committed the approval request; a resume is
+``Service.decide`` and ends when the worker has committed ``done``. Commit points are observed through the
+journal's own ``thread_events`` log lines, which it emits after each commit. The deploy agent keeps its real
+actions and policies; its tools are no-ops, like LangGraph's executor.
 Run alone: ``python -m benchmarks.hitl_opsgate --n 1000 --mode concurrent --db /tmp/og.db``; with
 ``--database-url postgresql+asyncpg://…`` (an empty, migrated database) on PostgreSQL instead.
 """
@@ -40,7 +41,7 @@ from bot.config import load_settings
 from bot.events import ApprovalRequested, Event, Via
 from bot.llm import ModelReply
 from bot.logs import configure_logging
-from bot.runtime import Loops, Runtime
+from bot.runtime import Loops, Runtime, freeze_startup_heap
 from bot.store import OutboxItem
 from bot.thread import Thread
 from storage import ensure_schema, store_for
@@ -126,6 +127,7 @@ class OpsgateSide(Side):
                                channels=[self.approvals], model=ScriptedModel())
         self.loops = Loops()
         self.loops.start(self.runtime.loops())
+        freeze_startup_heap()  # what `opsgate serve` does once started (bot/app.py): full collections skip start-up
 
     async def launch(self, thread_id: str) -> None:
         paused = self.watcher.expect(thread_id, "approval_requested")
