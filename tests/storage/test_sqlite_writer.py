@@ -69,6 +69,99 @@ async def test_a_failure_in_a_turn_fails_that_write_alone(tmp_path: Path) -> Non
         await writer.close()
 
 
+async def test_after_a_failure_the_turn_runs_again_and_each_write_lands_once(tmp_path: Path) -> None:
+    """A turn's writes run without a savepoint each; when one fails, everything is rolled back and run again one
+    by one: the failed write's own earlier statements are undone, and no other write lands twice."""
+    path = tmp_path / "w.db"
+    writer = await _writer(path)
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE log (what TEXT)"))  # no key: a repeat would show
+        before = writer.transactions
+
+        def write(what: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:
+            def op(conn: sqlite3.Connection) -> str:
+                conn.execute("INSERT INTO log (what) VALUES (?)", (what,))
+                if fail:
+                    raise RuntimeError(f"{what} changed its mind")
+                return what
+            return op
+
+        outcomes = await asyncio.gather(
+            writer.run(write("a")), writer.run(write("b", fail=True)), writer.run(write("c")),
+            return_exceptions=True)
+        assert outcomes[0] == "a" and outcomes[2] == "c"
+        assert isinstance(outcomes[1], RuntimeError) and "b changed its mind" in str(outcomes[1])
+        assert writer.transactions - before == 1  # still one commit for the turn
+        conn = sqlite3.connect(path)
+        try:
+            assert sorted(r[0] for r in conn.execute("SELECT what FROM log")) == ["a", "c"]
+        finally:
+            conn.close()
+    finally:
+        await writer.close()
+
+
+async def test_a_lock_taken_between_the_rollback_and_the_rerun_sends_the_turn_to_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    """Another connection takes the write lock in the moment after the rollback: the loop does not wait for it;
+    the writer thread runs the turn again once the lock is free, and each write still lands exactly once."""
+    path = tmp_path / "w.db"
+    writer = await _writer(path)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    released = threading.Event()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE log (what TEXT)"))
+        seen: list[str] = []
+
+        def grab_before_the_rerun(statement: str) -> None:
+            # Called as each statement starts: the BEGIN that follows the ROLLBACK finds the lock free, and another
+            # process could take it right then. A thread of our own takes it (this callback runs inside our
+            # connection's call) and holds it until the test releases it.
+            seen.append(statement)
+            if seen[-2:] != ["ROLLBACK", "BEGIN IMMEDIATE"] or seen.count("ROLLBACK") > 1:
+                return
+            took = threading.Event()
+
+            def hold() -> None:
+                holder.execute("BEGIN IMMEDIATE")
+                took.set()
+                released.wait(10)
+                holder.execute("COMMIT")
+
+            threading.Thread(target=hold, daemon=True).start()
+            assert took.wait(5)
+
+        def write(what: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:
+            def op(conn: sqlite3.Connection) -> str:
+                conn.set_trace_callback(grab_before_the_rerun if fail else None)
+                conn.execute("INSERT INTO log (what) VALUES (?)", (what,))
+                if fail:
+                    raise RuntimeError(f"{what} changed its mind")
+                return what
+            return op
+
+        turn = asyncio.gather(writer.run(write("a")), writer.run(write("b", fail=True)), writer.run(write("c")),
+                              return_exceptions=True)
+        for _ in range(100):  # the loop keeps turning while the writer thread waits for the lock
+            await asyncio.sleep(0.01)
+            if writer.handed_off:
+                break
+        assert writer.handed_off == 1 and not turn.done()
+        released.set()
+        outcomes = await asyncio.wait_for(turn, 10)
+        assert outcomes[0] == "a" and outcomes[2] == "c" and isinstance(outcomes[1], RuntimeError)
+        conn = sqlite3.connect(path)
+        try:
+            assert sorted(r[0] for r in conn.execute("SELECT what FROM log")) == ["a", "c"]
+        finally:
+            conn.close()
+    finally:
+        released.set()
+        await writer.close()
+        holder.close()
+
+
 async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_writer_thread(tmp_path: Path) -> None:
     """Another connection (a CLI command, another process) holds the lock: the loop goes on serving while the
     writer thread waits; the writes land, grouped, once the lock is released, and only then are callers told."""
