@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -31,7 +32,7 @@ def configure_logging(level: str = "info", *, cache: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+        processors=[*shared, structlog.processors.format_exc_info, render_json],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=lambda *_: LineWriter.to(sys.stdout),
         cache_logger_on_first_use=cache,
@@ -39,7 +40,7 @@ def configure_logging(level: str = "info", *, cache: bool = True) -> None:
     handler = _Lines(LineWriter.to(sys.stdout))  # the same writer: standard library lines keep their place
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+                    structlog.processors.format_exc_info, render_json],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     ))
     root = logging.getLogger()
@@ -47,6 +48,21 @@ def configure_logging(level: str = "info", *, cache: bool = True) -> None:
     root.setLevel(max(numeric, logging.INFO))
     for noisy in ("uvicorn.access", "httpx", "httpx2", "httpcore", "openai", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fallback(value: object) -> object:
+    """What JSON cannot hold, as structlog's renderer writes it: its ``__structlog__()``, else its repr."""
+    method = getattr(value, "__structlog__", None)
+    return method() if callable(method) else repr(value)
+
+
+# One encoder for every line: ``json.dumps(..., default=...)`` builds a new one per call (~1 µs of a 12 µs line).
+_ENCODER = json.JSONEncoder(default=_fallback)
+
+
+def render_json(_logger: object, _method: str, event_dict: structlog.types.EventDict) -> str:
+    """The line's JSON, exactly as structlog's ``JSONRenderer()`` writes it."""
+    return _ENCODER.encode(event_dict)
 
 
 def say(text: str) -> None:

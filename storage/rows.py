@@ -67,7 +67,7 @@ def event_json(type_: str, at: float, data: str) -> str:
     """
     head = '{"type":"' + type_ + '"'
     if not _has_time(data):
-        head += ',"at":"' + ts(at).isoformat() + '"'
+        head += ',"at":' + repr(at)  # epoch seconds: pydantic reads them as the same UTC instant, no string made
     return head + ("," + data[1:] if data != "{}" else "}")
 
 
