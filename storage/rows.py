@@ -67,7 +67,7 @@ def event_json(type_: str, at: float, data: str) -> str:
     """
     head = '{"type":"' + type_ + '"'
     if not _has_time(data):
-        head += ',"at":' + repr(at)  # epoch seconds: pydantic reads them as the same UTC instant, no string made
+        head += ',"at":' + repr(at)  # epoch seconds, no string to build and parse (pydantic: seconds below 2e10)
     return head + ("," + data[1:] if data != "{}" else "}")
 
 

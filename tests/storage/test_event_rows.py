@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
 from bot.events import (
@@ -22,7 +24,7 @@ from bot.events import (
     UserMessage,
 )
 from storage import SqlStore
-from storage.rows import empty_defaults
+from storage.rows import dump_event, empty_defaults, load_events
 from storage.schema import events, threads
 from tests.storage.test_sql_store import create
 
@@ -105,6 +107,15 @@ async def test_the_time_is_stored_in_its_column_only_and_reads_back_to_the_micro
     assert [e.at for e in loaded.events[2:]] == [odd, odd + timedelta(microseconds=1), done.at]
     audited = [r.event async for r in store.audit(odd - timedelta(seconds=1), AUDIT_TYPES)]
     assert audited == [request] and audited[0].at == request.at
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2242, 12, 31), timezones=st.just(UTC)))
+def test_any_time_reads_back_from_its_column_exactly(at: datetime) -> None:
+    """The column's float goes back into the JSON as epoch seconds: the same instant to the microsecond, in UTC."""
+    event = Done(message="ok", at=at)
+    loaded = load_events([(event.type, at.timestamp(), dump_event(event))])
+    assert loaded == [event] and loaded[0].at.utcoffset() == timedelta(0)
 
 
 async def test_rows_written_with_their_type_and_time_in_the_json_still_load(store: SqlStore) -> None:
