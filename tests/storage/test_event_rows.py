@@ -10,6 +10,7 @@ from typing import get_args
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 
 from bot.events import (
@@ -107,6 +108,25 @@ async def test_the_time_is_stored_in_its_column_only_and_reads_back_to_the_micro
     assert [e.at for e in loaded.events[2:]] == [odd, odd + timedelta(microseconds=1), done.at]
     audited = [r.event async for r in store.audit(odd - timedelta(seconds=1), AUDIT_TYPES)]
     assert audited == [request] and audited[0].at == request.at
+
+
+def test_a_request_without_its_copy_takes_the_latest_matching_proposal_before_it_or_fails() -> None:
+    """The copy left out comes from the latest proposal of the same action written before the request (a copy of
+    its arguments); with none there, loading fails as the request as stored fails: its name is missing."""
+    first = ActionProposed(name="deploy", arguments={"service": "api"}, reason="first")
+    again = first.model_copy(update={"id": "again", "arguments": {"service": "api", "version": "2"}, "reason": None})
+    unrelated = ActionProposed(name="restart", arguments={"service": "db"})
+    request = request_for(again)
+    rows = [(e.type, e.at.timestamp(), dump_event(e, {again.action_id: again} if e is request else None))
+            for e in (first, again, unrelated, request)]
+    assert '"name"' not in rows[3][2]
+    loaded = load_events(rows)
+    assert loaded == [first, again, unrelated, request]
+    assert loaded[3].arguments is not loaded[1].arguments  # type: ignore[union-attr]
+    with pytest.raises(ValidationError, match="name"):
+        load_events([rows[2], rows[3]])  # only another action's proposal before it
+    with pytest.raises(ValidationError, match="name"):
+        load_events([rows[3], rows[1]])  # its proposal only after it
 
 
 @settings(max_examples=300, deadline=None)
