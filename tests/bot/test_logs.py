@@ -8,10 +8,13 @@ import json
 import logging
 import os
 import threading
+import time
+from datetime import UTC, datetime
 
+import pytest
 import structlog
 
-from bot.logs import LineWriter, configure_logging
+from bot.logs import LineWriter, configure_logging, render_json, stamp_utc
 
 
 class Recording(io.StringIO):
@@ -133,3 +136,28 @@ def test_a_broken_stream_loses_the_lines_without_a_busy_error_cycle() -> None:
 
     asyncio.run(main())
     assert errors == []
+
+
+@pytest.mark.parametrize("now", [
+    1_796_121_161.0, 1_796_121_161.000001, 1_796_121_161.5, 1_796_121_161.999999, 1_796_121_161.9999996, 0.25,
+])
+def test_the_timestamp_is_what_structlog_writes_for_the_same_instant(
+    monkeypatch: pytest.MonkeyPatch, now: float,
+) -> None:
+    """ISO 8601 in UTC with a Z, microseconds only when there are any (as ``TimeStamper(fmt="iso", utc=True)``);
+    the date and time of day are made once a second, so a new second must show."""
+    monkeypatch.setattr(time, "time", lambda: now)
+    stamped = stamp_utc(None, "info", {})["timestamp"]
+    expected = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+    assert stamped == expected
+    monkeypatch.setattr(time, "time", lambda: now + 1)
+    assert datetime.fromisoformat(stamp_utc(None, "info", {})["timestamp"]) == datetime.fromtimestamp(now + 1, UTC)
+
+
+def test_lines_render_exactly_as_structlogs_json_renderer() -> None:
+    class Custom:
+        def __structlog__(self) -> str:
+            return "custom!"
+
+    event = {"event": "x", "n": 1.5, "nested": {"é": [1, None]}, "custom": Custom(), "other": object}
+    assert render_json(None, "info", dict(event)) == structlog.processors.JSONRenderer()(None, "info", dict(event))
