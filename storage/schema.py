@@ -25,7 +25,8 @@ threads = Table(
     # Only running threads are ever claimed: waiting and finished ones stay out of this index (0012).
     Index("ix_threads_runnable", "updated_at", sqlite_where=text("status = 'running'"),
           postgresql_where=text("status = 'running'")),
-    Index("ix_threads_updated", "updated_at"),
+    # Lists by status, and the list of all threads as the newest of each status merged: no index on updated_at
+    # alone, whose entry every append moved (0013).
     Index("ix_threads_status_updated", "status", "updated_at"),
 )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, get_args
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -88,9 +88,12 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
     async def list_threads(
         self, status: ThreadStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[ThreadSummary]:
-        query = select(threads).order_by(threads.c.updated_at.desc()).limit(limit).offset(offset)
+        query: Select[Any]
         if status is not None:
-            query = query.where(threads.c.status == status)
+            query = (select(threads).where(threads.c.status == status).order_by(threads.c.updated_at.desc())
+                     .limit(limit).offset(offset))
+        else:
+            query = _all_statuses(limit, offset)
         async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ThreadSummary(id=r.id, agent=r.agent, status=r.status, title=r.title, requester=r.requester,
@@ -199,6 +202,19 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
     async def ops_snapshot(self) -> OpsSnapshot:
         """The operator's snapshot for /metrics (storage/ops_snapshot.py)."""
         return await read_snapshot(self.reader)
+
+
+_STATUSES: tuple[str, ...] = get_args(ThreadStatus)
+
+
+def _all_statuses(limit: int, offset: int) -> Select[Any]:
+    """A page of all threads, most recently updated first: the newest ``limit + offset`` of each status, each an
+    index search in ``ix_threads_status_updated`` already in order, merged (no index on updated_at alone, 0013).
+    Only our code writes the status column, always a ThreadStatus."""
+    newest = [select(threads).where(threads.c.status == status).order_by(threads.c.updated_at.desc())
+              .limit(limit + offset).subquery(f"newest_{i}") for i, status in enumerate(_STATUSES)]
+    merged = union_all(*(select(part) for part in newest)).subquery("merged")
+    return select(merged).order_by(merged.c.updated_at.desc()).limit(limit).offset(offset)
 
 
 def store_for(url: str) -> SqlStore:
