@@ -34,10 +34,21 @@ _CLAIMS = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _SENTENCE = re.compile(r"[^.!?;\n]+[.!?;]*")
+# A word every phrase of _CLAIMS holds, one per alternative at least (a test holds the two together): ASCII text
+# with none of them, lower-cased, cannot match. Most requests and reasons hold none, and looking for these costs
+# ~1 µs where the whole pattern costs ~6 µs a text (three or more texts per proposal). Other text gets the pattern.
+_HINTS = re.compile("approv|admin|owner|manager|lead|cto|ceo|vp|director|call|deployer|authority|permission|right"
+                    "|clearance|sign|ok|boss|security|review|four|just|trust")
+
+
+def _may_claim(text: str) -> bool:
+    return not text.isascii() or _HINTS.search(text.lower()) is not None
 
 
 def find_claims(text: str) -> list[str]:
     """The phrases in a text that claim authority or ask to skip the approval, as written."""
+    if not _may_claim(text):
+        return []
     return [" ".join(m.group(0).split()) for m in _CLAIMS.finditer(text)]
 
 
@@ -45,7 +56,8 @@ def without_claims(reason: str | None) -> str | None:
     """The agent's reason with every sentence that carries a claim removed (None when nothing is left)."""
     if not reason:
         return None
-    kept = [s.strip() for s in _SENTENCE.findall(reason) if s.strip() and not _CLAIMS.search(s)]
+    may_claim = _may_claim(reason)
+    kept = [s.strip() for s in _SENTENCE.findall(reason) if s.strip() and not (may_claim and _CLAIMS.search(s))]
     text = " ".join(kept).strip()
     return text or None
 
