@@ -48,6 +48,8 @@ def storable_data(value: Any) -> Any:
 
     Returns ``value`` itself when nothing needed replacing (the common case: no copies on every event load).
     """
+    if _plain(value):  # looked at first without building anything: ~1 µs for an action's arguments, not ~5
+        return value
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, dict):
@@ -67,6 +69,22 @@ def storable_data(value: Any) -> Any:
 # else could have been written; on SQLite every row came through a model), and not walked again on every load.
 STORED: dict[str, bool] = {"stored": True}
 _CONTAINERS = (dict, list, tuple)  # what StorableModel walks into (strings are checked inline)
+
+
+def _plain(value: Any) -> bool:
+    """Whether every string in ``value`` (as ``storable_data`` walks it) is storable already."""
+    if isinstance(value, str):
+        return value.isascii() and "\x00" not in value or storable(value) is value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (_plain(key) and _plain(item)):
+                return False
+        return True
+    if type(value) in (list, tuple):
+        for item in value:
+            if not _plain(item):
+                return False
+    return True
 
 
 class StorableModel(BaseModel):

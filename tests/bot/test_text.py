@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bot.events import EVENT_ADAPTER, ActionProposed, ApprovalDecided, UserMessage, Via
 from bot.store import OutboxItem, Ref
 from bot.text import REPLACEMENT, storable, storable_data, storable_key
@@ -61,3 +64,32 @@ def test_long_keys_are_shortened_the_same_way_every_time() -> None:
     assert storable_key(long_a) != storable_key(long_b)
     assert storable_key("\x00" + "x" * 400).startswith(REPLACEMENT)
     assert Ref(channel="slack", key=long_a).key == storable_key(long_a)
+
+
+def _reference(value: object) -> object:
+    """storable_data by its definition: every string in dicts (keys too), lists and tuples made storable."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {_reference(k): _reference(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_reference(v) for v in value)  # type: ignore[call-arg]
+    return value
+
+
+_TEXT = st.text(alphabet=st.sampled_from(["a", "Z", " ", "é", "\x00", "\ud800", "\udfff", "😀", "\\", "x"]))
+_DATA = st.recursive(
+    _TEXT | st.integers() | st.none() | st.booleans(),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_DATA)
+def test_storable_data_is_its_definition_and_keeps_clean_data_as_it_is(data: object) -> None:
+    cleaned = storable_data(data)
+    assert cleaned == _reference(data) and type(cleaned) is type(data)
+    if cleaned == data:
+        assert cleaned is data  # nothing replaced: no copy
