@@ -35,6 +35,27 @@ def _log_size(path: Path) -> int:
     return os.path.getsize(f"{path}-wal")
 
 
+def _logged(path: Path) -> list[str]:
+    """What the ``log`` table holds, sorted."""
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT what FROM log"))
+    finally:
+        conn.close()
+
+
+def _write(what: str, fail: bool = False, trace: Callable[[str], None] | None = None,
+           ) -> Callable[[sqlite3.Connection], str]:
+    """A write into ``log`` (no key: a repeat would show) that fails after writing when ``fail``."""
+    def op(conn: sqlite3.Connection) -> str:
+        conn.set_trace_callback(trace)
+        conn.execute("INSERT INTO log (what) VALUES (?)", (what,))
+        if fail:
+            raise RuntimeError(f"{what} changed its mind")
+        return what
+    return op
+
+
 async def test_a_turns_writes_commit_together_on_the_loops_own_thread(tmp_path: Path) -> None:
     writer = await _writer(tmp_path / "w.db")
     try:
@@ -75,28 +96,15 @@ async def test_after_a_failure_the_turn_runs_again_and_each_write_lands_once(tmp
     path = tmp_path / "w.db"
     writer = await _writer(path)
     try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE log (what TEXT)"))  # no key: a repeat would show
+        await writer.run(lambda conn: conn.execute("CREATE TABLE log (what TEXT)"))
         before = writer.transactions
-
-        def write(what: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:
-            def op(conn: sqlite3.Connection) -> str:
-                conn.execute("INSERT INTO log (what) VALUES (?)", (what,))
-                if fail:
-                    raise RuntimeError(f"{what} changed its mind")
-                return what
-            return op
-
         outcomes = await asyncio.gather(
-            writer.run(write("a")), writer.run(write("b", fail=True)), writer.run(write("c")),
+            writer.run(_write("a")), writer.run(_write("b", fail=True)), writer.run(_write("c")),
             return_exceptions=True)
         assert outcomes[0] == "a" and outcomes[2] == "c"
         assert isinstance(outcomes[1], RuntimeError) and "b changed its mind" in str(outcomes[1])
         assert writer.transactions - before == 1  # still one commit for the turn
-        conn = sqlite3.connect(path)
-        try:
-            assert sorted(r[0] for r in conn.execute("SELECT what FROM log")) == ["a", "c"]
-        finally:
-            conn.close()
+        assert _logged(path) == ["a", "c"]
     finally:
         await writer.close()
 
@@ -132,17 +140,8 @@ async def test_a_lock_taken_between_the_rollback_and_the_rerun_sends_the_turn_to
             threading.Thread(target=hold, daemon=True).start()
             assert took.wait(5)
 
-        def write(what: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:
-            def op(conn: sqlite3.Connection) -> str:
-                conn.set_trace_callback(grab_before_the_rerun if fail else None)
-                conn.execute("INSERT INTO log (what) VALUES (?)", (what,))
-                if fail:
-                    raise RuntimeError(f"{what} changed its mind")
-                return what
-            return op
-
-        turn = asyncio.gather(writer.run(write("a")), writer.run(write("b", fail=True)), writer.run(write("c")),
-                              return_exceptions=True)
+        turn = asyncio.gather(writer.run(_write("a")), writer.run(_write("b", True, grab_before_the_rerun)),
+                              writer.run(_write("c")), return_exceptions=True)
         for _ in range(100):  # the loop keeps turning while the writer thread waits for the lock
             await asyncio.sleep(0.01)
             if writer.handed_off:
@@ -151,11 +150,7 @@ async def test_a_lock_taken_between_the_rollback_and_the_rerun_sends_the_turn_to
         released.set()
         outcomes = await asyncio.wait_for(turn, 10)
         assert outcomes[0] == "a" and outcomes[2] == "c" and isinstance(outcomes[1], RuntimeError)
-        conn = sqlite3.connect(path)
-        try:
-            assert sorted(r[0] for r in conn.execute("SELECT what FROM log")) == ["a", "c"]
-        finally:
-            conn.close()
+        assert _logged(path) == ["a", "c"]
     finally:
         released.set()
         await writer.close()
