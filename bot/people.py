@@ -10,6 +10,7 @@ Every comparison of who requested and who decides goes through ``same_person``. 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -69,7 +70,7 @@ class Person(BaseModel):
     @classmethod
     def alone(cls, identity: str) -> Person:
         """An identity nobody mapped: a person of its own, named by it."""
-        return cls(name=canonical(identity), identities=(key(identity),))
+        return _alone(identity)
 
     def has(self, identity: str) -> bool:
         """Whether ``identity`` is one of this person's (case-insensitively)."""
@@ -129,6 +130,13 @@ def parse_people(raw: str | None, variable: str = PEOPLE_VARIABLE) -> list[Perso
         people.append(Person(name=name, identities=keys, mapped=True))
     return people
 
+
+
+@functools.lru_cache(maxsize=4096)
+def _alone(identity: str) -> Person:
+    # Frozen, so one instance per identity can serve every caller: a decision resolves the same few identities
+    # (the approver, the requester) several times, ~1.6 µs each to build.
+    return Person(name=canonical(identity), identities=(key(identity),))
 
 class People:
     """The directory: explicit mappings, and resolution of any identity or actor to a person."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bot.errors import ConfigError
 from bot.events import (
@@ -116,3 +117,14 @@ def test_events_stored_before_people_still_load() -> None:
     assert isinstance(events[2], ApprovalDecided) and events[2].by_person is None
     assert isinstance(events[3], DecisionRefused) and events[3].by_person is None
     assert isinstance(events[4], ExecutionStarted) and events[4].approved_by_person is None
+
+
+def test_a_person_of_their_own_is_shared_and_cannot_change() -> None:
+    """Unmapped identities are built once and shared (a decision resolves the same few several times), which is
+    only safe while a Person is frozen."""
+    people = People.parse("")
+    first, again = people.resolve("U0AAA"), people.resolve(" U0AAA ")
+    assert first == again and first.name == "U0AAA" and not first.mapped
+    assert people.resolve("Bob@Example.com").name == "bob@example.com"
+    with pytest.raises(ValidationError):
+        first.name = "someone else"  # type: ignore[misc]
