@@ -114,6 +114,8 @@ _CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "wit
 _ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated",
                 "context_fetched")
 _SIDE_ERRORS = ("delivery",)
+# Every event type _find_pending reads (requests, decisions, and the escalations and reminders after a request).
+_PENDING = frozenset({"approval_requested", "approval_decided", "approval_escalated", "approval_reminded"})
 MAX_CONSECUTIVE_ERRORS = 3
 
 
@@ -145,7 +147,13 @@ class Thread(BaseModel):
         for event in new:
             if isinstance(event, AgentSelected):
                 agent = event.agent
-        return self.model_copy(update={"events": [*self.events, *new], "agent": agent})
+        updated = self.model_copy(update={"events": [*self.events, *new], "agent": agent})
+        # The pending approval depends on approval events only: appended without one, it stays what it was (a
+        # resume appends three times after the decision, and each commit asks for the status).
+        pending = self._private()["_pending"]
+        if pending is not None and pending[0] == len(self.events) and all(e.type not in _PENDING for e in new):
+            updated._private()["_pending"] = (len(updated.events), pending[1])
+        return updated
 
     # --- who and where --------------------------------------------------------------------------------------
 
