@@ -41,6 +41,19 @@ class RunResult:
     rows_per_done: float
     peak_rss_mb: float
     baseline_rss_mb: float
+    # The process's CPU per thread in each phase (user, system), and its minor page faults per thread: a slow
+    # phase with the CPU of a fast one was waiting; one with more system time and faults was the memory's.
+    launch_user_us: float
+    launch_sys_us: float
+    launch_faults: float
+    resume_user_us: float
+    resume_sys_us: float
+    resume_faults: float
+    # The slowest single launch and resume (ms) and which thread (its index) it was: one wait among fast ones.
+    launch_slowest_ms: float
+    launch_slowest_at: int
+    resume_slowest_ms: float
+    resume_slowest_at: int
     empty_db_bytes: int
     sqlite_pragmas: dict[str, Any]
 
@@ -48,16 +61,29 @@ class RunResult:
         return asdict(self)
 
 
-async def drive(ids: Sequence[str], one: Callable[[str], Awaitable[None]], mode: str) -> float:
-    """Run ``one`` for every id, one at a time or in gathered batches of 100; return the elapsed seconds."""
+async def drive(ids: Sequence[str], one: Callable[[str], Awaitable[None]], mode: str,
+                slowest: list[tuple[float, int]] | None = None) -> float:
+    """Run ``one`` for every id, one at a time or in gathered batches of 100; return the elapsed seconds.
+
+    ``slowest`` (if given) receives the longest single call's seconds and its index."""
+    times: list[tuple[float, int]] = []
+
+    async def timed(index: int, thread_id: str) -> None:
+        began = time.perf_counter()
+        await one(thread_id)
+        times.append((time.perf_counter() - began, index))
+
     start = time.perf_counter()
     if mode == "sequential":
-        for thread_id in ids:
-            await one(thread_id)
+        for index, thread_id in enumerate(ids):
+            await timed(index, thread_id)
     else:
         for i in range(0, len(ids), BATCH):
-            await asyncio.gather(*(one(t) for t in ids[i : i + BATCH]))
-    return time.perf_counter() - start
+            await asyncio.gather(*(timed(i + j, t) for j, t in enumerate(ids[i : i + BATCH])))
+    elapsed = time.perf_counter() - start
+    if slowest is not None and times:
+        slowest.append(max(times))
+    return elapsed
 
 
 def _checkpoint(db: Path) -> int | None:
@@ -141,9 +167,15 @@ async def measure(side: Side, n: int, mode: str, db: Path) -> RunResult:
     await side.open(db)
     empty, empty_rows = await side.footprint(db)
     ids = [f"t{i:07d}" for i in range(n)]
-    launch_s = await drive(ids, side.launch, mode)
+    slow_launch: list[tuple[float, int]] = []
+    slow_resume: list[tuple[float, int]] = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    launch_s = await drive(ids, side.launch, mode, slow_launch)
+    launched = resource.getrusage(resource.RUSAGE_SELF)
     paused_bytes, paused_rows = (x - e for x, e in zip(await side.footprint(db), (empty, empty_rows), strict=True))
-    resume_s = await drive(ids, side.resume, mode)
+    resuming = resource.getrusage(resource.RUSAGE_SELF)
+    resume_s = await drive(ids, side.resume, mode, slow_resume)
+    resumed = resource.getrusage(resource.RUSAGE_SELF)
     done_bytes, done_rows = (x - e for x, e in zip(await side.footprint(db), (empty, empty_rows), strict=True))
     used = side.settings_used(db)
     await side.close()
@@ -153,7 +185,17 @@ async def measure(side: Side, n: int, mode: str, db: Path) -> RunResult:
         bytes_per_paused=paused_bytes / n, bytes_per_done=done_bytes / n,
         rows_per_paused=paused_rows / n, rows_per_done=done_rows / n,
         peak_rss_mb=rss_mb(), baseline_rss_mb=baseline, empty_db_bytes=empty, sqlite_pragmas=used,
+        **_usage("launch", before, launched, n), **_usage("resume", resuming, resumed, n),
+        launch_slowest_ms=slow_launch[0][0] * 1000, launch_slowest_at=slow_launch[0][1],
+        resume_slowest_ms=slow_resume[0][0] * 1000, resume_slowest_at=slow_resume[0][1],
     )
+
+
+def _usage(phase: str, start: Any, end: Any, n: int) -> dict[str, float]:
+    """A phase's user and system CPU (µs) and minor page faults, per thread, from two ``getrusage`` readings."""
+    return {f"{phase}_user_us": (end.ru_utime - start.ru_utime) * 1e6 / n,
+            f"{phase}_sys_us": (end.ru_stime - start.ru_stime) * 1e6 / n,
+            f"{phase}_faults": (end.ru_minflt - start.ru_minflt) / n}
 
 
 def run_cli(side: Side, argv: Sequence[str] | None = None) -> None:

@@ -136,7 +136,13 @@ def main(argv: list[str] | None = None) -> None:
                             result = run_once(side, n, mode, Path(tmp), rep)
                         result["loadavg_1m_before"] = load
                         print(f"  rep {rep + 1}/{reps_for[n]} {side:16} {mode:10} n={n} load {load:.1f}: "
-                              f"launch {result['launch_per_s']:,.0f}/s resume {result['resume_per_s']:,.0f}/s",
+                              f"launch {result['launch_per_s']:,.0f}/s resume {result['resume_per_s']:,.0f}/s "
+                              f"(CPU per thread, user+sys: launch {result['launch_user_us']:,.0f}+"
+                              f"{result['launch_sys_us']:,.0f} µs, resume {result['resume_user_us']:,.0f}+"
+                              f"{result['resume_sys_us']:,.0f} µs; faults {result['launch_faults']:.1f}, "
+                              f"{result['resume_faults']:.1f}; slowest launch {result['launch_slowest_ms']:,.1f} ms "
+                              f"(#{result['launch_slowest_at']}), resume {result['resume_slowest_ms']:,.1f} ms "
+                              f"(#{result['resume_slowest_at']}))",
                               file=sys.stderr, flush=True)
                         runs.append(result)
     summary = summarize(runs, args.sides, sizes)

@@ -29,7 +29,7 @@ Op = Callable[[sqlite3.Connection], Any]
 _MAX_BATCH = 256  # per transaction on the writer thread; a loop commits its turn whole (splitting frees it no sooner)
 _CHECKPOINT_EVERY = 256  # transactions committed on loops between two checkpoints on the writer thread
 _HOLD_EVERY = 4  # every 4th checkpoint holds the writes back until it is done: the log starts over
-_BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
+_BUSY = sqlite3.SQLITE_BUSY  # another connection holds a lock (the write lock, or the log's index for a moment)
 
 
 def connect(path: str, *, readonly: bool = False, busy_ms: int = 30000) -> sqlite3.Connection:
@@ -38,10 +38,11 @@ def connect(path: str, *, readonly: bool = False, busy_ms: int = 30000) -> sqlit
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        if readonly:
+        if readonly:  # WAL is the database's own setting, made by the writers: a reader need not take a lock for it
             conn.execute("PRAGMA query_only=1")
+        else:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         conn.close()
         raise
@@ -49,7 +50,10 @@ def connect(path: str, *, readonly: bool = False, busy_ms: int = 30000) -> sqlit
 
 
 def _busy(exc: sqlite3.Error) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == _BUSY
+    """Any kind of SQLITE_BUSY: Python reports the extended code (SQLITE_BUSY_RECOVERY, _SNAPSHOT, _TIMEOUT are
+    5 in their low byte). Matching 5 alone once let a reader's "database is locked" out to the worker, which took
+    it for a failed claim and slept a whole poll interval."""
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == _BUSY
 
 
 class _LockTaken(Exception):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from storage import sqlite_threads
 from storage.sqlite_threads import SqliteReaders, SqliteWriter
 
 
@@ -139,3 +140,59 @@ async def test_close_finishes_queued_reads_and_stops_every_thread(tmp_path: Path
     assert [await p for p in pending] == [1] * 6
     assert not any(t.is_alive() for t in threads)
     await asyncio.to_thread(other.join, 5)
+
+
+@pytest.mark.parametrize(("code", "busy"), [
+    (sqlite3.SQLITE_BUSY, True), (261, True), (517, True), (773, True),  # BUSY, _RECOVERY, _SNAPSHOT, _TIMEOUT
+    (sqlite3.SQLITE_LOCKED, False), (sqlite3.SQLITE_ERROR, False), (sqlite3.SQLITE_READONLY, False),
+])
+def test_every_kind_of_busy_is_busy(code: int, busy: bool) -> None:
+    """Python reports SQLite's extended code: each kind of SQLITE_BUSY sends the work to a thread that waits."""
+    exc = sqlite3.OperationalError("database is locked")
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    assert sqlite_threads._busy(exc) is busy
+
+
+async def test_a_read_that_cannot_open_its_connection_for_a_lock_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop's read connection is opened on first use; a busy database then (an extended code, as seen in a
+    benchmark run) sends the read to a reader thread instead of failing it (a worker's claim, a decision's load)."""
+    real = sqlite_threads.connect
+    refused: list[int] = []
+
+    def connect(path: str, *, readonly: bool = False, busy_ms: int = 30000) -> sqlite3.Connection:
+        if readonly and busy_ms == 0 and not refused:
+            refused.append(1)
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorcode = 261  # type: ignore[attr-defined]  # SQLITE_BUSY_RECOVERY
+            raise exc
+        return real(path, readonly=readonly, busy_ms=busy_ms)
+
+    monkeypatch.setattr(sqlite_threads, "connect", connect)
+    async with readers_on(tmp_path / "r.db", rows=3) as readers:
+        count = await readers.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
+        assert count == 3 and refused and readers.handed_off == 1
+        assert await readers.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 3
+        assert readers.handed_off == 1  # the next read opened the loop's connection and stayed here
+
+
+def test_a_read_only_connection_leaves_the_journal_mode_to_the_writers(tmp_path: Path) -> None:
+    """Setting WAL takes a lock; WAL is the database file's own setting, made by the writing connections."""
+    path = tmp_path / "j.db"
+    plain = sqlite3.connect(path)
+    plain.execute("CREATE TABLE t (n INTEGER)")
+    plain.commit()
+    plain.close()
+    reader = sqlite_threads.connect(str(path), readonly=True, busy_ms=0)
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        with pytest.raises(sqlite3.OperationalError):
+            reader.execute("INSERT INTO t VALUES (1)")  # query_only
+    finally:
+        reader.close()
+    writer = sqlite_threads.connect(str(path))
+    try:
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        writer.close()
