@@ -114,7 +114,6 @@ _CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "wit
 _ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated",
                 "context_fetched")
 _SIDE_ERRORS = ("delivery",)
-# Every event type _find_pending reads (requests, decisions, and the escalations and reminders after a request).
 _PENDING = frozenset({"approval_requested", "approval_decided", "approval_escalated", "approval_reminded"})
 MAX_CONSECUTIVE_ERRORS = 3
 
@@ -143,13 +142,9 @@ class Thread(BaseModel):
         return all(e.type in _ANNOTATIONS for e in self.events[seq:])
 
     def with_events(self, new: list[Event]) -> Thread:
-        agent = self.agent
-        for event in new:
-            if isinstance(event, AgentSelected):
-                agent = event.agent
+        agent = next((e.agent for e in reversed(new) if isinstance(e, AgentSelected)), self.agent)
         updated = self.model_copy(update={"events": [*self.events, *new], "agent": agent})
-        # The pending approval depends on approval events only: appended without one, it stays what it was (a
-        # resume appends three times after the decision, and each commit asks for the status).
+        # _find_pending reads only _PENDING's types: an append of none of them leaves the pending approval as it was.
         pending = self._private()["_pending"]
         if pending is not None and pending[0] == len(self.events) and all(e.type not in _PENDING for e in new):
             updated._private()["_pending"] = (len(updated.events), pending[1])
