@@ -131,12 +131,12 @@ def parse_people(raw: str | None, variable: str = PEOPLE_VARIABLE) -> list[Perso
     return people
 
 
-
 @functools.lru_cache(maxsize=4096)
 def _alone(identity: str) -> Person:
     # Frozen, so one instance per identity can serve every caller: a decision resolves the same few identities
     # (the approver, the requester) several times, ~1.6 µs each to build.
     return Person(name=canonical(identity), identities=(key(identity),))
+
 
 class People:
     """The directory: explicit mappings, and resolution of any identity or actor to a person."""

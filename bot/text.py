@@ -48,31 +48,13 @@ def storable_data(value: Any) -> Any:
 
     Returns ``value`` itself when nothing needed replacing (the common case: no copies on every event load).
     """
-    if _plain(value):  # looked at first without building anything: ~1 µs for an action's arguments, not ~5
-        return value
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        pairs = [(storable_data(k), storable_data(v)) for k, v in value.items()]
-        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
-            return value
-        return dict(pairs)
-    if type(value) in (list, tuple):  # exactly these: a subclass (a named tuple) is rebuilt differently
-        items = [storable_data(v) for v in value]
-        if any(new is not old for new, old in zip(items, value, strict=True)):
-            return type(value)(items)
-        return value
-    return value
-
-
-# Validation context for values read back from the database: stored, so storable already (on PostgreSQL nothing
-# else could have been written; on SQLite every row came through a model), and not walked again on every load.
-STORED: dict[str, bool] = {"stored": True}
-_CONTAINERS = (dict, list, tuple)  # what StorableModel walks into (strings are checked inline)
+    # Looked at once first, without building anything (~1 µs for an action's arguments, not ~5); only data that
+    # holds something to replace is rebuilt.
+    return value if _plain(value) else _cleaned(value)
 
 
 def _plain(value: Any) -> bool:
-    """Whether every string in ``value`` (as ``storable_data`` walks it) is storable already."""
+    """Whether every string in ``value`` (as ``_cleaned`` walks it) is storable already."""
     if isinstance(value, str):
         return value.isascii() and "\x00" not in value or storable(value) is value
     if isinstance(value, dict):
@@ -85,6 +67,29 @@ def _plain(value: Any) -> bool:
             if not _plain(item):
                 return False
     return True
+
+
+def _cleaned(value: Any) -> Any:
+    """``storable_data``'s rebuild: the parts that needed nothing replaced are kept as the same objects."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        pairs = [(_cleaned(k), _cleaned(v)) for k, v in value.items()]
+        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if type(value) in (list, tuple):  # exactly these: a subclass (a named tuple) is rebuilt differently
+        items = [_cleaned(v) for v in value]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            return type(value)(items)
+        return value
+    return value
+
+
+# Validation context for values read back from the database: stored, so storable already (on PostgreSQL nothing
+# else could have been written; on SQLite every row came through a model), and not walked again on every load.
+STORED: dict[str, bool] = {"stored": True}
+_CONTAINERS = (dict, list, tuple)  # what StorableModel walks into (strings are checked inline)
 
 
 class StorableModel(BaseModel):
