@@ -63,7 +63,7 @@ def event_json(type_: str, at: float, data: str) -> str:
     0009 and earlier) their time too, right after the id in pydantic's field order: the time is only added when
     absent. Either way a repeated key
     comes first and the row's own value wins (the last one counts), and both hold the same value. The column's
-    float gives the time back to the microsecond (a double holds that exactly until the year 2242).
+    float gives the time back to the microsecond (a double's step is under one until 2**33 s, March 2242).
     """
     head = '{"type":"' + type_ + '"'
     if not _has_time(data):
