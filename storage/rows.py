@@ -45,15 +45,18 @@ def dump_event(event: Event, proposals: Mapping[str, ActionProposed] | None = No
     (``proposals``). Like None, an empty list or dict whose default is that same empty value is left out (the
     default gives it back); a default that is not empty is always written, so changing it never changes what
     an old event says."""
+    model = type(event)
     exclude = {"type", "at"}
-    exclude.update(name for name in empty_defaults(type(event)) if not getattr(event, name))
+    exclude.update(name for name in empty_defaults(model) if not getattr(event, name))
     if isinstance(event, ApprovalRequested) and proposals:
         proposal = proposals.get(event.action_id)
         if proposal is not None and (proposal.name, proposal.arguments, proposal.reason) == (
             event.name, event.arguments, event.reason
         ):
             exclude |= _COPIED
-    return EVENT_ADAPTER.dump_json(event, exclude_none=True, exclude=exclude).decode()
+    # The event's own serializer: the same output as EVENT_ADAPTER's, which first finds it by the type tag, in
+    # a third to a half of the time (~2 µs of every event written).
+    return model.__pydantic_serializer__.to_json(event, exclude_none=True, exclude=exclude).decode()
 
 
 def event_json(type_: str, at: float, data: str) -> str:
