@@ -59,14 +59,12 @@ def new_id() -> str:
     made before were 32 hex characters (``uuid4().hex``): every reader takes both, an id is compared, never
     parsed.
     """
-    n = int.from_bytes(_RANDOM.take(10), "big")  # 80 bits: eight 10-bit groups, two characters each
-    return "".join([_PAIRS[(n >> shift) & 1023] for shift in _SHIFTS])
+    # One character per random byte, from its low five bits (256 is 8 × 32: each character is uniform): one C
+    # call, 0.7 µs against 1.6 µs for packing 10 bytes into base32 (ids are made for every event).
+    return _RANDOM.take(16).translate(_BASE32).decode("ascii")
 
 
-# Base32 (RFC 4648) in lower case, two characters per table lookup: half the time of base64.b32encode + lower().
-_B32 = "abcdefghijklmnopqrstuvwxyz234567"
-_PAIRS = [a + b for a in _B32 for b in _B32]
-_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
+_BASE32 = bytes(b"abcdefghijklmnopqrstuvwxyz234567"[byte & 31] for byte in range(256))  # the RFC 4648 alphabet
 
 
 def utcnow() -> datetime:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections import Counter
 
 import pytest
 
@@ -31,11 +32,17 @@ def test_new_ids_are_16_lower_case_base32_characters_and_do_not_repeat() -> None
     assert len(set("".join(ids))) == 32  # the whole alphabet is used: the bits are all there
 
 
-def test_an_id_is_the_rfc_4648_base32_of_its_random_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The table-driven encoding spells 80 bits exactly as base64.b32encode does (lower case, no padding)."""
-    for raw in (bytes(10), b"\xff" * 10, bytes(range(10)), *(os.urandom(10) for _ in range(2000))):
-        monkeypatch.setattr(events._RANDOM, "take", lambda n, raw=raw: raw)
-        assert new_id() == base64.b32encode(raw).decode("ascii").lower()
+def test_each_character_of_an_id_is_the_low_five_bits_of_one_random_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 random bytes, each spelled by its low five bits in base32's alphabet (RFC 4648, lower case): all 80 bits
+    are random and each character is uniform (every 5-bit value comes from exactly 8 of the 256 bytes)."""
+    # Base32's character for each 5-bit value v: the first of the encoding of one byte whose top bits are v.
+    alphabet = "".join(base64.b32encode(bytes([v << 3])).decode("ascii")[0] for v in range(32)).lower()
+    assert alphabet == "abcdefghijklmnopqrstuvwxyz234567"
+    for raw in (bytes(16), b"\xff" * 16, bytes(range(240, 256)), *(os.urandom(16) for _ in range(2000))):
+        monkeypatch.setattr(events._RANDOM, "take", lambda n, raw=raw: raw[:n])
+        assert new_id() == "".join(alphabet[byte & 31] for byte in raw)
+    counts = Counter(events._BASE32)
+    assert len(counts) == 32 and set(counts.values()) == {8}
 
 
 def test_a_forked_child_never_repeats_its_parents_ids() -> None:
