@@ -1,0 +1,125 @@
+"""``Thread.next_work`` reads the events in one pass; it decides exactly what the rules say when each is read with
+a pass of its own (the reference below is the earlier code, kept here as the specification)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.events import (
+    ActionProposed,
+    ActionResult,
+    ApprovalDecided,
+    ApprovalRequested,
+    ContextFetched,
+    ErrorEvent,
+    Event,
+    ExecutionStarted,
+    HumanInputReceived,
+    HumanInputRequested,
+    ThreadCancelled,
+    UserMessage,
+)
+from bot.thread import (
+    _ANNOTATIONS,
+    _SIDE_ERRORS,
+    CallModel,
+    Execute,
+    Finish,
+    Route,
+    RunCommand,
+    Thread,
+    Wait,
+    Work,
+)
+from tests.bot.test_thread_growth import _ACTIONS, _APPROVALS, _event
+
+
+def reference_work(thread: Thread) -> Work:
+    """The rules, each reading the events on its own."""
+    events = thread.events
+    flow = [e for e in events
+            if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)]
+    if not flow:
+        return Wait("done")
+    if thread.pending is not None:
+        return Wait("waiting_for_approval")
+    finished = {e.action_id for e in events if isinstance(e, ActionResult)}
+    unfinished = next((e for e in events if isinstance(e, ExecutionStarted) and e.action_id not in finished), None)
+    if unfinished is not None:
+        return Execute(unfinished.action_id, unfinished.name, unfinished.arguments, unfinished.approved_by,
+                       unfinished)
+    for event in reversed(flow):
+        if isinstance(event, ThreadCancelled):
+            return Wait("done")
+        if isinstance(event, UserMessage):
+            break
+    last = flow[-1]
+    if isinstance(last, UserMessage | HumanInputReceived):
+        if thread.agent is None:
+            return Route()
+        text = last.text.strip()
+        return RunCommand(text) if text.startswith("!") else CallModel()
+    if isinstance(last, ActionProposed):
+        return Execute(last.action_id, last.name, last.arguments, None, None)
+    if isinstance(last, ApprovalDecided):
+        proposal = thread.proposal(last.action_id)
+        request = thread.approval_request(last.approval_id)
+        if last.closed_by == "expiry" and request is not None and request.on_expiry == "stop":
+            return Wait("done")
+        if not last.approved:
+            if proposal is not None and proposal.source == "command":
+                reason = f": {last.comment}" if last.comment else ""
+                return Finish(f"{proposal.name} was rejected by {last.by}{reason}")
+            return CallModel()
+        arguments = last.arguments if last.arguments is not None else (proposal.arguments if proposal else {})
+        return Execute(last.action_id, proposal.name if proposal else "", arguments, last.by, None)
+    if isinstance(last, ActionResult):
+        proposal = thread.proposal(last.action_id)
+        if proposal is not None and proposal.source == "command":
+            return Finish(last.result if last.ok else f"{last.name} failed: {last.result}")
+        return CallModel()
+    if isinstance(last, ErrorEvent):
+        return Wait("failed") if last.kind in ("step_limit", "model", "internal") else CallModel()
+    if isinstance(last, HumanInputRequested):
+        return Wait("waiting_for_human")
+    if last.type == "done":
+        return Wait("done")
+    return Wait("failed")
+
+
+def _more(kind: str, action: str, approval: str) -> Event:
+    """Events the growth test does not make: cancellations, questions, answers, commands, expiries, side errors."""
+    return {
+        "cancelled": lambda: ThreadCancelled(by="bob"),
+        "asked": lambda: HumanInputRequested(message="which version?", action_id=action),
+        "answered": lambda: HumanInputReceived(text="1.2.3", user="bob"),
+        "command": lambda: UserMessage(text=" !deploy service=api", user="bob"),
+        "by_command": lambda: ActionProposed(action_id=action, name="deploy", source="command"),
+        "expired": lambda: ApprovalDecided(approval_id=approval, action_id=action, approved=False, by="opsgate",
+                                           closed_by="expiry"),
+        "edited": lambda: ApprovalDecided(approval_id=approval, action_id=action, approved=True, by="alice",
+                                          arguments={"service": "web"}),
+        "failed": lambda: ActionResult(action_id=action, name="deploy", ok=False, result="no"),
+        "delivery": lambda: ErrorEvent(kind="delivery", message="slack is down"),
+        "model_error": lambda: ErrorEvent(kind="model", message="refused"),
+        "fetched": lambda: ContextFetched(agent="deploy", text="versions"),
+        "requested_stop": lambda: ApprovalRequested(approval_id=approval, action_id=action, name="deploy", arguments={},
+                                                    approvers=["alice"], requester="bob", on_expiry="stop"),
+    }[kind]()
+
+
+_KINDS = st.sampled_from(["message", "selected", "proposed", "requested", "decided", "rejected", "refused",
+                          "reminded", "escalated", "started", "result", "error", "done"])
+_MORE = st.sampled_from(["cancelled", "asked", "answered", "command", "by_command", "expired", "edited", "failed",
+                         "delivery", "model_error", "fetched", "requested_stop"])
+_ANY = st.one_of(st.builds(_event, _KINDS, st.sampled_from(_ACTIONS), st.sampled_from(_APPROVALS)),
+                 st.builds(_more, _MORE, st.sampled_from(_ACTIONS), st.sampled_from(_APPROVALS)))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_ANY, max_size=14), st.sampled_from(["deploy", None]))
+def test_next_work_is_what_the_rules_read_one_by_one_say(events: list[Event], agent: str | None) -> None:
+    for end in range(len(events) + 1):  # every prefix: each is a thread as it stood after some append
+        thread = Thread(id="t", agent=agent, events=events[:end])
+        assert thread.next_work() == reference_work(thread)
