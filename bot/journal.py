@@ -12,6 +12,7 @@ from bot.channel import Channel
 from bot.errors import Conflict, new_error_id
 from bot.events import ActionProposed, ActionResult, AgentSelected, ErrorEvent, Event
 from bot.handoff import Runnable
+from bot.paused import PausedThreads
 from bot.store import OutboxItem, QuarantineItem, Ref, Store, TimerChanges
 from bot.thread import Thread
 from bot.wakeups import Alarm
@@ -31,6 +32,7 @@ class Journal:
         self.store = store
         self.channels = list(channels)
         self.runnable = Runnable()  # threads our commits made runnable, for this process's worker
+        self.paused = PausedThreads()  # threads our commits left waiting for a person, for their answer
         self.outbox_ready = asyncio.Event()  # outbox rows were written
         self.schedulers: list[Scheduler] = []
         self.timers_ready = Alarm()  # rung with the earliest due time of the timers each commit scheduled
@@ -113,8 +115,11 @@ class Journal:
     ) -> Thread | None:
         """Append what ``build`` makes of the current thread; on Conflict reload and build again.
 
-        ``known`` is tried first when the caller holds a fresh copy. None if the thread does not exist.
+        ``known`` is tried first when the caller holds a fresh copy; else the thread as this process paused it,
+        if the store still holds exactly that. None if the thread does not exist.
         """
+        if known is None and thread_id in self.paused:
+            known = self.paused.get(thread_id, await self.store.thread_seq(thread_id))
         for _ in range(attempts):
             thread, known = known or await self.store.load_thread(thread_id), None
             if thread is None:
@@ -148,6 +153,7 @@ class Journal:
     ) -> None:
         # One line per commit listing every event with its fields: complete, at a fraction of a line per event.
         telemetry.committed(thread, new)
+        self.paused.committed(thread)
         log.info("thread_events", thread_id=thread.id, agent=thread.agent, status=thread.status,
                  events=[event_fields(event) for event in new])
         if not owned and thread.status == "running":

@@ -224,6 +224,10 @@ class Store(Records, Quarantine, Credentials, Protocol):
 
     async def load_thread(self, thread_id: str) -> Thread | None: ...
 
+    async def thread_seq(self, thread_id: str) -> int | None:
+        """How many events the thread has stored (None if there is no such thread): one indexed read."""
+        ...
+
     async def append(
         self,
         thread_id: str,

@@ -175,6 +175,10 @@ class PgHot:
         rows = await self.writer.read(lambda conn: conn.fetch(_SQL["LOAD_THREAD"], thread_id))
         return make_thread(thread_id, rows)
 
+    async def thread_seq(self, thread_id: str) -> int | None:
+        value = await self.writer.read(lambda conn: conn.fetchval(_SQL["THREAD_SEQ"], thread_id))
+        return None if value is None else int(value)
+
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,

@@ -77,6 +77,9 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
     async def load_thread(self, thread_id: str) -> Thread | None:
         return await self.hot.load_thread(storable(thread_id))  # a raw id with NUL would be a PostgreSQL error
 
+    async def thread_seq(self, thread_id: str) -> int | None:
+        return await self.hot.thread_seq(storable(thread_id))
+
     async def append(
         self, thread_id: str, events: Sequence[Event], *, expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref] = (), outbox: Sequence[OutboxItem] = (), lease: Lease | None = None,

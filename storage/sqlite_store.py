@@ -105,6 +105,13 @@ class SqliteHot:
 
         return make_thread(thread_id, await self.readers.run(op))
 
+    async def thread_seq(self, thread_id: str) -> int | None:
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_SQL["THREAD_SEQ"], (thread_id,)).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self.readers.run(op)
+
     async def append(
         self, thread_id: str, events: Sequence[Event], expected_seq: int, status: ThreadStatus,
         agent: str | None, refs: Sequence[Ref], outbox: Sequence[OutboxItem], lease: Lease | None,
