@@ -34,7 +34,8 @@ from bot.policy import gate
 from bot.proposals import attribute
 from bot.routing import choose_agent
 from bot.store import Store
-from bot.thread import CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
+from bot.thread import Thread
+from bot.work import CallModel, Execute, Finish, Route, RunCommand, Wait
 
 log = structlog.get_logger("opsgate.engine")
 

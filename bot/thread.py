@@ -5,7 +5,6 @@ Nothing here does I/O. The worker asks ``next_work`` what to do; status is cache
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from bot.events import (
     UserMessage,
     Via,
 )
+from bot.work import CallModel, Execute, Finish, Route, RunCommand, Wait, Work
 
 ThreadStatus = Literal["running", "waiting_for_approval", "waiting_for_human", "done", "failed"]
 STATUSES: tuple[ThreadStatus, ...] = ("running", "waiting_for_approval", "waiting_for_human", "done", "failed")
@@ -60,53 +60,6 @@ class PendingApproval(BaseModel):
     reminders: int = 0  # reminders sent so far
     summary: str | None = None  # the action as its agent describes it (Action.describe)
 
-
-# --- the next unit of work --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Route:
-    """No agent owns the thread yet."""
-
-
-@dataclass(frozen=True)
-class CallModel:
-    """Ask the model for the next action."""
-
-
-@dataclass(frozen=True)
-class RunCommand:
-    """The latest message is an explicit ``!command``: parse it, no model."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Execute:
-    """Run a cleared action (approved or needing no approval); resumes after a crash with the same key."""
-
-    action_id: str
-    name: str
-    arguments: dict[str, Any]
-    approved_by: str | None
-    started: ExecutionStarted | None
-
-
-@dataclass(frozen=True)
-class Finish:
-    """An explicit command's action was decided or ran: reply with the outcome, no model involved."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Nothing to do until a person (or nobody) acts."""
-
-    status: ThreadStatus
-
-
-Work = Route | CallModel | RunCommand | Execute | Finish | Wait
 
 _CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "withdrawal": "cancelled"}
 
@@ -315,6 +268,11 @@ class Thread(BaseModel):
                            unfinished)
         if cancelled:
             return Wait("done")  # stopped by the requester: nothing more runs until a new message
+        return self._work_after(last)
+
+    def _work_after(self, last: Event) -> Work:
+        """What follows the flow's last event, when no approval is pending, no execution unfinished and no
+        request cancelled."""
         if isinstance(last, UserMessage | HumanInputReceived):
             if self.agent is None:
                 return Route()

@@ -23,7 +23,8 @@ from bot.events import (
     UserMessage,
     Via,
 )
-from bot.thread import CallModel, Execute, Finish, Route, RunCommand, Thread, Wait
+from bot.thread import Thread
+from bot.work import CallModel, Execute, Finish, Route, RunCommand, Wait
 
 CALL = ModelCall(model="m", prompt_hash="h", prompt_tokens=10, completion_tokens=2)
 PROD = {"service": "api", "version": "1.4.2", "environment": "production"}
