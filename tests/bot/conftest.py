@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -53,25 +54,34 @@ class InProcess:
 OpsgateFactory = Callable[..., Awaitable[InProcess]]
 
 
-@pytest.fixture
-async def opsgate(sqlite_database_url: str) -> AsyncIterator[OpsgateFactory]:
-    """Factory: ``await opsgate(**env)`` builds and starts opsgate on this test's SQLite file.
+@asynccontextmanager
+async def processes(database_url: str, model: bool = True) -> AsyncIterator[OpsgateFactory]:
+    """Factory of started opsgate processes on one (prepared) database: ``await make(**env)``; all stopped after.
 
-    Fast polling and one model retry per call unless ``env`` says otherwise; several calls share the database.
-    """
+    Fast polling and one model retry per call unless ``env`` says otherwise; ``model=False`` builds them without
+    a model client."""
     started: list[InProcess] = []
 
     async def make(**env: str) -> InProcess:
         settings = load_settings({
-            "DATABASE_URL": sqlite_database_url, "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_MODEL_RETRIES": "1",
-            **env,
+            "DATABASE_URL": database_url, "OPSGATE_POLL_INTERVAL": "0.05", "OPSGATE_MODEL_RETRIES": "1", **env,
         })
-        await prepare_database(settings)
-        instance = InProcess(build_runtime(settings, channels=[]))
+        instance = InProcess(build_runtime(settings, channels=[], model=model))
         instance.loops.start(instance.runtime.loops())
         started.append(instance)
         return instance
 
-    yield make
-    for instance in started:
-        await instance.stop()
+    try:
+        yield make
+    finally:
+        for instance in started:
+            await instance.stop()
+
+
+@pytest.fixture
+async def opsgate(sqlite_database_url: str) -> AsyncIterator[OpsgateFactory]:
+    """Factory: ``await opsgate(**env)`` builds and starts opsgate on this test's SQLite file (several calls share
+    the database)."""
+    await prepare_database(load_settings({"DATABASE_URL": sqlite_database_url}))
+    async with processes(sqlite_database_url) as make:
+        yield make

@@ -8,15 +8,13 @@ from typing import Any
 
 import pytest
 
-from bot.config import load_settings
 from bot.errors import AlreadyDecided
 from bot.events import ApprovalDecided, Done, HumanInputRequested, UserMessage, Via
 from bot.paused import PausedThreads
-from bot.runtime import Loops, Runtime
+from bot.runtime import Runtime
 from bot.thread import Thread
-from bot.wiring import build_runtime
 from storage import upgrade
-from tests.bot.conftest import InProcess
+from tests.bot.conftest import InProcess, processes
 
 APPROVER = "alice@example.com"
 API = Via(channel="api")
@@ -62,21 +60,10 @@ Node = Callable[[], Awaitable[InProcess]]
 
 @pytest.fixture
 async def node(database_url: str) -> AsyncIterator[Node]:
-    """Factory: an opsgate process (runtime, worker running) on this test's database; several share it."""
+    """Factory: an opsgate process (runtime, worker running, no model) on this test's database; several share it."""
     await upgrade(database_url)
-    started: list[InProcess] = []
-
-    async def make() -> InProcess:
-        settings = load_settings({"DATABASE_URL": database_url, "OPSGATE_POLL_INTERVAL": "0.05",
-                                  "OPSGATE_APPROVERS": APPROVER})
-        instance = InProcess(build_runtime(settings, channels=[], model=False), Loops())
-        instance.loops.start(instance.runtime.loops())
-        started.append(instance)
-        return instance
-
-    yield make
-    for instance in started:
-        await instance.stop()
+    async with processes(database_url, model=False) as make:
+        yield lambda: make(OPSGATE_APPROVERS=APPROVER)
 
 
 def count_loads(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[str]:
