@@ -26,7 +26,7 @@ from benchmarks.report import median, percentile, table, write_json
 from bot.config import load_settings
 from bot.events import Done, UserMessage, Via, new_id
 from bot.logs import configure_logging
-from bot.runtime import Runtime
+from bot.runtime import Runtime, freeze_startup_heap
 from bot.store import TimerChanges, TimerRow
 from bot.thread import Thread
 from bot.timers import Fired, schedule
@@ -112,6 +112,7 @@ async def measure(url: str, pending: int, due: int, approvals: int, analyzed: bo
                               "OPSGATE_APPROVAL_EXPIRY": "4h", "OPSGATE_APPROVAL_REMINDER": "30m"})
     runtime = build_runtime(settings, channels=[])
     runtime.timer_handlers.register("note", note)
+    freeze_startup_heap()  # what `opsgate serve` does once started (bot/app.py): full collections skip start-up
     try:
         without = await approve_all(runtime, await waiting(runtime, approvals))
         fill_s = await fill(runtime, pending)
