@@ -2,10 +2,10 @@
 
 An approval or an answer usually reaches the process that asked for it, soon after. Reading the thread back meant
 fetching and validating every event again (~50 µs of a paused deploy's four events, and the status, pending
-approval and next work computed anew); a resume measured 15-25% faster without it. The database stays the truth:
-a kept thread is used only while the stored sequence number is still its own (one indexed read). Events are only
-ever appended, and every append moves the number by compare-and-set, so the same number means the same events;
-any other process's append (a second worker, a CLI) makes the kept copy stale, and the thread is read whole.
+approval and next work computed anew); resumes ran 13-27% faster without it (A/B runs). The database stays the
+truth: a kept thread is used only while the stored sequence number is still its own (one indexed read). Events are
+only ever appended, and every append moves the number by compare-and-set, so the same number means the same
+events; any other process's append (a second worker, a CLI) makes the kept copy stale, and it is read whole.
 """
 
 from __future__ import annotations
