@@ -71,6 +71,11 @@ _PENDING = frozenset({"approval_requested", "approval_decided", "approval_escala
 MAX_CONSECUTIVE_ERRORS = 3
 
 
+def _aside(event: Event) -> bool:
+    """An annotation or a side error (a failed delivery): outside the thread's flow, never what happens next."""
+    return event.type in _ANNOTATIONS or (isinstance(event, ErrorEvent) and event.kind in _SIDE_ERRORS)
+
+
 class Thread(BaseModel):
     """A thread: id, agent, and its events in order."""
 
@@ -134,10 +139,7 @@ class Thread(BaseModel):
     # --- derived state --------------------------------------------------------------------------------------
 
     def _flow(self) -> list[Event]:
-        return [
-            e for e in self.events
-            if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)
-        ]
+        return [e for e in self.events if not _aside(e)]
 
     def fetched_for(self, agent: str) -> bool:
         """Whether ``agent`` already fetched its context into this thread (it does so once)."""
@@ -246,8 +248,7 @@ class Thread(BaseModel):
         finished: set[str] = set()
         started: list[ExecutionStarted] = []
         for event in self.events:
-            kind = event.type
-            if kind in _ANNOTATIONS or (isinstance(event, ErrorEvent) and event.kind in _SIDE_ERRORS):
+            if _aside(event):
                 continue
             last = event
             if isinstance(event, ActionResult):
