@@ -1,21 +1,26 @@
 """Model calls through any OpenAI-compatible Chat Completions endpoint (factors 1 and 4).
 
-``ChatModel`` is the small protocol the engine needs; ``OpenAIChatModel`` implements it with the ``openai``
-package, retrying transport errors and 429/5xx with backoff before giving up with ModelUnavailable.
+``ChatModel`` is the small protocol the engine needs; ``OpenAIChatModel`` implements it as one POST to
+``{OPENAI_BASE_URL}/chat/completions`` over httpx, retrying transport errors and 429/5xx with backoff before
+giving up with ModelUnavailable. Not through the ``openai`` package: importing it costs 1.4 s of CPU (its
+hundreds of generated types), paid by every worker at start-up and every CLI command, for one endpoint whose
+request and answer are a few fields; the answer is validated here against the fields we read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-import openai
+import httpx
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
+from bot import __version__
 from bot.actions import ActionSchema
 from bot.config import Settings
 from bot.errors import ModelRefused, ModelUnavailable
@@ -83,7 +88,51 @@ def tool_definitions(tools: Sequence[ActionSchema]) -> list[dict[str, Any]]:
     return definitions
 
 
-_RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
+_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def _arguments_text(value: Any) -> Any:
+    # Some servers (older Ollama, some proxies) send the arguments as a JSON object, not as its text.
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+class _Function(BaseModel):
+    name: str
+    arguments: Annotated[str, BeforeValidator(_arguments_text)]
+
+
+class _ToolCall(BaseModel):
+    function: _Function
+
+
+class _Message(BaseModel):
+    content: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _Completion(BaseModel):
+    """The part of a Chat Completions answer we read; any other field is ignored."""
+
+    model: str | None = None
+    choices: list[_Choice]
+    usage: _Usage | None = None
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way another attempt may not (transport error, 429, 5xx)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class OpenAIChatModel:
@@ -92,73 +141,106 @@ class OpenAIChatModel:
     def __init__(self, settings: Settings) -> None:
         self.name = settings.model
         self._retries = settings.model_retries
-        self._client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key or "not-needed",
-            base_url=settings.openai_base_url,
-            timeout=settings.model_timeout,
-            max_retries=0,  # our own loop, so every attempt is logged and bounded
+        self._timeout = settings.model_timeout
+        self._url = (settings.openai_base_url or _DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        self._client = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {settings.openai_api_key or 'not-needed'}",
+                     "User-Agent": f"opsgate/{__version__}"},
+            # As many calls in flight as the worker runs; idle connections kept for the next step.
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         )
 
     async def complete(
         self, messages: list[dict[str, str]], tools: Sequence[ActionSchema], options: ModelOptions | None = None
     ) -> ModelReply:
+        body: dict[str, Any] = {"model": self.name, "messages": messages, "tools": cached_tool_definitions(tools),
+                                "tool_choice": "required"}
+        timeout = self._timeout
+        if options is not None:
+            if options.temperature is not None:
+                body["temperature"] = options.temperature
+            if options.max_tokens is not None:
+                body["max_tokens"] = options.max_tokens
+            if options.timeout is not None:
+                timeout = options.timeout
         delay = 0.5
-        extra: dict[str, Any] = {}
-        if options is not None and options.temperature is not None:
-            extra["temperature"] = options.temperature
-        if options is not None and options.timeout is not None:
-            extra["timeout"] = options.timeout
-        if options is not None and options.max_tokens is not None:
-            extra["max_tokens"] = options.max_tokens
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
-                response = await self._client.chat.completions.create(  # type: ignore[call-overload]
-                    model=self.name, messages=messages, tools=cached_tool_definitions(tools), tool_choice="required",
-                    **extra,
-                )
-            except _RETRYABLE as exc:
-                wait = _retry_after(exc) or delay * (1 + random.random() / 2)
-                log.warning("model_retry", attempt=attempt + 1, error=type(exc).__name__, wait_s=round(wait, 2))
+                completion = await self._post(body, seconds=timeout)
+            except _Retryable as exc:
+                wait = exc.retry_after or delay * (1 + random.random() / 2)
+                log.warning("model_retry", attempt=attempt + 1, error=str(exc), wait_s=round(wait, 2))
                 if attempt == self._retries:
-                    raise ModelUnavailable(f"model server unavailable: {type(exc).__name__}: {exc}") from exc
+                    raise ModelUnavailable(f"model server unavailable: {exc}") from exc
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 30.0)
                 continue
-            except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
-                refusal = f"the model server refused the request: HTTP {exc.status_code}: {exc.message}"
-                raise ModelRefused(refusal) from exc
-            except openai.APIError as exc:
-                raise ModelUnavailable(f"model server error: {exc}") from exc
-            return _reply(response, self.name, int((time.perf_counter() - started) * 1000))
-        raise ModelUnavailable("model server unavailable")
+            return _reply(completion, self.name, int((time.perf_counter() - started) * 1000))
+        raise ModelUnavailable("model server unavailable")  # pragma: no cover (the loop returns or raises)
+
+    async def _post(self, body: dict[str, Any], *, seconds: float) -> _Completion:
+        """One attempt: the validated answer, _Retryable, ModelRefused (4xx) or ModelUnavailable (a broken answer)."""
+        try:
+            response = await self._client.post(self._url, json=body, timeout=seconds)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"no answer within {seconds:g} s ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status}: {_error_message(response)}", _retry_after(response))
+        if status >= 300:  # a 4xx (or a redirect not followed): asking again will not help
+            raise ModelRefused(f"the model server refused the request: HTTP {status}: {_error_message(response)}")
+        try:
+            return _Completion.model_validate_json(response.content)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise ModelUnavailable(
+                f"model server error: the answer is not a chat completion ({where}: {first['msg']})"
+            ) from None
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
 
 
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
+def _error_message(response: httpx.Response) -> str:
+    """The server's own words: ``error.message`` of an OpenAI-style error body, else the start of the body."""
     try:
-        return min(float(value), 60.0) if value else None
-    except ValueError:
-        return None
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if isinstance(message, str) and message:
+            return message[:500]
+    except (ValueError, AttributeError):
+        pass
+    return response.text[:200].strip() or response.reason_phrase
 
 
-def _reply(response: Any, model: str, latency_ms: int) -> ModelReply:
-    choice = response.choices[0] if response.choices else None
-    message = choice.message if choice else None
-    calls = list(getattr(message, "tool_calls", None) or [])
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait (``retry-after-ms`` or ``retry-after`` in seconds), at most 60."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        try:
+            if value:
+                return min(max(float(value) * scale, 0.0), 60.0)
+        except ValueError:
+            continue
+    return None
+
+
+def _reply(completion: _Completion, model: str, latency_ms: int) -> ModelReply:
+    message = completion.choices[0].message if completion.choices else None
+    calls = (message.tool_calls if message is not None else None) or []
     first = calls[0] if calls else None
-    usage = response.usage
+    usage = completion.usage
     return ModelReply(
-        model=getattr(response, "model", None) or model,
+        model=completion.model or model,
         tool_name=first.function.name if first else None,
         tool_arguments=first.function.arguments if first else None,
         extra_tool_calls=max(len(calls) - 1, 0),
-        content=getattr(message, "content", None),
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        content=message.content if message is not None else None,
+        prompt_tokens=(usage.prompt_tokens if usage else None) or 0,
+        completion_tokens=(usage.completion_tokens if usage else None) or 0,
         latency_ms=latency_ms,
     )
