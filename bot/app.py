@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.errors import Signal, new_error_id
 from bot.health import Readiness, ReadinessProbe
 from bot.runtime import Loops, Runtime, freeze_startup_heap
-from bot.triggers import mount_hooks
+from bot.trigger_routes import mount_hooks
 from bot.wiring import build_runtime, prepare_database
 
 log = structlog.get_logger("opsgate.app")
