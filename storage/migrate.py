@@ -3,44 +3,77 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 from bot.errors import ConfigError
 from storage.database import create_engine, is_sqlite
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Alembic is imported only to upgrade: it costs ~0.55 s of CPU, and every `opsgate worker`, `serve` and CLI
+# command checks the revision on start. The check reads what alembic reads: each migration file's revision and
+# down_revision, and the database's alembic_version row (tests/storage/test_migrations.py compares both with
+# alembic's own answers).
+_REVISION = re.compile(r'^(down_revision|revision)\s*(?::[^=]+)?=\s*(?:"([^"]*)"|\'([^\']*)\'|None)', re.MULTILINE)
 
 
 def _config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
+    """The newest migration's revision: the one no other migration names as its down_revision."""
+    parents: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {name: quoted or single or None for name, quoted, single in _REVISION.findall(path.read_text())}
+        revision = found.get("revision")
+        if revision:
+            parents[revision] = found.get("down_revision")
+    heads = set(parents) - set(parents.values())
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations in {MIGRATIONS / 'versions'} have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def _stamped(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    rows = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    if len(rows) > 1:
+        raise ConfigError(f"DATABASE_URL: the database is stamped with several revisions {sorted(rows)}; "
+                          "opsgate's migrations have one head")
+    return rows[0] if rows else None
 
 
 async def current_revision(url: str) -> str | None:
+    """The revision the database is at (its alembic_version row), None before any migration."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            return await conn.run_sync(_stamped)
     finally:
         await engine.dispose()
 
 
 async def upgrade(url: str, revision: str = "head") -> str:
     """Apply migrations up to ``revision``; return the revision now in the database."""
+    from alembic import command
+
     config = _config(url)
     engine = create_engine(url)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.errors import ConfigError
 from storage import SqlStore
-from storage.migrate import current_revision, head_revision
+from storage.migrate import MIGRATIONS, current_revision, head_revision, upgrade
 from tests.support.api_client import run_cli
 from tests.support.databases import postgres_database
 from tests.support.processes import OpsgateProcess
@@ -105,3 +107,66 @@ def test_serve_reports_the_missing_schema_without_a_traceback(
     assert "Traceback" not in output
     assert any(line.startswith("Error: DATABASE_URL") and "opsgate db upgrade" in line
                for line in output.splitlines())
+
+
+def _alembic_head(location: Path) -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+async def _alembic_current(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    finally:
+        await engine.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    """Start-up reads the head without importing alembic; it must be the head alembic would upgrade to."""
+    assert head_revision() == _alembic_head(MIGRATIONS)
+
+
+def test_a_second_head_is_an_error_not_a_guess(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for name, revision, parent in (("a", "0001", None), ("b", "0002", "0001"), ("c", "0003", "0001")):
+        down = f'"{parent}"' if parent else "None"
+        (versions / f"{revision}_{name}.py").write_text(f'revision: str = "{revision}"\ndown_revision = {down}\n')
+    head_revision.cache_clear()
+    try:
+        with patch("storage.migrate.MIGRATIONS", tmp_path), pytest.raises(RuntimeError, match="2 heads"):
+            head_revision()
+        (versions / "0003_c.py").write_text("revision = '0003'\ndown_revision: str | None = '0002'\n")
+        head_revision.cache_clear()
+        with patch("storage.migrate.MIGRATIONS", tmp_path):
+            assert head_revision() == "0003" == _alembic_head(tmp_path)
+    finally:
+        head_revision.cache_clear()
+
+
+async def test_the_current_revision_is_alembics_before_and_after_upgrade(database_url: str) -> None:
+    assert await current_revision(database_url) is None is await _alembic_current(database_url)
+    await upgrade(database_url, "0005")
+    assert await current_revision(database_url) == "0005" == await _alembic_current(database_url)
+    await upgrade(database_url)
+    assert await current_revision(database_url) == head_revision() == await _alembic_current(database_url)
+
+
+async def test_a_database_stamped_twice_is_refused(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0012')"))
+    finally:
+        await engine.dispose()
+    with pytest.raises(ConfigError, match="several revisions"):
+        await current_revision(database_url)
