@@ -131,6 +131,18 @@ async def test_4xx_is_refused_at_once_with_the_servers_message(keyed_server: Scr
     assert keyed_server.remaining == 1  # never answered, never retried
 
 
+async def test_a_redirect_is_not_followed(model_server: ScriptedModelServer) -> None:
+    """A POST redirected elsewhere (a proxy's login page, a moved endpoint) is reported, never re-sent as a GET."""
+    model_server.script(http_error(302, body="moved"), tool_call("deploy", service="api"))
+    model = _model(model_server.base_url, retries=3)
+    try:
+        with pytest.raises(ModelRefused, match=r"HTTP 302: moved"):
+            await model.complete(MESSAGES, TOOLS)
+    finally:
+        await model.aclose()
+    assert len(model_server.requests) == 1
+
+
 async def test_an_html_error_page_is_quoted_briefly(model_server: ScriptedModelServer) -> None:
     model_server.script(http_error(404, body=b"<html><body>" + b"x" * 5000 + b"</body></html>"))
     model = _model(model_server.base_url)
@@ -179,7 +191,7 @@ async def test_no_server_is_unavailable_after_the_retries() -> None:
         port = sock.getsockname()[1]
     model = _model(f"http://127.0.0.1:{port}/v1", retries=1)
     try:
-        with pytest.raises(ModelUnavailable, match=r"^model server unavailable: ConnectError"):
+        with pytest.raises(ModelUnavailable, match=r"^model server unavailable: \w*Connect\w*Error"):
             await model.complete(MESSAGES, TOOLS)
     finally:
         await model.aclose()
