@@ -17,6 +17,8 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Protocol
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
 import aiohttp
 import structlog
@@ -147,6 +149,7 @@ class OpenAIChatModel:
         self._url = (settings.openai_base_url or _DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {settings.openai_api_key or 'not-needed'}",
                          "User-Agent": f"opsgate/{__version__}"}
+        self._proxy = _proxy_for(self._url)
         self._session: aiohttp.ClientSession | None = None  # made in the event loop that first calls
 
     async def complete(
@@ -181,14 +184,12 @@ class OpenAIChatModel:
     async def _post(self, body: dict[str, Any], *, seconds: float) -> _Completion:
         """One attempt: the validated answer, _Retryable, ModelRefused (4xx) or ModelUnavailable (a broken answer)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                # As many calls in flight as the worker runs; proxies from the environment, as every HTTP client.
-                connector=aiohttp.TCPConnector(limit=1000), trust_env=True,
-            )
+            # As many calls in flight as the worker runs. The proxy is read from the environment once (trust_env
+            # would read it, and ~/.netrc, in a thread on every call).
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=aiohttp.TCPConnector(limit=1000))
         try:
             async with self._session.post(self._url, json=body, timeout=aiohttp.ClientTimeout(total=seconds),
-                                          allow_redirects=False) as response:
+                                          proxy=self._proxy, allow_redirects=False) as response:
                 content = await response.read()
                 status, reason, headers = response.status, response.reason, response.headers
         except TimeoutError as exc:
@@ -212,6 +213,15 @@ class OpenAIChatModel:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY; NO_PROXY honoured)."""
+    parts = urlsplit(url)
+    if proxy_bypass_environment(parts.hostname or ""):
+        return None
+    proxies = getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _error_message(content: bytes, reason: str | None) -> str:

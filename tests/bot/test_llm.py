@@ -186,12 +186,38 @@ async def test_a_slow_answer_times_out_and_is_retried(model_server: ScriptedMode
 
 
 async def test_no_server_is_unavailable_after_the_retries() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    model = _model(f"http://127.0.0.1:{port}/v1", retries=1)
+    model = _model(f"http://127.0.0.1:{_closed_port()}/v1", retries=1)
     try:
         with pytest.raises(ModelUnavailable, match=r"^model server unavailable: \w*Connect\w*Error"):
             await model.complete(MESSAGES, TOOLS)
     finally:
         await model.aclose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
+    model_server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    model_server.script(tool_call("deploy", service="api"))
+    through_proxy = _model(model_server.base_url, retries=0)
+    try:
+        with pytest.raises(ModelUnavailable, match=r"Connect\w*Error"):  # the dead proxy, not the live server
+            await through_proxy.complete(MESSAGES, TOOLS)
+    finally:
+        await through_proxy.aclose()
+    assert model_server.requests == []
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = _model(model_server.base_url, retries=0)
+    try:
+        assert (await direct.complete(MESSAGES, TOOLS)).tool_name == "deploy"
+    finally:
+        await direct.aclose()
