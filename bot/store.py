@@ -257,8 +257,9 @@ class Store(Records, Quarantine, Credentials, Protocol):
 
     async def count_threads(self) -> dict[str, int]: ...
 
-    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
-        """Lease one runnable thread to ``owner``; no two owners ever hold the same thread."""
+    async def claim_threads(self, owner: str, lease_seconds: float, limit: int = 1) -> list[str]:
+        """Lease up to ``limit`` runnable threads to ``owner``, the longest waiting first; no two owners ever hold
+        the same thread."""
         ...
 
     async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:

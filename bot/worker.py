@@ -31,6 +31,11 @@ log = structlog.get_logger("opsgate.worker")
 _MAX_RETRY_DELAY = 300.0
 
 
+def _release(slots: asyncio.Semaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()
+
+
 def retry_delay(attempts: int) -> float:
     """Exponential backoff for a thread whose model was down: 2, 4, 8, … seconds, at most five minutes."""
     return min(2.0 ** (attempts + 1), _MAX_RETRY_DELAY)
@@ -59,21 +64,25 @@ class Worker:
             while True:
                 await slots.acquire()
                 await self.foreground.turn()  # a step waits while acks are being answered
+                free = 1
+                while not slots.locked():  # every slot free now (acquiring one that is free never waits)
+                    await slots.acquire()
+                    free += 1
                 try:
-                    claimed = await self._claim()
+                    claimed = await self._claim(free)
                 except Exception:
-                    slots.release()
+                    _release(slots, free)
                     log.exception("claim_failed")
                     await asyncio.sleep(self.settings.poll_interval)
                     continue
-                if claimed is None:
-                    slots.release()
+                _release(slots, free - len(claimed))
+                if not claimed:
                     await self.runnable.wait(max(0.0, self._poll_at - time.monotonic()))
                     continue
-                thread_id, known = claimed
-                task = asyncio.create_task(self._run_one(thread_id, known, slots), name=f"thread-{thread_id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                for thread_id, known in claimed:
+                    task = asyncio.create_task(self._run_one(thread_id, known, slots), name=f"thread-{thread_id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         finally:
             self.runnable.lease = None
             for task in list(self._tasks):
@@ -81,26 +90,30 @@ class Worker:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _claim(self) -> tuple[str, Thread | None] | None:
-        """The next thread to run: first those handed over in memory, then (when the poll is due) anyone's."""
+    async def _claim(self, limit: int) -> list[tuple[str, Thread | None]]:
+        """Up to ``limit`` threads to run: first those handed over in memory, then (when the poll is due) anyone's,
+        with the thread itself when it is known to be current (no need to load it)."""
         lease = self.settings.lease_seconds
-        while (handed := self.runnable.take()) is not None:
+        claimed: list[tuple[str, Thread | None]] = []
+        while len(claimed) < limit and (handed := self.runnable.take()) is not None:
             thread = handed.thread
             if handed.leased:  # the commit that made it runnable leased it to us
                 fresh = time.monotonic() - handed.at < lease / 3
                 if fresh or await self.store.renew_lease(thread.id, self.owner, lease):
-                    return thread.id, None if not fresh else thread
-                continue  # waited so long in the queue that the lease ran out: someone else may have it
+                    claimed.append((thread.id, thread if fresh else None))
+                continue  # else it waited so long in the queue that the lease ran out: someone else may have it
             seq = await self.store.claim_one(thread.id, self.owner, lease)
             if seq is not None:  # nobody appended since the commit that handed it over: no need to load it
-                return thread.id, thread if seq == thread.seq else None
-        if time.monotonic() < self._poll_at:
-            return None
-        thread_id = await self.store.claim_thread(self.owner, lease)
-        if thread_id is None:  # nothing anywhere: next look in one poll interval (or when something is handed)
+                claimed.append((thread.id, thread if seq == thread.seq else None))
+        if len(claimed) == limit or time.monotonic() < self._poll_at:
+            return claimed
+        wanted = limit - len(claimed)
+        # One round trip for every free slot: one claim per slot would cap a worker at one commit's latency
+        # per thread (~150 threads/s on PostgreSQL here, whatever its concurrency).
+        polled = await self.store.claim_threads(self.owner, lease, wanted)
+        if len(polled) < wanted:  # nothing more anywhere: next look in one poll interval (or when one is handed)
             self._poll_at = time.monotonic() + self.settings.poll_interval
-            return None
-        return thread_id, None
+        return claimed + [(thread_id, None) for thread_id in polled]
 
     async def _heartbeat(self, thread_id: str, interval: float) -> None:
         """Keep the lease while a slow model call or tool runs; a crashed worker's lease simply expires."""

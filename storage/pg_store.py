@@ -219,11 +219,12 @@ class PgHot:
 
     # --- leases ---------------------------------------------------------------------------------------------
 
-    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
+    async def claim_threads(self, owner: str, lease_seconds: float, limit: int) -> list[str]:
         now = time.time()
         # FOR UPDATE SKIP LOCKED: a claim never waits for (or takes) a row another claimer holds.
-        row = await self._statement(lambda conn: conn.fetchrow(_SQL["CLAIM_ANY"], now, owner, now + lease_seconds))
-        return str(row[0]) if row else None
+        rows = await self._statement(
+            lambda conn: conn.fetch(_SQL["CLAIM_ANY"], now, owner, now + lease_seconds, limit))
+        return [str(row[0]) for row in sorted(rows, key=lambda row: row[1])]
 
     async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
         now = time.time()

@@ -110,8 +110,8 @@ class SqlStore(TimerStore, QuarantineStore, CredentialStore, RecordStore):
 
     # --- worker leases (hot) --------------------------------------------------------------------------------
 
-    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
-        return await self.hot.claim_thread(owner, lease_seconds)
+    async def claim_threads(self, owner: str, lease_seconds: float, limit: int = 1) -> list[str]:
+        return await self.hot.claim_threads(owner, lease_seconds, limit)
 
     async def claim_one(self, thread_id: str, owner: str, lease_seconds: float) -> int | None:
         return await self.hot.claim_one(thread_id, owner, lease_seconds)

@@ -144,7 +144,7 @@ class SqliteHot:
 
     # --- leases ---------------------------------------------------------------------------------------------
 
-    async def claim_thread(self, owner: str, lease_seconds: float) -> str | None:
+    async def claim_threads(self, owner: str, lease_seconds: float, limit: int) -> list[str]:
         now = time.time()
 
         def probe(conn: sqlite3.Connection) -> bool:
@@ -152,11 +152,11 @@ class SqliteHot:
 
         # Most claims find nothing: a read answers those without a write transaction.
         if not await self.readers.run(probe):
-            return None
+            return []
 
-        def op(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(_SQL["CLAIM_ANY"], (now, owner, now + lease_seconds)).fetchone()
-            return row[0] if row else None
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(_SQL["CLAIM_ANY"], (now, owner, now + lease_seconds, limit)).fetchall()
+            return [row[0] for row in sorted(rows, key=lambda row: row[1])]
 
         return await self.writer.run(op)
 

@@ -85,7 +85,7 @@ async def test_the_snapshot_reports_outbox_backlog_and_threads_no_worker_holds(d
         assert [(b.channel, b.count) for b in snapshot.outbox] == [("slack", 2)]
         assert snapshot.outbox[0].oldest_age_seconds >= 0.04
         assert snapshot.runnable_unclaimed == 1 and snapshot.lease_lag_seconds >= 0.04
-        assert await store.claim_thread("worker-1", 60) == thread.id
+        assert await store.claim_threads("worker-1", 60) == [thread.id]
         claimed = await store.ops_snapshot()
         assert claimed.runnable_unclaimed == 0 and claimed.lease_lag_seconds == 0
         assert [(c.status, c.agent, c.count) for c in claimed.threads] == [("running", "deploy", 1)]

@@ -16,10 +16,10 @@ async def test_create_with_a_lease_holds_the_thread_for_its_owner(new_store: Sto
     store, other = new_store(), new_store()
     thread = new_thread()
     assert await store.create_thread(thread, "running", lease=MINE) is True
-    assert await other.claim_thread("worker-b", 60) is None
+    assert await other.claim_threads("worker-b", 60) == []
     assert await other.claim_one(thread.id, "worker-b", 60) is None
     assert await store.create_thread(new_thread(), "waiting_for_human", lease=MINE) is False
-    assert await other.claim_thread("worker-b", 60) is None
+    assert await other.claim_threads("worker-b", 60) == []
 
 
 async def test_append_leases_only_a_free_thread(store: SqlStore) -> None:
@@ -29,7 +29,7 @@ async def test_append_leases_only_a_free_thread(store: SqlStore) -> None:
     await store.create_thread(thread, "waiting_for_human")
     said = [UserMessage(text="go on", user="bob", via=Via(channel="api"))]
     assert await store.append(thread.id, said, expected_seq=2, status="running", agent="deploy", lease=MINE)
-    assert await store.claim_thread("worker-b", 60) is None  # held by worker-a
+    assert await store.claim_threads("worker-b", 60) == []  # held by worker-a
     # worker-a still holds it: a second running append does not hand it over again
     assert not await store.append(thread.id, said, expected_seq=3, status="running", agent="deploy", lease=MINE)
     await store.release_thread(thread.id, "worker-a")
@@ -50,4 +50,4 @@ async def test_a_pending_retry_delay_is_respected(store: SqlStore) -> None:
     await store.release_thread(thread.id, "worker-b", retry_in=300)
     said = [UserMessage(text="again", user="bob", via=Via(channel="api"))]
     assert not await store.append(thread.id, said, expected_seq=2, status="running", agent="deploy", lease=MINE)
-    assert await store.claim_thread("worker-a", 60) is None
+    assert await store.claim_threads("worker-a", 60) == []

@@ -248,7 +248,8 @@ async def test_audit_yields_decisions_and_executions_since_a_time(store: SqlStor
 
 
 async def test_concurrent_claimers_never_claim_the_same_thread(new_store: StoreFactory) -> None:
-    """8 claimers on separate engines over 200 runnable threads: every thread is claimed exactly once."""
+    """8 claimers on separate engines over 200 runnable threads, taking 1 to 8 at a time: every thread is claimed
+    exactly once."""
     setup = new_store()
     ids = {(await create(setup)).id for _ in range(200)}
     await create(setup, "waiting_for_approval")
@@ -256,8 +257,9 @@ async def test_concurrent_claimers_never_claim_the_same_thread(new_store: StoreF
     async def claimer(n: int) -> list[str]:
         store = new_store()
         claimed = []
-        while (thread_id := await store.claim_thread(f"worker-{n}", lease_seconds=60)) is not None:
-            claimed.append(thread_id)
+        while batch := await store.claim_threads(f"worker-{n}", lease_seconds=60, limit=n + 1):
+            assert len(batch) <= n + 1
+            claimed.extend(batch)
         return claimed
 
     results = await asyncio.gather(*(claimer(n) for n in range(8)))
@@ -267,13 +269,25 @@ async def test_concurrent_claimers_never_claim_the_same_thread(new_store: StoreF
     assert sum(1 for claimed in results if claimed) >= 2  # the claimers really did run side by side
 
 
+async def test_a_batch_claim_takes_the_longest_waiting_runnable_threads_first(store: SqlStore) -> None:
+    """Up to ``limit``, oldest update first; waiting, leased and delayed threads are left alone."""
+    threads = [await create(store) for _ in range(6)]
+    await create(store, "waiting_for_approval")
+    assert await store.claim_threads("w1", 60, limit=1) == [threads[0].id]
+    assert await store.claim_threads("w1", 60, limit=1) == [threads[1].id]
+    await store.release_thread(threads[1].id, "w1", retry_in=30)  # delayed: not runnable for now
+    assert await store.claim_threads("w2", 60, limit=3) == [t.id for t in threads[2:5]]
+    assert await store.claim_threads("w3", 60, limit=10) == [threads[5].id]
+    assert await store.claim_threads("w3", 60, limit=10) == []
+
+
 async def test_an_expired_lease_makes_the_thread_claimable_again(store: SqlStore) -> None:
     """While a lease holds nobody else gets the thread; after it expires another worker does."""
     thread = await create(store)
-    assert await store.claim_thread("w1", lease_seconds=1.0) == thread.id
-    assert await store.claim_thread("w2", lease_seconds=60) is None
+    assert await store.claim_threads("w1", lease_seconds=1.0) == [thread.id]
+    assert await store.claim_threads("w2", lease_seconds=60) == []
     await asyncio.sleep(1.1)
-    assert await store.claim_thread("w2", lease_seconds=60) == thread.id
+    assert await store.claim_threads("w2", lease_seconds=60) == [thread.id]
     assert not await store.renew_lease(thread.id, "w1", 60)  # w1 lost it
     assert await store.renew_lease(thread.id, "w2", 60)
 
@@ -282,39 +296,39 @@ async def test_an_expired_lease_makes_the_thread_claimable_again(store: SqlStore
 async def test_a_waiting_or_finished_thread_is_never_claimed(store: SqlStore, status: ThreadStatus) -> None:
     """Only running threads are runnable."""
     await create(store, status)
-    assert await store.claim_thread("w1", lease_seconds=60) is None
+    assert await store.claim_threads("w1", lease_seconds=60) == []
 
 
 async def test_release_with_retry_delays_and_counts_attempts(store: SqlStore) -> None:
     """release_thread(retry_in) hides the thread for a while and counts attempts; a plain release resets them."""
     thread = await create(store)
-    assert await store.claim_thread("w1", 60) == thread.id
+    assert await store.claim_threads("w1", 60) == [thread.id]
     await store.release_thread(thread.id, "w2")  # not the owner: nothing happens
-    assert await store.claim_thread("w2", 60) is None
+    assert await store.claim_threads("w2", 60) == []
     await store.release_thread(thread.id, "w1", retry_in=1.0)
     assert await store.thread_attempts(thread.id) == 1
-    assert await store.claim_thread("w2", 60) is None
+    assert await store.claim_threads("w2", 60) == []
     await asyncio.sleep(1.1)
-    assert await store.claim_thread("w2", 60) == thread.id
+    assert await store.claim_threads("w2", 60) == [thread.id]
     await store.release_thread(thread.id, "w2", retry_in=0)
     assert await store.thread_attempts(thread.id) == 2
-    assert await store.claim_thread("w3", 60) == thread.id
+    assert await store.claim_threads("w3", 60) == [thread.id]
     await store.release_thread(thread.id, "w3")
     assert await store.thread_attempts(thread.id) == 0
-    assert await store.claim_thread("w1", 60) == thread.id
+    assert await store.claim_threads("w1", 60) == [thread.id]
 
 
 async def test_appending_a_waiting_status_drops_the_lease(store: SqlStore) -> None:
     """When a thread starts waiting its lease and retry state go, so a later resume is claimable at once."""
     thread = await create(store)
-    assert await store.claim_thread("w1", 60) == thread.id
+    assert await store.claim_threads("w1", 60) == [thread.id]
     await store.release_thread(thread.id, "w1", retry_in=0)
-    assert await store.claim_thread("w1", 60) == thread.id
+    assert await store.claim_threads("w1", 60) == [thread.id]
     await store.append(thread.id, [Done(message="ok")], expected_seq=2, status="done", agent="deploy")
     assert not await store.renew_lease(thread.id, "w1", 60)
     assert await store.thread_attempts(thread.id) == 0
     await store.append(thread.id, [UserMessage(text="again")], expected_seq=3, status="running", agent="deploy")
-    assert await store.claim_thread("w2", 60) == thread.id
+    assert await store.claim_threads("w2", 60) == [thread.id]
 
 
 async def test_an_append_writes_its_outbox_rows_in_order_and_a_conflicting_one_writes_none(store: SqlStore) -> None:
