@@ -4,9 +4,10 @@ A throwaway PostgreSQL database (on the ``--database-url`` server, 127.0.0.1:543
 N runnable threads (a request with its agent chosen, through ``SqlStore.create_thread``), then K `opsgate worker`
 processes are started on it with a scripted model (``benchmarks/slack_fakes.py`` in its own process, answering
 ``done_for_now`` after ``--model-seconds``, 0 by default). Nothing hands these threads to the workers in memory:
-each worker finds them by polling (``claim_threads``, a batch per poll, ``FOR UPDATE SKIP LOCKED``), loads, calls the model and
-commits ``done``. Timed from the workers' start until every thread is done (counted in SQL every 20 ms), so
-worker start-up is included; "after first done" leaves it out. Run: ``python -m benchmarks.scale_out``.
+each worker finds them by polling (``claim_threads``: a batch per poll, ``FOR UPDATE SKIP LOCKED``), loads,
+calls the model and commits ``done``. Timed from the workers' start until every thread is done (counted in SQL
+every 20 ms), so worker start-up is included; "after first done" leaves it out. Run:
+``python -m benchmarks.scale_out``.
 """
 
 from __future__ import annotations
