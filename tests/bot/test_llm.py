@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -24,10 +25,15 @@ TOOLS = (
 MESSAGES = [{"role": "system", "content": "You deploy."}, {"role": "user", "content": "deploy api"}]
 
 
-def _model(base_url: str, retries: int = 1, **env: str) -> OpenAIChatModel:
-    return OpenAIChatModel(load_settings({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-test",
-                                          "OPSGATE_MODEL": "gpt-test", "OPSGATE_MODEL_RETRIES": str(retries),
-                                          **env}))
+@asynccontextmanager
+async def _model(base_url: str, retries: int = 1, **env: str) -> AsyncIterator[OpenAIChatModel]:
+    model = OpenAIChatModel(load_settings({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-test",
+                                           "OPSGATE_MODEL": "gpt-test", "OPSGATE_MODEL_RETRIES": str(retries),
+                                           **env}))
+    try:
+        yield model
+    finally:
+        await model.aclose()
 
 
 @pytest.fixture
@@ -38,11 +44,8 @@ async def keyed_server() -> AsyncIterator[ScriptedModelServer]:
 
 async def test_one_tool_call_is_read_with_its_usage(keyed_server: ScriptedModelServer) -> None:
     keyed_server.script(tool_call("deploy", service="api", reason="asked"))
-    model = _model(keyed_server.base_url + "/")  # a trailing slash in the setting is fine
-    try:
+    async with _model(keyed_server.base_url + "/") as model:  # a trailing slash in the setting is fine
         reply = await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert reply.tool_name == "deploy"
     assert reply.tool_arguments == '{"service": "api", "reason": "asked"}'
     assert reply.model == "gpt-test" and reply.extra_tool_calls == 0 and reply.content is None
@@ -61,11 +64,8 @@ async def test_one_tool_call_is_read_with_its_usage(keyed_server: ScriptedModelS
 async def test_options_are_sent_and_extra_calls_counted(model_server: ScriptedModelServer) -> None:
     model_server.script(tool_calls(tool_call("deploy", service="api"), tool_call("deploy", service="web"),
                                    content="two at once"))
-    model = _model(model_server.base_url)
-    try:
+    async with _model(model_server.base_url) as model:
         reply = await model.complete(MESSAGES, TOOLS, ModelOptions(temperature=0.2, max_tokens=300, timeout=5))
-    finally:
-        await model.aclose()
     assert (reply.tool_name, reply.extra_tool_calls, reply.content) == ("deploy", 1, "two at once")
     assert model_server.requests[0].json["temperature"] == 0.2
     assert model_server.requests[0].json["max_tokens"] == 300
@@ -73,11 +73,8 @@ async def test_options_are_sent_and_extra_calls_counted(model_server: ScriptedMo
 
 async def test_plain_text_answer_has_no_tool(model_server: ScriptedModelServer) -> None:
     model_server.script(text("hello"))
-    model = _model(model_server.base_url)
-    try:
+    async with _model(model_server.base_url) as model:
         reply = await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert (reply.tool_name, reply.tool_arguments, reply.content) == (None, None, "hello")
 
 
@@ -86,22 +83,16 @@ async def test_arguments_sent_as_an_object_are_read_as_their_json(model_server: 
         "role": "assistant", "tool_calls": [{"type": "function", "function": {
             "name": "deploy", "arguments": {"service": "api"}}}]}}]}
     model_server.script(http_error(200, body=completion))
-    model = _model(model_server.base_url)
-    try:
+    async with _model(model_server.base_url) as model:
         reply = await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert (reply.model, reply.tool_name, reply.tool_arguments) == ("local", "deploy", '{"service": "api"}')
     assert (reply.prompt_tokens, reply.completion_tokens) == (0, 0)  # no usage in the answer
 
 
 async def test_429_waits_retry_after_and_5xx_backs_off(model_server: ScriptedModelServer) -> None:
     model_server.script(http_error(429, retry_after=1.2), http_error(503), tool_call("deploy", service="api"))
-    model = _model(model_server.base_url, retries=2)
-    try:
+    async with _model(model_server.base_url, retries=2) as model:
         reply = await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert reply.tool_name == "deploy"
     times = [r.received_at for r in model_server.requests]
     assert len(times) == 3
@@ -111,46 +102,34 @@ async def test_429_waits_retry_after_and_5xx_backs_off(model_server: ScriptedMod
 
 async def test_exhausted_retries_say_what_the_server_said(model_server: ScriptedModelServer) -> None:
     model_server.script(http_error(500, body="overloaded, try later"), http_error(502, body="still overloaded"))
-    model = _model(model_server.base_url, retries=1)
-    try:
+    async with _model(model_server.base_url, retries=1) as model:
         with pytest.raises(ModelUnavailable, match=r"HTTP 502: still overloaded"):
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert len(model_server.requests) == 2
 
 
 async def test_4xx_is_refused_at_once_with_the_servers_message(keyed_server: ScriptedModelServer) -> None:
     keyed_server.script(tool_call("deploy", service="api"))
-    model = _model(keyed_server.base_url, retries=3, OPENAI_API_KEY="sk-wrong")
-    try:
+    async with _model(keyed_server.base_url, retries=3, OPENAI_API_KEY="sk-wrong") as model:
         with pytest.raises(ModelRefused, match=r"^the model server refused the request: HTTP 401: Incorrect API key"):
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert keyed_server.remaining == 1  # never answered, never retried
 
 
 async def test_a_redirect_is_not_followed(model_server: ScriptedModelServer) -> None:
     """A POST redirected elsewhere (a proxy's login page, a moved endpoint) is reported, never re-sent as a GET."""
     model_server.script(http_error(302, body="moved"), tool_call("deploy", service="api"))
-    model = _model(model_server.base_url, retries=3)
-    try:
+    async with _model(model_server.base_url, retries=3) as model:
         with pytest.raises(ModelRefused, match=r"HTTP 302: moved"):
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert len(model_server.requests) == 1
 
 
 async def test_an_html_error_page_is_quoted_briefly(model_server: ScriptedModelServer) -> None:
     model_server.script(http_error(404, body=b"<html><body>" + b"x" * 5000 + b"</body></html>"))
-    model = _model(model_server.base_url)
-    try:
+    async with _model(model_server.base_url) as model:
         with pytest.raises(ModelRefused) as caught:
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert "HTTP 404: <html><body>xxx" in str(caught.value) and len(str(caught.value)) < 300
 
 
@@ -164,34 +143,25 @@ async def test_an_answer_that_is_not_a_chat_completion_is_unavailable(
     model_server: ScriptedModelServer, body: object
 ) -> None:
     model_server.script(http_error(200, body=body))
-    model = _model(model_server.base_url, retries=3)
-    try:
+    async with _model(model_server.base_url, retries=3) as model:
         with pytest.raises(ModelUnavailable, match=r"^model server error: the answer is not a chat completion"):
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
     assert len(model_server.requests) == 1  # a broken answer is not retried here; the worker retries the thread
 
 
 async def test_a_slow_answer_times_out_and_is_retried(model_server: ScriptedModelServer) -> None:
     model_server.script(slow(3, tool_call("deploy", service="late")), tool_call("deploy", service="api"))
-    model = _model(model_server.base_url, retries=1)
     started = time.monotonic()
-    try:
+    async with _model(model_server.base_url, retries=1) as model:
         reply = await model.complete(MESSAGES, TOOLS, ModelOptions(timeout=0.3))
-    finally:
-        await model.aclose()
     assert reply.tool_arguments == '{"service": "api"}'
     assert time.monotonic() - started < 2.5
 
 
 async def test_no_server_is_unavailable_after_the_retries() -> None:
-    model = _model(f"http://127.0.0.1:{_closed_port()}/v1", retries=1)
-    try:
+    async with _model(f"http://127.0.0.1:{_closed_port()}/v1", retries=1) as model:
         with pytest.raises(ModelUnavailable, match=r"^model server unavailable: \w*Connect\w*Error"):
             await model.complete(MESSAGES, TOOLS)
-    finally:
-        await model.aclose()
 
 
 def _closed_port() -> int:
@@ -208,16 +178,10 @@ async def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
     model_server.script(tool_call("deploy", service="api"))
-    through_proxy = _model(model_server.base_url, retries=0)
-    try:
+    async with _model(model_server.base_url, retries=0) as through_proxy:
         with pytest.raises(ModelUnavailable, match=r"Connect\w*Error"):  # the dead proxy, not the live server
             await through_proxy.complete(MESSAGES, TOOLS)
-    finally:
-        await through_proxy.aclose()
     assert model_server.requests == []
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    direct = _model(model_server.base_url, retries=0)
-    try:
+    async with _model(model_server.base_url, retries=0) as direct:
         assert (await direct.complete(MESSAGES, TOOLS)).tool_name == "deploy"
-    finally:
-        await direct.aclose()
