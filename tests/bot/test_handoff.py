@@ -64,8 +64,26 @@ async def test_a_handed_thread_left_waiting_past_a_third_of_its_lease_is_renewed
         await asyncio.sleep(1.2)  # more than a third of the lease
         await runtime.store.release_thread(taken.id, worker.owner)  # as if it expired and someone else came:
         assert await runtime.store.claim_one(taken.id, "another-worker", 60) is not None
-        assert await worker._claim() == (kept.id, None)  # renewed; reloaded since time has passed
-        assert await worker._claim() is None  # taken: skipped; and the poll finds nothing free either
+        assert await worker._claim(1) == [(kept.id, None)]  # renewed; reloaded since time has passed
+        assert await worker._claim(8) == []  # taken: skipped; and the poll finds nothing free either
         assert await runtime.store.renew_lease(kept.id, worker.owner, 3)
+    finally:
+        await runtime.aclose()
+
+
+async def test_one_claim_takes_handed_threads_up_to_its_limit(database_url: str) -> None:
+    """Free slots are filled from the hand-over queue first; what does not fit stays queued for the next claim."""
+    await upgrade(database_url)
+    runtime = build_runtime(load_settings({"DATABASE_URL": database_url}), channels=[], model=False)
+    worker = runtime.worker
+    runtime.journal.runnable.lease = Lease(owner=worker.owner, seconds=60)
+    try:
+        threads = [await runtime.service.start_thread(f"request {n}", user="bob", via=Via(channel="api"))
+                   for n in range(3)]
+        first = await worker._claim(2)
+        assert len(first) == 2 and all(known is not None and known.id == thread_id for thread_id, known in first)
+        assert len(runtime.journal.runnable) == 1
+        rest = await worker._claim(8)
+        assert {thread_id for thread_id, _ in first + rest} == {thread.id for thread in threads}
     finally:
         await runtime.aclose()
