@@ -108,8 +108,8 @@ class Worker:
         if len(claimed) == limit or time.monotonic() < self._poll_at:
             return claimed
         wanted = limit - len(claimed)
-        # One round trip for every free slot: one claim per slot would cap a worker at one commit's latency
-        # per thread (~150 threads/s on PostgreSQL here, whatever its concurrency).
+        # One round trip (one commit) for every slot free now, not one per slot: a worker starting on a backlog,
+        # or back from a pause, fills its slots at once.
         polled = await self.store.claim_threads(self.owner, lease, wanted)
         if len(polled) < wanted:  # nothing more anywhere: next look in one poll interval (or when one is handed)
             self._poll_at = time.monotonic() + self.settings.poll_interval
