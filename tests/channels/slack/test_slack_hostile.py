@@ -214,7 +214,9 @@ async def test_failing_slash_command_is_answered_with_an_error_id(
     response = await sender.command(slash("deploy service=api version=1.4.2 environment=staging"))
     assert response.status_code == 200
     assert "could not start this (error id" in response.text and "disk on fire" not in response.text
-    [failed] = [r for r in opsgate.log_records() if r.get("event") == "slack_command_failed"]
+    # The answer can reach us before the process's log line does (its stdout is a file read here).
+    failed = await opsgate.wait_for_log(event="slack_command_failed")
+    assert [r for r in opsgate.log_records() if r.get("event") == "slack_command_failed"] == [failed]
     assert failed["error_id"] in response.text and "disk on fire" in failed["exception"]
     await _cure(server_db, "threads")
     assert "On it" in (await sender.command(slash("help"))).text
