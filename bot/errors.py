@@ -9,11 +9,23 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def new_error_id() -> str:
     """A short id that ties what a person is told to the log line with the details (``error_id``)."""
     return secrets.token_hex(6)
+
+
+def first_problem(exc: ValidationError) -> str:
+    """Where and what the first problem of a validation error is (``choices.0.message: Field required``);
+    ``body`` as the place when it is the whole input."""
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
 
 
 class OpsgateError(Exception):

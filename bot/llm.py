@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 from bot import __version__
 from bot.actions import ActionSchema
 from bot.config import Settings
-from bot.errors import ModelRefused, ModelUnavailable
+from bot.errors import ModelRefused, ModelUnavailable, first_problem
 
 log = structlog.get_logger("opsgate.llm")
 
@@ -204,10 +204,8 @@ class OpenAIChatModel:
         try:
             return _Completion.model_validate_json(content)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
             raise ModelUnavailable(
-                f"model server error: the answer is not a chat completion ({where}: {first['msg']})"
+                f"model server error: the answer is not a chat completion ({first_problem(exc)})"
             ) from None
 
     async def aclose(self) -> None:

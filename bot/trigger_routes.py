@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.alertmanager import NOTIFICATION, SOURCE, Notification
 from bot.config import Settings
-from bot.errors import UnknownAgent
+from bot.errors import UnknownAgent, first_problem
 from bot.service import Service
 from bot.store import Record
 from bot.triggers import Accepted, Triggers, alert_agent
@@ -95,7 +95,7 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
         try:
             notification = Notification.model_validate_json(body)
         except ValidationError as exc:
-            return _problem(422, f"not an Alertmanager version 4 notification: {_first_problem(exc)}")
+            return _problem(422, f"not an Alertmanager version 4 notification: {first_problem(exc)}")
 
         async def keep(thread_id: str) -> None:  # the agents read the alerts' labels and annotations from here
             await service.store.add_record(Record(  # keyed by thread too: a lost race for a new group leaves no gap
@@ -120,7 +120,7 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
         try:
             hook = GenericHook.model_validate_json(body)
         except ValidationError as exc:
-            return _problem(422, f"expected a JSON object: {_first_problem(exc)}")
+            return _problem(422, f"expected a JSON object: {first_problem(exc)}")
         extra = hook.model_extra or {}
         text = hook.message or json.dumps(extra, indent=1, sort_keys=True)
         if hook.message and extra:
@@ -148,9 +148,3 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
         return [inline(v) for v in node] if isinstance(node, list) else node
 
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
-
-
-def _first_problem(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
-    return f"{where}: {err['msg']}"
