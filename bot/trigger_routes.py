@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
@@ -20,6 +20,8 @@ from bot.errors import UnknownAgent, first_problem
 from bot.service import Service
 from bot.store import Record
 from bot.triggers import Accepted, Triggers, alert_agent
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class GenericHook(BaseModel):
@@ -73,7 +75,8 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
     """POST /hooks/alertmanager and POST /hooks/{agent}; refused (404) while OPSGATE_HOOK_TOKEN is unset."""
     triggers = Triggers(settings, service)
 
-    async def guarded(request: Request) -> bytes | JSONResponse:
+    async def guarded(request: Request, model: type[M], expected: str) -> tuple[M, bytes] | JSONResponse:
+        """The hook's body, parsed as ``model``, or the refusal: hooks off, no token, too large, not ``expected``."""
         if not settings.hook_token:
             return _problem(404, "hooks are off: set OPSGATE_HOOK_TOKEN to accept them")
         if not _authorized(request, settings):
@@ -83,19 +86,19 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
         if body is None:
             return _problem(413, f"the hook body is larger than {settings.hook_max_bytes} bytes "
                                  "(OPSGATE_HOOK_MAX_BYTES)")
-        return body
+        try:
+            return model.model_validate_json(body), body
+        except ValidationError as exc:
+            return _problem(422, f"{expected}: {first_problem(exc)}")
 
     @app.post("/hooks/alertmanager", tags=["hooks"], status_code=202, response_model=Accepted, responses=_REFUSALS,
               openapi_extra=_body_schema(Notification))
     async def alertmanager(request: Request) -> Any:
         """Alertmanager's webhook (version 4): one thread per groupKey; resolved and new alerts append."""
-        body = await guarded(request)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            notification = Notification.model_validate_json(body)
-        except ValidationError as exc:
-            return _problem(422, f"not an Alertmanager version 4 notification: {first_problem(exc)}")
+        parsed = await guarded(request, Notification, "not an Alertmanager version 4 notification")
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        notification, _ = parsed
 
         async def keep(thread_id: str) -> None:  # the agents read the alerts' labels and annotations from here
             await service.store.add_record(Record(  # keyed by thread too: a lost race for a new group leaves no gap
@@ -114,13 +117,10 @@ def mount_hooks(app: FastAPI, settings: Settings, service: Service) -> None:
               openapi_extra=_body_schema(GenericHook))
     async def generic(request: Request, agent: str = Path(json_schema_extra={"enum": service.registry.names})) -> Any:
         """JSON for one agent: ``message`` (or the whole object is shown), optional ``group``; Idempotency-Key."""
-        body = await guarded(request)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            hook = GenericHook.model_validate_json(body)
-        except ValidationError as exc:
-            return _problem(422, f"expected a JSON object: {first_problem(exc)}")
+        parsed = await guarded(request, GenericHook, "expected a JSON object")
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        hook, body = parsed
         extra = hook.model_extra or {}
         text = hook.message or json.dumps(extra, indent=1, sort_keys=True)
         if hook.message and extra:
