@@ -47,39 +47,54 @@ def _outbox_insert(first: int, now: int, only_if: str = "") -> str:
             f" AS o(channel, thread_id, payload, n){only_if} ORDER BY o.n")
 
 
-def _with_events(update: str, params: int) -> str:
+def _timer_insert(first: int, only_if: str = "") -> str:
+    """New pending timers of thread ``$1`` from four array parameters from ``$first`` (kind, key, due_at,
+    payload), inserted in array order."""
+    return ("INSERT INTO timers (thread_id, kind, key, due_at, payload, status, attempts)"
+            " SELECT $1, n.kind, n.key, n.due_at, n.payload, 'pending', 0"
+            f" FROM unnest(${first}::varchar[], ${first + 1}::varchar[], ${first + 2}::float8[],"
+            f" ${first + 3}::text[]) WITH ORDINALITY AS n(kind, key, due_at, payload, n){only_if} ORDER BY n.n")
+
+
+def _with_events(update: str, params: int, timers: bool = False) -> str:
     """An append's thread-row UPDATE, its events INSERT and its outbox INSERT as one statement (one round trip,
     and alone no BEGIN and COMMIT either).
 
-    The events come as four arrays after the UPDATE's own ``params``, the outbox rows as three more; both are
-    inserted only when the compare-and-set matched; the statement returns the lease columns of the updated row,
-    or no row (Conflict).
+    The events come as four arrays after the UPDATE's own ``params``, the outbox rows as three more and, with
+    ``timers``, the new timers as four more; all are inserted only when the compare-and-set matched; the
+    statement returns the lease columns of the updated row, or no row (Conflict).
     """
     returning = "" if " RETURNING " in update else " RETURNING lease_owner, lease_until"
     matched = " WHERE EXISTS (SELECT 1 FROM up)"
+    scheduled = f" tim AS ({_timer_insert(params + 8, matched)})," if timers else ""
     return (
         f"WITH up AS ({update}{returning}), ins AS (INSERT INTO events (thread_id, seq, type, at, data)"
-        f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}{matched}),"
+        f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}{matched}),{scheduled}"
         f" outq AS ({_outbox_insert(params + 5, 6, matched)})"
         " SELECT lease_owner, lease_until FROM up"
     )
 
 
-def _created_with_events(insert: str, params: int) -> str:
-    """A new thread's row, its first events and its outbox rows as one statement (a duplicate id fails all)."""
+def _created_with_events(insert: str, params: int, timers: bool = False) -> str:
+    """A new thread's row, its first events, its outbox rows and (``timers``) its timers as one statement (a
+    duplicate id fails all)."""
+    scheduled = f", tim AS ({_timer_insert(params + 8)})" if timers else ""
     return (f"WITH t AS ({insert}), ins AS (INSERT INTO events (thread_id, seq, type, at, data)"
-            f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)})"
+            f" SELECT $1, e.seq, e.type, e.at, e.data FROM {_event_arrays(params + 1)}){scheduled}"
             f" {_outbox_insert(params + 5, 7)}")
 
 
-# Keyed by the plain statement's text, as ``append_statement`` and ``insert_statement`` pick it.
+# Keyed by the plain statement's text, as ``append_statement`` and ``insert_statement`` pick it, and by whether
+# the write schedules timers (their rows go into the same statement: a request's expiry costs no round trip).
 _APPEND_WITH_EVENTS = {
-    _SQL[name]: _with_events(_SQL[name], params)
+    (_SQL[name], timers): _with_events(_SQL[name], params, timers)
     for name, params in (("APPEND_RUNNING", 6), ("APPEND_STOPPED", 7), ("APPEND_LEASING", 8))
+    for timers in (False, True)
 }
 _CREATE_WITH_EVENTS = {
-    _SQL[name]: _created_with_events(_SQL[name], params)
+    (_SQL[name], timers): _created_with_events(_SQL[name], params, timers)
     for name, params in (("INSERT_THREAD", 8), ("INSERT_THREAD_LEASED", 10))
+    for timers in (False, True)
 }
 
 
@@ -96,6 +111,11 @@ def _event_columns(thread_id: str, events: Sequence[Event], first_seq: int) -> l
 def _outbox_columns(items: Sequence[OutboxItem], thread_id: str) -> list[list[Any]]:
     """The three arrays ``_outbox_insert`` takes (channel, thread id, payload)."""
     return _arrays(outbox_params(items, thread_id, 0.0), 0, 3)
+
+
+def _timer_columns(items: Sequence[NewTimer], thread_id: str) -> list[list[Any]]:
+    """The four arrays ``_timer_insert`` takes (kind, key, due_at, payload); none without timers."""
+    return _arrays(timer_params(items, thread_id), 1, 4) if items else []
 
 
 def _rowcount(status: str) -> int:
@@ -131,13 +151,10 @@ async def _fire_timer(conn: asyncpg.Connection, timers: TimerChanges | None) -> 
             raise TimerGone(f"timer {timers.fired} is no longer pending")
 
 
-async def _change_timers(
-    conn: asyncpg.Connection, thread_id: str, schedule: Sequence[NewTimer], cancel: Sequence[str]
-) -> None:
-    for key in cancel:  # cancel first: a timer scheduled in the same append under the same key stays
+async def _cancel_timers(conn: asyncpg.Connection, thread_id: str, cancel: Sequence[str]) -> None:
+    """Before the append's statement: a timer it schedules under a cancelled key stays."""
+    for key in cancel:
         await conn.execute(_SQL["CANCEL_TIMERS"], thread_id, key)
-    if schedule:
-        await conn.executemany(_SQL["INSERT_TIMER"], timer_params(schedule, thread_id))
 
 
 class PgHot:
@@ -160,15 +177,15 @@ class PgHot:
         now = time.time()
         sql, params, leased = insert_statement(_SQL, thread, status, lease, now)
 
-        statement = _CREATE_WITH_EVENTS[sql]
-        columns = [*_event_columns(thread.id, thread.events, 1), *_outbox_columns(outbox, thread.id)]
+        statement = _CREATE_WITH_EVENTS[sql, bool(timers)]
+        columns = [*_event_columns(thread.id, thread.events, 1), *_outbox_columns(outbox, thread.id),
+                   *_timer_columns(timers, thread.id)]
 
         async def op(conn: asyncpg.Connection) -> None:
             await _insert_refs(conn, refs, thread.id)
-            await conn.execute(statement, *params, *columns)  # the thread row, its events and outbox rows
-            await _change_timers(conn, thread.id, timers, ())
+            await conn.execute(statement, *params, *columns)  # the thread row, its events, outbox rows and timers
 
-        await self.writer.run(op, one_statement=not (refs or timers))
+        await self.writer.run(op, one_statement=not refs)
         return leased
 
     async def load_thread(self, thread_id: str) -> Thread | None:
@@ -188,16 +205,20 @@ class PgHot:
         sql, params, leasing = append_statement(
             _SQL, thread_id, len(events), expected_seq, status, agent, lease, now, outcome)
 
-        with_events = _APPEND_WITH_EVENTS[sql]
-        columns = [*_event_columns(thread_id, events, expected_seq + 1), *_outbox_columns(outbox, thread_id)]
+        schedule = timers.schedule if timers else ()
+        # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append): one
+        # lock order, so a decision and an expiry of the same request queue instead of deadlocking. New timers
+        # lock nothing that exists: they go into the append's own statement.
+        locks_timers = timers is not None and (timers.fired is not None or bool(timers.cancel))
+        with_events = _APPEND_WITH_EVENTS[sql, bool(schedule)]
+        columns = [*_event_columns(thread_id, events, expected_seq + 1), *_outbox_columns(outbox, thread_id),
+                   *_timer_columns(schedule, thread_id)]
 
         async def op(conn: asyncpg.Connection) -> bool:
-            # Timer rows are locked before the thread row, as a firing does (its timer, then its thread's append):
-            # one lock order, so a decision and an expiry of the same request queue instead of deadlocking.
-            await _fire_timer(conn, timers)
-            if timers:
-                await _change_timers(conn, thread_id, timers.schedule, timers.cancel)
-            row = await conn.fetchrow(with_events, *params, *columns)  # compare-and-set, events, outbox rows
+            if timers is not None and locks_timers:
+                await _fire_timer(conn, timers)
+                await _cancel_timers(conn, thread_id, timers.cancel)
+            row = await conn.fetchrow(with_events, *params, *columns)  # compare-and-set, events, outbox, timers
             if row is None:
                 seq = await conn.fetchval(_SQL["THREAD_SEQ"], thread_id)
                 if seq is None:
@@ -215,7 +236,7 @@ class PgHot:
                 # PostgreSQL undoes this one (its savepoint); the caller reloads and tries again, as after a Conflict.
                 raise Conflict(f"thread {thread_id} is being changed concurrently") from None
 
-        return await self.writer.run(guarded, one_statement=not (timers or refs))
+        return await self.writer.run(guarded, one_statement=not (locks_timers or refs))
 
     # --- leases ---------------------------------------------------------------------------------------------
 
