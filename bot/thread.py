@@ -21,7 +21,6 @@ from bot.events import (
     Done,
     ErrorEvent,
     Event,
-    ExecutionStarted,
     HumanInputReceived,
     HumanInputRequested,
     Quote,
@@ -29,6 +28,7 @@ from bot.events import (
     UserMessage,
     Via,
 )
+from bot.flow import ANNOTATIONS, Flow, aside, folded
 from bot.work import CallModel, Execute, Finish, Route, RunCommand, Wait, Work
 
 ThreadStatus = Literal["running", "waiting_for_approval", "waiting_for_human", "done", "failed"]
@@ -63,17 +63,8 @@ class PendingApproval(BaseModel):
 
 _CLOSED: dict[str, Outcome] = {"decision": "rejected", "expiry": "expired", "withdrawal": "cancelled"}
 
-# Events that only annotate a thread and never change what happens next.
-_ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated",
-                "context_fetched")
-_SIDE_ERRORS = ("delivery",)
 _PENDING = frozenset({"approval_requested", "approval_decided", "approval_escalated", "approval_reminded"})
 MAX_CONSECUTIVE_ERRORS = 3
-
-
-def _aside(event: Event) -> bool:
-    """An annotation or a side error (a failed delivery): outside the thread's flow, never what happens next."""
-    return event.type in _ANNOTATIONS or (isinstance(event, ErrorEvent) and event.kind in _SIDE_ERRORS)
 
 
 class Thread(BaseModel):
@@ -86,7 +77,9 @@ class Thread(BaseModel):
     updated_at: datetime | None = None
     # next_work and pending, computed once per list of events (status, the journal, the engine and the service
     # all ask); keyed by the event count because events are only ever appended, and copies carry the cache.
+    # next_work reads the events' fold (bot/flow.py), which an append advances by its own events only.
     _work: tuple[int, Work] | None = PrivateAttr(default=None)
+    _flow: Flow | None = PrivateAttr(default=None)
     _pending: tuple[int, PendingApproval | None] | None = PrivateAttr(default=None)
 
     @property
@@ -97,7 +90,7 @@ class Thread(BaseModel):
     def only_annotations_after(self, seq: int) -> bool:
         """Whether every event after the first ``seq`` is an annotation (a refused click, a routing note): nothing
         that changes what happens next."""
-        return all(e.type in _ANNOTATIONS for e in self.events[seq:])
+        return all(e.type in ANNOTATIONS for e in self.events[seq:])
 
     def with_events(self, new: list[Event]) -> Thread:
         agent = next((e.agent for e in reversed(new) if isinstance(e, AgentSelected)), self.agent)
@@ -138,15 +131,18 @@ class Thread(BaseModel):
 
     # --- derived state --------------------------------------------------------------------------------------
 
-    def _flow(self) -> list[Event]:
-        return [e for e in self.events if not _aside(e)]
+    def _folded(self) -> Flow:
+        private = self._private()
+        flow = private["_flow"] = folded(private["_flow"], self.events)
+        return flow
 
     def fetched_for(self, agent: str) -> bool:
         """Whether ``agent`` already fetched its context into this thread (it does so once)."""
         return any(isinstance(e, ContextFetched) and e.agent == agent for e in self.events)
 
     def proposal(self, action_id: str) -> ActionProposed | None:
-        return next((e for e in self.events if isinstance(e, ActionProposed) and e.action_id == action_id), None)
+        """The first proposal of ``action_id``."""
+        return self._folded().proposals.get(action_id)
 
     def decision(self, approval_id: str) -> ApprovalDecided | None:
         return next(
@@ -197,11 +193,12 @@ class Thread(BaseModel):
     @property
     def consecutive_errors(self) -> int:
         count = 0
-        for event in reversed(self._flow()):
-            if isinstance(event, ErrorEvent) and event.kind == "invalid_output":
-                count += 1
-            else:
+        for event in reversed(self.events):
+            if aside(event):
+                continue
+            if not (isinstance(event, ErrorEvent) and event.kind == "invalid_output"):
                 break
+            count += 1
         return count
 
     @property
@@ -218,8 +215,7 @@ class Thread(BaseModel):
     @property
     def heard_from_person_last(self) -> bool:
         """Whether the next model step is the first since a person's message (the last thing in the flow is theirs)."""
-        flow = self._flow()
-        return bool(flow) and isinstance(flow[-1], UserMessage | HumanInputReceived)
+        return isinstance(self._folded().last, UserMessage | HumanInputReceived)
 
     @property
     def last_human_text(self) -> str | None:
@@ -242,34 +238,18 @@ class Thread(BaseModel):
         return self.__pydantic_private__  # type: ignore[return-value]
 
     def _decide_work(self) -> Work:
-        # One pass over the events gathers what the rules below ask (2-7 µs per append less than a pass each).
-        last: Event | None = None  # the last event of the flow (annotations and side errors left out)
-        cancelled = False  # a ThreadCancelled after the last UserMessage
-        finished: set[str] = set()
-        started: list[ExecutionStarted] = []
-        for event in self.events:
-            if _aside(event):
-                continue
-            last = event
-            if isinstance(event, ActionResult):
-                finished.add(event.action_id)
-            elif isinstance(event, ExecutionStarted):
-                started.append(event)
-            elif isinstance(event, ThreadCancelled):
-                cancelled = True
-            elif isinstance(event, UserMessage):
-                cancelled = False
-        if last is None:
+        flow = self._folded()
+        if flow.last is None:
             return Wait("done")
         if self.pending is not None:
             return Wait("waiting_for_approval")
-        unfinished = next((e for e in started if e.action_id not in finished), None)
-        if unfinished is not None:  # a crash between intent and result: resume with the same key, whatever came after
+        if flow.unfinished:  # a crash between intent and result: resume with the same key, whatever came after
+            unfinished = flow.unfinished[0]
             return Execute(unfinished.action_id, unfinished.name, unfinished.arguments, unfinished.approved_by,
                            unfinished)
-        if cancelled:
+        if flow.cancelled:
             return Wait("done")  # stopped by the requester: nothing more runs until a new message
-        return self._work_after(last)
+        return self._work_after(flow.last)
 
     def _work_after(self, last: Event) -> Work:
         """What follows the flow's last event, when no approval is pending, no execution unfinished and no

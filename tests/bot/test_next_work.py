@@ -20,7 +20,8 @@ from bot.events import (
     ThreadCancelled,
     UserMessage,
 )
-from bot.thread import _ANNOTATIONS, _SIDE_ERRORS, Thread
+from bot.flow import ANNOTATIONS, SIDE_ERRORS
+from bot.thread import Thread
 from bot.work import Execute, Wait, Work
 from tests.bot.test_thread_growth import _ACTIONS, _APPROVALS, _event
 
@@ -29,7 +30,7 @@ def reference_work(thread: Thread) -> Work:
     """The rules, each reading the events on its own."""
     events = thread.events
     flow = [e for e in events
-            if e.type not in _ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in _SIDE_ERRORS)]
+            if e.type not in ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in SIDE_ERRORS)]
     if not flow:
         return Wait("done")
     if thread.pending is not None:
@@ -45,6 +46,10 @@ def reference_work(thread: Thread) -> Work:
         if isinstance(event, UserMessage):
             break
     return thread._work_after(flow[-1])  # the rules for the last event: the same code, not the pass under test
+
+
+def _invalid(event: Event) -> bool:
+    return isinstance(event, ErrorEvent) and event.kind == "invalid_output"
 
 
 def _more(kind: str, action: str, approval: str) -> Event:
@@ -79,6 +84,19 @@ _ANY = st.one_of(st.builds(_event, _KINDS, st.sampled_from(_ACTIONS), st.sampled
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(_ANY, max_size=14), st.sampled_from(["deploy", None]))
 def test_next_work_is_what_the_rules_read_one_by_one_say(events: list[Event], agent: str | None) -> None:
+    grown = Thread(id="t", agent=agent, events=[])  # grown one event at a time: each append advances its fold
     for end in range(len(events) + 1):  # every prefix: each is a thread as it stood after some append
         thread = Thread(id="t", agent=agent, events=events[:end])
         assert thread.next_work() == reference_work(thread)
+        for action in _ACTIONS:  # the first proposal of each action, as a pass over the events finds it
+            assert thread.proposal(action) == next(
+                (e for e in events[:end] if isinstance(e, ActionProposed) and e.action_id == action), None)
+        whole = Thread(id="t", agent=grown.agent, events=list(grown.events))  # with_events may have chosen one
+        assert grown.next_work() == whole.next_work() == reference_work(whole)
+        flow = [e for e in whole.events
+                if e.type not in ANNOTATIONS and not (isinstance(e, ErrorEvent) and e.kind in SIDE_ERRORS)]
+        trailing = len(flow) - next((i + 1 for i in range(len(flow) - 1, -1, -1) if not _invalid(flow[i])), 0)
+        assert (grown.heard_from_person_last, grown.consecutive_errors) == (
+            bool(flow) and isinstance(flow[-1], UserMessage | HumanInputReceived), trailing)
+        if end < len(events):
+            grown = grown.with_events([events[end]])
