@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bot.events import ActionProposed, ActionResult, ErrorEvent, Event, ExecutionStarted, ThreadCancelled, UserMessage
+from bot.events import ActionProposed, ActionResult, ErrorEvent, Event, ExecutionStarted
 
 # Events that only annotate a thread and never change what happens next.
 ANNOTATIONS = ("agent_selected", "decision_refused", "proposal_blocked", "approval_reminded", "approval_escalated",
@@ -40,30 +40,41 @@ class Flow:
         return self.count <= len(events) and (self.count == 0 or events[self.count - 1] is self.tail)
 
     def fold(self, new: Sequence[Event]) -> Flow:
-        """This fold with ``new`` appended."""
+        """This fold with ``new`` appended (a new Flow: this one, which copies of a thread share, stays as it is)."""
         if not new:
             return self
-        last, cancelled = self.last, self.cancelled
-        finished, unfinished, proposals = self.finished, self.unfinished, self.proposals
+        last, cancelled, unfinished = self.last, self.cancelled, self.unfinished
+        # Copied on the first change only, then changed in place: a fold of many events stays linear.
+        finished: set[str] | None = None
+        proposals: dict[str, ActionProposed] | None = None
         for event in new:
-            if isinstance(event, ActionProposed) and event.action_id not in proposals:
-                proposals = {**proposals, event.action_id: event}  # a new mapping: earlier folds keep theirs
-            if aside(event):
-                continue
+            kind = event.type  # a string compare first: an isinstance chain on every event cost twice as much
+            if kind == "action_proposed" and isinstance(event, ActionProposed):
+                if event.action_id not in (proposals or self.proposals):
+                    if proposals is None:
+                        proposals = dict(self.proposals)
+                    proposals[event.action_id] = event
+            if kind in ANNOTATIONS or (kind == "error" and isinstance(event, ErrorEvent) and event.kind in SIDE_ERRORS):
+                continue  # aside(event)
             last = event
-            if isinstance(event, ActionResult):
-                if event.action_id not in finished:
-                    finished = finished | {event.action_id}
+            if kind == "action_result" and isinstance(event, ActionResult):
+                if event.action_id not in (finished or self.finished):
+                    if finished is None:
+                        finished = set(self.finished)
+                    finished.add(event.action_id)
                     unfinished = tuple(e for e in unfinished if e.action_id != event.action_id)
-            elif isinstance(event, ExecutionStarted):
+            elif kind == "execution_started" and isinstance(event, ExecutionStarted):
                 # A start after the action's result, or a second start, changes nothing: the first one counts.
-                if event.action_id not in finished and all(e.action_id != event.action_id for e in unfinished):
+                if (event.action_id not in (finished or self.finished)
+                        and all(e.action_id != event.action_id for e in unfinished)):
                     unfinished = (*unfinished, event)
-            elif isinstance(event, ThreadCancelled):
+            elif kind == "thread_cancelled":
                 cancelled = True
-            elif isinstance(event, UserMessage):
+            elif kind == "user_message":
                 cancelled = False
-        return Flow(self.count + len(new), new[-1], last, cancelled, finished, unfinished, proposals)
+        return Flow(self.count + len(new), new[-1], last, cancelled,
+                    self.finished if finished is None else frozenset(finished), unfinished,
+                    self.proposals if proposals is None else proposals)
 
 
 def folded(cached: Flow | None, events: Sequence[Event]) -> Flow:

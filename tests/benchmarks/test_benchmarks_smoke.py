@@ -97,3 +97,11 @@ def test_timers_reports_firing_rate_and_approve_latency(tmp_path: Path) -> None:
     result = document["results"]
     assert result["firing"]["fired"] == result["firing"]["due"] == 50
     assert result["approve_without_pending"]["p50_ms"] > 0 and result["approve_beside_pending"]["p50_ms"] > 0
+
+
+def test_thread_state_times_an_append_and_a_thread_from_scratch(tmp_path: Path) -> None:
+    """thread_state grows the fixture threads append by append and reports a time per append for each size."""
+    document = run_benchmark("thread_state", tmp_path)
+    assert [r["events"] for r in document["results"]] == [20, 50]
+    for result in document["results"]:
+        assert result["step_us"] > 0 and result["from_scratch_us"] > 0 and result["rounds"] == 2
